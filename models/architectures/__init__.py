@@ -1,0 +1,94 @@
+"""Architecture registry: ``build_arch(name)`` and ``infer_arch(state_dict)``.
+
+Each architecture family lives in its own module (``resnet.py``, ``vit.py``) and provides
+a builder, a state-dict shape test and an inference function. To add a family, add a
+module and register its names in ``_FAMILIES`` below.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from benchmark.errors import CheckpointError, ConfigError
+from models.architectures import resnet as _resnet
+from models.architectures import vit as _vit
+from models.encoder import Encoder
+
+# (names, builder(name, in_chans) -> Encoder, infer(state_dict) -> (name|None, found),
+#  in_chans(state_dict) -> int)
+_FAMILIES: list[tuple[tuple[str, ...], Callable[..., Encoder], Callable, Callable]] = [
+    (tuple(_resnet.RESNET_CONFIGS), _resnet.build_resnet, _resnet.infer_resnet,
+     _resnet.resnet_in_chans),
+    (tuple(_vit.VIT_CONFIGS), _vit.build_vit, _vit.infer_vit, _vit.vit_in_chans),
+]
+
+ARCHS: tuple[str, ...] = tuple(n for names, *_ in _FAMILIES for n in names)
+
+
+def _family(name: str):
+    for fam in _FAMILIES:
+        if name in fam[0]:
+            return fam
+    raise ConfigError(f"unknown architecture {name!r}; known architectures: {', '.join(ARCHS)}")
+
+
+def build_arch(name: str, seed: int | None = None, *, in_chans: int = 3) -> Encoder:
+    """Build architecture ``name`` with random initialisation.
+
+    With ``seed``, initialisation is deterministic (same seed -> identical weights) and
+    the global torch RNG state is left untouched. ``in_chans`` (1 or 3) is the number of
+    input channels of the first layer.
+    """
+    _, builder, _, _ = _family(name)
+    if in_chans not in (1, 3):
+        raise ConfigError(f"in_chans must be 1 or 3, got {in_chans}")
+    if seed is None:
+        return builder(name, in_chans=in_chans)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return builder(name, in_chans=in_chans)
+
+
+def describe_state_dict(state_dict: Mapping[str, Tensor]) -> str:
+    """What a (prefix-stripped) state dict looks like, for error messages."""
+    for _, _, infer, _ in _FAMILIES:
+        _, found = infer(state_dict)
+        if found:
+            return found
+    keys = list(state_dict)
+    return f"{len(keys)} tensors, first keys: {', '.join(keys[:8])}" if keys else "no tensors"
+
+
+def infer_arch(state_dict: Mapping[str, Tensor]) -> str:
+    """Name of the registered architecture a prefix-stripped backbone state dict is for.
+
+    ResNets: block type (bottleneck blocks have ``conv3``) and blocks per stage (the
+    depth follows from layer3). ViTs: depth, embed dim, patch size and ``pos_embed``
+    size. Raises CheckpointError when nothing matches.
+    """
+    found = []
+    for _, _, infer, _ in _FAMILIES:
+        name, desc = infer(state_dict)
+        if name is not None:
+            return name
+        if desc:
+            found.append(desc)
+    what = found[0] if found else describe_state_dict(state_dict)
+    raise CheckpointError(
+        f"cannot infer the architecture: the backbone tensors look like {what}, which matches "
+        f"none of the registered architectures ({', '.join(ARCHS)}). Pass --arch NAME if it is "
+        f"one of them, or load the encoder through a `module:function` factory."
+    )
+
+
+def infer_in_chans(state_dict: Mapping[str, Tensor], arch: str) -> int:
+    """Input channels of the first layer as stored in the checkpoint (default 3)."""
+    _, _, _, in_chans = _family(arch)
+    n = in_chans(state_dict)
+    return n if n in (1, 3) else 3
+
+
+__all__ = ["ARCHS", "build_arch", "infer_arch", "infer_in_chans", "describe_state_dict"]
