@@ -1,0 +1,203 @@
+"""Command line: ``python run_benchmark.py --encoder SPEC [options]``.
+
+Scores a frozen image encoder on the downstream suite and prints a task x label-fraction
+table. Errors a user can fix (missing data, a checkpoint that does not fit, a bad option)
+are printed as one clear message with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from . import __version__
+from .errors import BenchmarkError
+
+ENCODER_HELP = """encoder to score. One of:
+  PATH.pt/.pth/.ckpt/.safetensors  a checkpoint; the format is auto-detected: torchvision
+      ResNet state dict; Lightning checkpoints of MGCA (img_encoder_q.model.), ConVIRT
+      (img_encoder.model.), GLoRIA (gloria.img_encoder.model.), BenchX (visual.model.),
+      M-FLAG (encoder.), G2D (backbone.); timm ViT state dicts; TorchScript modules
+  random:ARCH[@SEED]   seeded random initialisation (the papers' "Random Init" row)
+  imagenet:ARCH        torchvision ImageNet weights, from the local torch hub cache only
+  MODULE:FUNCTION      a Python factory returning an encoder"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_benchmark.py",
+        description="medvlp-bench: score a frozen chest X-ray image encoder on the MGCA downstream suite "
+        "(linear-probe classification on CheXpert, RSNA Pneumonia and COVIDx at 1/10/100%% of the labels).",
+        formatter_class=argparse.RawTextHelpFormatter,
+    )
+    what = parser.add_argument_group("what to run")
+    what.add_argument("--encoder", metavar="SPEC", help=ENCODER_HELP)
+    what.add_argument("--suite", choices=("paper", "demo"), default="paper",
+                      help="paper: the official datasets under the data root (default).\n"
+                           "demo: the built-in SMOKE suite of synthetic images in the official layouts,\n"
+                           "generated on first use; its numbers are not comparable with published ones.")
+    what.add_argument("--tasks", default="all", help="comma-separated task ids or families (see --list-tasks); default: all")
+    what.add_argument("--fractions", default=None, help="label fractions in percent, e.g. 1,10,100 (default: each task's)")
+    what.add_argument("--seeds", default=None, help="comma-separated seeds (default: 0,1,2 for the paper suite, 0 for demo)")
+    what.add_argument("--list-tasks", action="store_true", help="list every task with its family, dataset, metric and whether its data is present")
+
+    data = parser.add_argument_group("data and outputs")
+    data.add_argument("--data-root", metavar="DIR", help="folder holding the datasets' official folders\n(else $MEDVLP_DATA_ROOT, else data_root in ./medvlp-bench.toml or ~/.config/medvlp-bench/config.toml)")
+    data.add_argument("--demo-root", metavar="DIR", help="where the demo suite is generated (default: <cache-dir>/demo-suite)")
+    data.add_argument("--output", metavar="DIR", help="results folder (default: results/<suite>/<encoder name>)")
+    data.add_argument("--cache-dir", metavar="DIR", help="feature cache and locally built manifests (default: $MEDVLP_CACHE or ~/.cache/medvlp-bench)")
+    data.add_argument("--overwrite", action="store_true", help="recompute units whose result files exist (default: finished units are skipped)")
+    data.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based) of the task x fraction x seed grid, e.g. a Slurm array:\n--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")
+    data.add_argument("--skip-missing", action="store_true", help="skip tasks whose dataset is missing instead of stopping")
+
+    enc = parser.add_argument_group("encoder loading")
+    enc.add_argument("--arch", help="architecture when it cannot be inferred from the checkpoint (e.g. resnet50, vit_base_patch16_224)")
+    enc.add_argument("--allow-partial-load", action="store_true", help="accept a checkpoint that does not provide every backbone tensor (recorded in results)")
+    enc.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects from the checkpoint (only for files you trust)")
+
+    run = parser.add_argument_group("execution")
+    run.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    run.add_argument("--batch-size", type=int, default=None, help="images per encoder forward pass (default: 256 on cuda, 32 on cpu)")
+    run.add_argument("--workers", type=int, default=None, help="image-decoding worker processes (default: min(8, cpus - 1))")
+    run.add_argument("--train-views", type=int, default=None, help="cached augmented views per training image (default: 4 paper, 2 demo)")
+    run.add_argument("--no-feature-cache", action="store_true", help="exact mode: run the encoder on freshly augmented images every epoch\n(slow; for validating the cache)")
+    run.add_argument("--limit", type=int, default=None, help="debug: use at most N images per split (results are flagged and rejected by submissions)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--version", action="version", version=f"medvlp-bench {__version__}")
+    return parser
+
+
+def parse_int_list(text: str | None, what: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise BenchmarkError(f"--{what} expects comma-separated integers, got {text!r}") from None
+
+
+def encoder_label(spec: str) -> str:
+    path = Path(spec)
+    label = path.stem if path.suffix else spec
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-") or "encoder"
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchmarkError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); use --device cpu")
+    return device
+
+
+def make_suite(args, cache_dir: Path):
+    from .data_roots import resolve_data_roots
+    from .suites import demo_suite, paper_suite
+
+    if args.suite == "demo":
+        root = Path(args.demo_root) if args.demo_root else cache_dir / "demo-suite"
+        return demo_suite(root, train_views=args.train_views or 2, generate=not args.list_tasks, progress=not args.no_progress)
+    return paper_suite(resolve_data_roots(args.data_root), train_views=args.train_views or 4)
+
+
+def list_tasks(suite) -> str:
+    from .datasets import get_dataset
+    from .registry import all_tasks
+
+    rows = []
+    for task in all_tasks().values():
+        adapter = get_dataset(task.dataset)
+        folder = adapter.find_folder(suite.data_roots)
+        rows.append([task.id, task.family, adapter.title, task.metric, ", ".join(f"{f}%" for f in task.fractions), f"yes ({folder})" if folder else "no"])
+    where = suite.data_roots.root
+    header = f"suite: {suite.name}; data root: {where if where else 'not set'} ({suite.data_roots.source})"
+    return header + "\n" + tabulate(rows, headers=["task", "family", "dataset", "metric", "fractions", "data present"], tablefmt="github")
+
+
+def run(args) -> int:
+    import torch
+
+    from .context import RunContext
+    from .features import FeatureCache
+    from .registry import select_tasks
+    from .results import read_results
+    from .runner import check_datasets, parse_shard, plan_units, run_units, shard_units
+    from .suites import DEFAULT_CACHE
+    from .summary import summary_table
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else DEFAULT_CACHE
+    suite = make_suite(args, cache_dir)
+    if args.list_tasks:
+        print(list_tasks(suite))
+        return 0
+    if not args.encoder:
+        raise BenchmarkError("--encoder is required (for example --encoder random:resnet50, or a checkpoint path); see --help")
+    tasks = select_tasks(args.tasks)
+    device = resolve_device(args.device)
+    fractions = parse_int_list(args.fractions, "fractions")
+    seeds = parse_int_list(args.seeds, "seeds") or ([0, 1, 2] if suite.name == "paper" else [0])
+
+    missing = []
+    if True:
+        from .datasets import get_dataset
+
+        for name in dict.fromkeys(t.dataset for t in tasks):
+            if not get_dataset(name).is_present(suite.data_roots):
+                missing.append(name)
+    if missing:
+        if not args.skip_missing:
+            dummy = RunContext(None, device, suite, Path("."), cache_dir, None)
+            raise BenchmarkError("\n\n".join(check_datasets(dummy, [t for t in tasks if t.dataset in missing]))
+                                 + "\n\n(--skip-missing runs the tasks whose data is present)")
+        tasks = [t for t in tasks if t.dataset not in missing]
+        print(f"skipping tasks on missing datasets: {', '.join(missing)}")
+        if not tasks:
+            raise BenchmarkError("no task has its data present")
+
+    from models.loading import load_encoder
+
+    loaded = load_encoder(args.encoder, arch=args.arch, allow_partial=args.allow_partial_load, trust_pickle=args.trust_checkpoint)
+    loaded.encoder.to(device).eval()
+    output = Path(args.output) if args.output else Path("results") / suite.name / encoder_label(args.encoder)
+    workers = args.workers if args.workers is not None else max(0, min(8, (os.cpu_count() or 1) - 1))
+    batch = args.batch_size or (256 if device.type == "cuda" else 32)
+    flags = {"allow_partial_load": True} if args.allow_partial_load else {}
+    ctx = RunContext(
+        loaded=loaded, device=device, suite=suite, output=output, cache_dir=cache_dir,
+        feature_cache=None if args.no_feature_cache else FeatureCache(cache_dir / "features"),
+        encode_batch_size=batch, workers=workers, progress=not args.no_progress, limit=args.limit, flags=flags,
+    )
+    shard_index, shard_count = parse_shard(args.shard)
+    units = shard_units(plan_units(tasks, fractions, seeds), shard_index, shard_count)
+    if not suite.comparable:
+        print("NOTE: demo (smoke) suite: synthetic images; numbers are NOT comparable with published results.")
+    print(f"encoder: {args.encoder} ({loaded.format}, {loaded.encoder.arch}, sha256 {str(loaded.sha256)[:12]}) on {device}; "
+          f"{len(units)} units -> {output}")
+    torch.manual_seed(0)
+    run_units(ctx, units, overwrite=args.overwrite)
+    selected = {t.id for t in tasks}
+    everything = [r for r in read_results(output) if r.unit.task in selected]
+    print()
+    print(f"Summary ({suite.name} suite, {args.encoder}; % , mean ± std over seeds) from {output}:")
+    print(summary_table(everything))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished units are saved; rerun the same command to resume.", file=sys.stderr)
+        return 130

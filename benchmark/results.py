@@ -1,0 +1,96 @@
+"""Result files: one JSON per (task, fraction, seed), written atomically, plus per-image
+predictions beside it (``<unit>.predictions.csv.gz``) so metrics can be recomputed.
+
+Layout: ``<output>/<task>/<task>_frac<F>_seed<S>.json``. ``SCHEMA_VERSION`` rises when
+fields change meaning; readers keep accepting older versions (tests/data/results guard it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+
+class UnitId(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    task: str
+    fraction: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}_frac{self.fraction}_seed{self.seed}"
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = SCHEMA_VERSION
+    unit: UnitId
+    suite: str
+    family: str
+    dataset: str
+    metric: str
+    value: float  # the task's headline metric, as a fraction in [0, 1]
+    metrics: dict[str, Any]  # every metric computed (headline included)
+    encoder: dict[str, Any]  # spec, format, sha256, arch, contract, load report
+    data: dict[str, Any]  # dataset version, manifest hash, split sizes and id hashes
+    hyperparameters: dict[str, Any]
+    training: dict[str, Any]  # best epoch, epochs run, history
+    timings: dict[str, float]  # seconds per phase
+    provenance: dict[str, Any]
+    flags: dict[str, Any] = {}  # compatibility switches, --limit, exact mode
+    unit_key: str  # hash of everything that must match for a rerun to reuse this result
+    predictions_file: str | None = None
+
+
+def unit_paths(output: Path, unit: UnitId) -> tuple[Path, Path]:
+    folder = output / unit.task
+    return folder / f"{unit.name}.json", folder / f"{unit.name}.predictions.csv.gz"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_result(output: Path, result: Result, predictions: pd.DataFrame | None) -> Path:
+    json_path, pred_path = unit_paths(output, result.unit)
+    if predictions is not None:
+        pred_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pred_path.with_name(f".{pred_path.name}.{os.getpid()}.tmp")
+        predictions.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
+        os.replace(tmp, pred_path)
+        result.predictions_file = pred_path.name
+    # the JSON is written last: its presence means the unit is complete
+    atomic_write_text(json_path, result.model_dump_json(indent=2) + "\n")
+    return json_path
+
+
+def read_result(path: Path) -> Result:
+    data = json.loads(Path(path).read_text())
+    version = data.get("schema_version")
+    if version is None or version > SCHEMA_VERSION:
+        raise ValueError(f"{path}: unsupported result schema version {version} (this harness reads <= {SCHEMA_VERSION})")
+    return Result.model_validate(data)
+
+
+def read_results(output: Path) -> list[Result]:
+    results = []
+    for path in sorted(Path(output).glob("*/*.json")):
+        try:
+            results.append(read_result(path))
+        except (ValueError, json.JSONDecodeError):
+            continue
+    return results

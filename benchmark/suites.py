@@ -1,0 +1,88 @@
+"""Suites: where the data comes from and how it is split.
+
+- ``paper``: the real datasets in their official layouts under the data root, split by the
+  committed manifests (``tasks/manifests/``) or, for datasets whose label files cannot be
+  shipped (COVIDx), by a manifest built deterministically from the local label files with the
+  same recipe. Numbers are comparable with published ones.
+- ``demo``: the built-in SMOKE suite. Synthetic images written by
+  :mod:`benchmark.demo` in the same official layouts, split by manifests built from them with
+  scaled recipes, smaller images and fewer cached views. It runs exactly the same code paths;
+  its numbers are NOT comparable with published results.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tasks.split_recipes import SPLIT_RECIPES
+
+from .data_roots import DataRoots
+from .splits import SplitRecipe
+
+DEMO_MARKER = "DEMO_SUITE.txt"  # written last by the generator
+DEFAULT_CACHE = Path(os.environ.get("MEDVLP_CACHE", Path.home() / ".cache" / "medvlp-bench"))
+REPO_MANIFESTS = Path(__file__).resolve().parents[1] / "tasks" / "manifests"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    comparable: bool  # False for the smoke suite
+    data_roots: DataRoots
+    split_recipes: dict[str, SplitRecipe]
+    use_committed_manifests: bool
+    train_views: int  # cached augmented views per training image
+    resize: int | None = None  # override of the tasks' image sizes (demo: smaller)
+    crop: int | None = None
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "comparable_with_published": self.comparable,
+            "train_views": self.train_views,
+            "resize": self.resize,
+            "crop": self.crop,
+            "notes": self.notes,
+        }
+
+
+def paper_suite(data_roots: DataRoots, train_views: int = 4) -> Suite:
+    return Suite(
+        name="paper",
+        comparable=True,
+        data_roots=data_roots,
+        split_recipes=dict(SPLIT_RECIPES),
+        use_committed_manifests=True,
+        train_views=train_views,
+        notes="MGCA downstream protocol on the official datasets",
+    )
+
+
+DEMO_SPLITS = {
+    "chexpert": replace(SPLIT_RECIPES["chexpert"], val=0.15),
+    "rsna": replace(SPLIT_RECIPES["rsna"], val=0.2, test=0.2),
+    "covidx": replace(SPLIT_RECIPES["covidx"], val=0.2),
+}
+
+
+def demo_suite(root: Path | None = None, *, train_views: int = 2, generate: bool = True, progress: bool = True) -> Suite:
+    root = Path(root) if root else DEFAULT_CACHE / "demo-suite"
+    if generate and not (root / DEMO_MARKER).is_file():  # a complete suite is reused as it is
+        from .demo import generate_demo_suite
+
+        generate_demo_suite(root, progress=progress)
+    return Suite(
+        name="demo",
+        comparable=False,
+        data_roots=DataRoots(root, {}, "demo suite"),
+        split_recipes=dict(DEMO_SPLITS),
+        use_committed_manifests=False,
+        train_views=train_views,
+        resize=96,
+        crop=84,
+        notes="SMOKE SUITE: synthetic images; numbers are not comparable with published results",
+    )

@@ -1,0 +1,108 @@
+"""A task's data on this machine: dataset records joined with its split manifest.
+
+Manifests come from ``tasks/manifests/`` (committed, for the paper suite) or are built
+deterministically from the local label files and kept in the cache (datasets whose labels
+cannot be shipped, and the demo suite). Either way the manifest hash and the hash of every
+id list a unit trains or tests on go into the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from .datasets import get_dataset
+from .datasets.base import DatasetAdapter
+from .errors import BenchmarkError
+from .splits import Manifest, build_manifest, draw_subsets, ids_hash, read_manifest, write_manifest
+from .suites import DEFAULT_CACHE, REPO_MANIFESTS, Suite
+from .task_spec import TaskSpec
+
+
+@dataclass
+class TaskData:
+    task: TaskSpec
+    suite: Suite
+    adapter: DatasetAdapter
+    manifest: Manifest
+
+    @cached_property
+    def records(self) -> pd.DataFrame:
+        return self.adapter.records.set_index("image_id", drop=False)
+
+    @cached_property
+    def split_ids(self) -> dict[str, list[str]]:
+        ids = {split: self.manifest.ids(split) for split in ("train", "val", "test")}
+        if not ids["test"]:  # the manifest leaves the official test partition implicit
+            ids["test"] = sorted(self.records.index[self.records["source_split"] == "test"])
+        missing = {s: [i for i in v if i not in self.records.index] for s, v in ids.items()}
+        if any(missing.values()):
+            examples = [i for v in missing.values() for i in v][:5]
+            counts = {s: len(v) for s, v in missing.items() if v}
+            raise BenchmarkError(
+                f"{self.adapter.title} at {self.adapter.folder} lacks images that the split manifest "
+                f"{self.manifest.path} lists ({counts} missing, e.g. {examples}). Is the dataset "
+                "complete and in its official layout?"
+            )
+        if not ids["test"]:
+            raise BenchmarkError(f"{self.adapter.title}: the test split is empty (no official test partition found)")
+        return ids
+
+    def train_ids(self, fraction: int, seed: int) -> list[str]:
+        """Image ids a unit trains on: the whole train split, or its nested 1% / 10% subset."""
+        train = self.split_ids["train"]
+        if fraction == 100:
+            return train
+        column = f"sub{fraction}_s{seed}"
+        if column in self.manifest.frame.columns:
+            frame = self.manifest.frame
+            return frame.loc[(frame["split"] == "train") & (frame[column] == 1), "image_id"].tolist()
+        # seeds beyond the manifest's draw extra subsets with the same deterministic rule
+        recipe = self.suite.split_recipes[self.task.dataset]
+        if fraction not in recipe.subset_percents:
+            raise BenchmarkError(f"label fraction {fraction}% is not defined; use one of 100, {', '.join(map(str, recipe.subset_percents))}")
+        rows = self.records.loc[train].reset_index(drop=True)
+        chosen = draw_subsets(rows, recipe, self.task.dataset, seed)[fraction]
+        return rows.loc[chosen, "image_id"].tolist()
+
+    def describe(self, fraction: int, seed: int) -> dict:
+        train = self.train_ids(fraction, seed)
+        return {
+            "dataset_version": self.adapter.version(),
+            "dataset_folder": str(self.adapter.folder),
+            "manifest": str(self.manifest.path),
+            "manifest_sha256": self.manifest.sha256,
+            "n_train": len(train),
+            "n_val": len(self.split_ids["val"]),
+            "n_test": len(self.split_ids["test"]),
+            "train_ids_sha256": ids_hash(train),
+            "val_ids_sha256": ids_hash(self.split_ids["val"]),
+            "test_ids_sha256": ids_hash(self.split_ids["test"]),
+        }
+
+
+def local_manifest(adapter: DatasetAdapter, suite: Suite, dataset: str, cache: Path) -> Manifest:
+    recipe = suite.split_recipes[dataset]
+    label_digest = hashlib.sha256()
+    for path in adapter.label_files():
+        label_digest.update(path.read_bytes())
+    key = hashlib.sha256(f"{label_digest.hexdigest()}|{recipe.to_dict()}".encode()).hexdigest()[:16]
+    path = cache / "manifests" / suite.name / f"{dataset}-{key}.csv.gz"
+    if not path.is_file():
+        manifest = build_manifest(adapter.records, recipe, dataset)
+        write_manifest(manifest, path, {"dataset": dataset, "recipe": recipe.to_dict(), "source": adapter.version(), "suite": suite.name})
+    return read_manifest(path, dataset)
+
+
+def load_task_data(task: TaskSpec, suite: Suite, cache: Path = DEFAULT_CACHE) -> TaskData:
+    adapter = get_dataset(task.dataset).locate(suite.data_roots)
+    committed = REPO_MANIFESTS / f"{task.dataset}.csv.gz"
+    if suite.use_committed_manifests and committed.is_file():
+        manifest = read_manifest(committed, task.dataset)
+    else:
+        manifest = local_manifest(adapter, suite, task.dataset, cache)
+    return TaskData(task, suite, adapter, manifest)
