@@ -259,6 +259,12 @@ def test_unknown_single_prefix_is_discovered(tmp_path):
     assert loaded.load_report["prefix"] == "net.image_model.backbone_x."
     assert loaded.load_report["prefix_source"] == "discovered" and loaded.method_hint is None
     check_resnet_matches(loaded, ref)
+    # a known prefix nested one level deeper still names the method
+    torch.save({"model.img_encoder_q.model." + k: v for k, v in ref.state_dict().items()},
+               tmp_path / "nested.pt")
+    nested = load_encoder(str(tmp_path / "nested.pt"))
+    assert nested.method_hint == "mgca" and nested.load_report["prefix"] == "model.img_encoder_q.model."
+    check_resnet_matches(nested, ref)
 
 
 def test_ambiguous_unknown_prefixes_are_refused(tmp_path):
