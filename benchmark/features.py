@@ -95,7 +95,7 @@ def encode_batch(encoder, images: torch.Tensor, device: torch.device, upsample: 
         return encoder.forward_global(x).float()
 
 
-def iterate_features(encoder, dataset: ViewDataset, indices: list[int], *, device, batch_size, workers, upsample, desc):
+def iterate_features(encoder, dataset: ViewDataset, indices: list[int], *, device, batch_size, workers, upsample, desc, progress=True):
     """Yield (dataset indices, features (n, views, D)) for ``indices``, with a progress bar."""
     subset = torch.utils.data.Subset(dataset, indices)
     loader = DataLoader(
@@ -105,7 +105,7 @@ def iterate_features(encoder, dataset: ViewDataset, indices: list[int], *, devic
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
-    with tqdm(total=len(indices), desc=desc, unit="img", dynamic_ncols=True, leave=False) as bar:
+    with tqdm(total=len(indices), desc=desc, unit="img", dynamic_ncols=True, leave=False, disable=not progress) as bar:
         for batch_indices, views in loader:
             n, v = views.shape[:2]
             feats = encode_batch(encoder, views.flatten(0, 1), device, upsample)
@@ -156,6 +156,7 @@ class FeatureCache:
         workers: int,
         upsample: float | None,
         desc: str,
+        progress: bool = True,
         flush_every: int = 2048,
     ) -> tuple[np.ndarray, dict]:
         """Return a (views, len(dataset), D) fp16 memmap whose ``needed`` rows are computed.
@@ -181,7 +182,7 @@ class FeatureCache:
             array = np.memmap(data_path, dtype=np.float16, mode="r+", shape=(views, n, dim)) if meta else None
             since_flush = 0
             for batch_indices, feats in iterate_features(
-                encoder, dataset, todo, device=device, batch_size=batch_size, workers=workers, upsample=upsample, desc=desc
+                encoder, dataset, todo, device=device, batch_size=batch_size, workers=workers, upsample=upsample, desc=desc, progress=progress
             ):
                 if array is None:
                     dim = feats.shape[-1]
@@ -200,14 +201,14 @@ class FeatureCache:
             return np.memmap(data_path, dtype=np.float16, mode="r", shape=(views, n, dim)), stats
 
 
-def compute_in_memory(encoder, dataset: ViewDataset, needed: list[int], *, device, batch_size, workers, upsample, desc) -> np.ndarray:
+def compute_in_memory(encoder, dataset: ViewDataset, needed: list[int], *, device, batch_size, workers, upsample, desc, progress=True) -> np.ndarray:
     """Exact mode (``--no-feature-cache``): encode ``needed`` rows now, keep nothing on disk.
 
     Returns a float32 array (views, len(needed), D) in the order of ``needed``."""
     position = {index: k for k, index in enumerate(needed)}
     out = None
     for batch_indices, feats in iterate_features(
-        encoder, dataset, needed, device=device, batch_size=batch_size, workers=workers, upsample=upsample, desc=desc
+        encoder, dataset, needed, device=device, batch_size=batch_size, workers=workers, upsample=upsample, desc=desc, progress=progress
     ):
         if out is None:
             out = np.zeros((feats.shape[1], len(needed), feats.shape[2]), dtype=np.float32)

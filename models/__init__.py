@@ -1,0 +1,8 @@
+"""Image encoders: the :class:`Encoder` interface, architectures and checkpoint loading."""
+
+from models.architectures import ARCHS, build_arch, infer_arch
+from models.encoder import Encoder, InputContract
+from models.loading import LoadedEncoder, load_encoder
+
+__all__ = ["ARCHS", "Encoder", "InputContract", "LoadedEncoder", "build_arch", "infer_arch",
+           "load_encoder"]

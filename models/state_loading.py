@@ -14,7 +14,7 @@ from typing import Any
 from torch import Tensor
 
 from benchmark.errors import CheckpointError
-from models.encoder import Encoder
+from models.encoder import Encoder, InputContract
 
 # where trainers commonly nest the weights inside a checkpoint dict
 STATE_DICT_KEYS = ("state_dict", "model", "model_state_dict", "module", "net", "weights")
@@ -145,7 +145,40 @@ def load_backbone_state(
     }
 
 
+def encoder_from_state_dict(
+    state_dict: Mapping[str, Tensor],
+    *,
+    where: str,
+    arch: str | None = None,
+    allow_partial: bool = False,
+    contract: InputContract | None = None,
+    user_contract: InputContract | None = None,
+) -> tuple[Encoder, dict[str, Any]]:
+    """Build the architecture for a prefix-stripped backbone state dict and load it.
+
+    ``arch`` None -> inferred. The encoder's contract is ``contract`` (default: the
+    architecture's) with ``user_contract`` applied on top. Missing tensors (partial loads
+    only) keep a seed-0 random initialisation, so even partial loads are reproducible.
+    """
+    from models.architectures import build_arch, infer_arch, infer_in_chans
+    from models.encoder import merge_contract
+
+    inferred = arch is None
+    if arch is None:
+        try:
+            arch = infer_arch(state_dict)
+        except CheckpointError as e:
+            raise CheckpointError(f"{where}: {e}") from e
+    encoder = build_arch(arch, seed=0, in_chans=infer_in_chans(state_dict, arch))
+    report = load_backbone_state(encoder, state_dict, where=where, allow_partial=allow_partial)
+    report["arch"] = arch
+    report["arch_inferred"] = inferred
+    base = contract if contract is not None else encoder.contract
+    encoder.contract = merge_contract(base, user_contract)
+    return encoder, report
+
+
 __all__ = [
     "STATE_DICT_KEYS", "is_tensor_mapping", "find_state_dict", "strip_ddp", "strip_prefix",
-    "required_keys", "load_backbone_state",
+    "required_keys", "load_backbone_state", "encoder_from_state_dict",
 ]

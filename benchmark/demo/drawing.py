@@ -83,6 +83,10 @@ class Ellipse:
         window = self.window(shape, margin=soft + 1.0)
         return window, self.coverage_on(window, soft)
 
+    def grown(self, pixels: float) -> "Ellipse":
+        """The same ellipse, ``pixels`` larger on every side."""
+        return Ellipse(self.cx, self.cy, self.rx + pixels, self.ry + pixels, self.angle)
+
     def to_json(self) -> dict:
         return {k: round(float(v), 2) for k, v in vars(self).items()}
 
@@ -260,7 +264,7 @@ def draw_effusion(image, anatomy, rng, finding) -> dict:
     sides = []
     for lung in _pick_lungs(rng, anatomy, finding.extent):
         e = lung.shape
-        window, cover = e.coverage(image.shape, soft=2.0)
+        window, cover = e.grown(1.5).coverage(image.shape, soft=2.0)  # also covers the lung's soft rim
         xs, ys = _coordinates(window)
         depth = (0.07 + 0.24 * finding.severity) * rng.uniform(0.85, 1.15)  # share of the lung height
         level = e.cy + e.ry - 1.6 * e.ry * depth  # fluid surface at the medial edge
@@ -315,7 +319,7 @@ def draw_pneumonia(image, anatomy, rng, finding) -> dict:
     while len(lungs) < finding.extent:  # more opacities than lungs: repeat lungs
         lungs.append(anatomy.lungs[int(rng.integers(len(anatomy.lungs)))])
     for lung in lungs:
-        box = _focal_opacity(image, rng, lung, 0.55 + 0.38 * finding.severity, (0.3, 0.5))
+        box = _focal_opacity(image, rng, lung, 0.55 + 0.38 * finding.severity, (0.38, 0.58))
         if box is not None:
             opacities.append({"side": lung.side, "box": box})
     return {"opacities": opacities}
@@ -436,7 +440,7 @@ def _wire_polygon(rng: np.random.Generator, size: int) -> list[tuple[float, floa
     """A thin curved band (lead wire) as a closed polygon."""
     x, y = rng.uniform(0.15, 0.85, size=2) * size
     heading, step = rng.uniform(0, 2 * math.pi), size * rng.uniform(0.05, 0.09)
-    half = max(1.0, size * 0.008)
+    half = max(1.5, size * 0.012)
     centre = [(x, y)]
     for _ in range(int(rng.integers(3, 6))):
         heading += rng.uniform(-0.5, 0.5)
@@ -458,7 +462,7 @@ def _wire_polygon(rng: np.random.Generator, size: int) -> list[tuple[float, floa
 def _clip_polygon(rng: np.random.Generator, size: int) -> list[tuple[float, float]]:
     """A small star-shaped polygon (clip, coin-like button, jewellery)."""
     cx, cy = rng.uniform(0.1, 0.9, size=2) * size
-    radius = size * rng.uniform(0.03, 0.06)
+    radius = size * rng.uniform(0.04, 0.08)
     count = int(rng.integers(5, 8))
     angles = np.sort(rng.uniform(0, 2 * math.pi, count))
     return [(cx + radius * rng.uniform(0.5, 1.0) * math.cos(a), cy + radius * rng.uniform(0.5, 1.0) * math.sin(a)) for a in angles]
@@ -473,13 +477,22 @@ def sample_foreign_object(rng: np.random.Generator, size: int, kind: int) -> For
     if kind in (OBJECT_RECTANGLE, OBJECT_ELLIPSE):
         cx, cy = rng.uniform(0.08, 0.92, size=2) * size
         if kind == OBJECT_RECTANGLE:
-            half_w, half_h = size * rng.uniform(0.025, 0.06), size * rng.uniform(0.02, 0.05)
+            half_w, half_h = size * rng.uniform(0.03, 0.07), size * rng.uniform(0.025, 0.06)
         else:
-            half_w = size * rng.uniform(0.018, 0.04)
+            half_w = size * rng.uniform(0.025, 0.05)
             half_h = half_w * rng.uniform(0.8, 1.25)
         return ForeignObject(kind, (clip(cx - half_w), clip(cy - half_h), clip(cx + half_w), clip(cy + half_h)))
     outline = _wire_polygon(rng, size) if rng.uniform() < 0.5 else _clip_polygon(rng, size)
-    return ForeignObject(OBJECT_POLYGON, tuple(clip(v) for point in outline for v in point))
+    points: list[tuple[int, int]] = []
+    for x, y in outline:  # integer vertices, without repeats
+        vertex = (clip(x), clip(y))
+        if not points or vertex != points[-1]:
+            points.append(vertex)
+    if len(set(points)) < 3:  # degenerate after rounding: fall back to a triangle
+        x, y = points[0]
+        dx, dy = (4 if x < size // 2 else -4), (4 if y < size // 2 else -4)
+        points = [(x, y), (x + dx, y), (x, y + dy)]
+    return ForeignObject(OBJECT_POLYGON, tuple(v for point in points for v in point))
 
 
 def draw_foreign_objects(image: np.ndarray, rng: np.random.Generator, kinds: Sequence[int]) -> list[ForeignObject]:

@@ -38,7 +38,7 @@ def encoder_upsample(task: ClassificationTaskSpec, ctx: RunContext, crop: int) -
 
 
 def targets_of(task: ClassificationTaskSpec, records: pd.DataFrame) -> np.ndarray:
-    values = records[list(task.label_columns)].to_numpy()
+    values = records[list(task.label_columns)].to_numpy().copy()
     return values if (task.multilabel or task.num_outputs == 1) else values[:, 0]
 
 
@@ -111,7 +111,7 @@ class SplitFeatures:
 
     def _encode_kwargs(self, desc: str) -> dict:
         ctx = self.ctx
-        return dict(device=ctx.device, batch_size=ctx.encode_batch_size, workers=ctx.workers, upsample=self.upsample, desc=desc)
+        return dict(device=ctx.device, batch_size=ctx.encode_batch_size, workers=ctx.workers, upsample=self.upsample, desc=desc, progress=ctx.progress)
 
     def get(self, ids: list[str]) -> tuple[torch.Tensor, dict]:
         """(views, len(ids), D) float32 features of ``ids``, from the cache (filled as needed)."""

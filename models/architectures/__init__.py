@@ -39,7 +39,8 @@ def build_arch(name: str, seed: int | None = None, *, in_chans: int = 3) -> Enco
     """Build architecture ``name`` with random initialisation.
 
     With ``seed``, initialisation is deterministic (same seed -> identical weights) and
-    the global torch RNG state is left untouched. ``in_chans`` (1 or 3) is the number of
+    the global torch RNG state (CPU and CUDA) is left untouched; weights are initialised
+    on the CPU. ``in_chans`` (1 or 3) is the number of
     input channels of the first layer.
     """
     _, builder, _, _ = _family(name)
@@ -48,7 +49,7 @@ def build_arch(name: str, seed: int | None = None, *, in_chans: int = 3) -> Enco
     if seed is None:
         return builder(name, in_chans=in_chans)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        torch.default_generator.manual_seed(int(seed))  # CPU only: CUDA RNG untouched
         return builder(name, in_chans=in_chans)
 
 

@@ -121,7 +121,7 @@ def kaggle_dicom_attributes(patient_id: str, sex: str, age: int, view: str, size
         "PatientID": patient_id,
         "PatientBirthDate": "",
         "PatientSex": sex[0],
-        "PatientAge": str(age),
+        "PatientAge": f"{age:03d}Y",
         "BodyPartExamined": "CHEST",
         "ViewPosition": view,
         "StudyID": "",

@@ -162,6 +162,10 @@ def plan(ctx: DemoContext) -> list[MimicStudy]:
     return studies
 
 
+def count_images(studies: list[MimicStudy]) -> int:
+    return sum(len(study.dicom_ids) for study in studies)
+
+
 # ---------------------------------------------------------------------------- reports
 def _side_text(sides: list[str]) -> str:
     sides = sorted(set(sides))
@@ -284,7 +288,7 @@ def write(ctx: DemoContext, studies: list[MimicStudy]) -> dict:
         rng = ctx.image_rng(FOLDER, index)
         findings = _findings(rng, study)
         severities = {f.name: f.severity for f in findings}
-        images = {}
+        pictures, images = [], {}
         for dicom_id, view in zip(study.dicom_ids, study.views):
             drawn = [f for f in findings if not (view == "LATERAL" and f.name == "pneumothorax")]
             picture = draw_radiograph(rng, ctx.image_size, drawn, view="lateral" if view == "LATERAL" else "frontal")
@@ -292,10 +296,9 @@ def write(ctx: DemoContext, studies: list[MimicStudy]) -> dict:
             metadata.append(_metadata_row(study, dicom_id, view, ctx.image_size))
             splits.append([dicom_id, study.study_id, study.subject_id, study.split])
             images[dicom_id] = {"view": view, "path": study.image_path(dicom_id), **radiograph_truth(picture)}
-            if view != "LATERAL":
-                frontal = picture
+            pictures.append(picture)
             ctx.advance(1)
-        report, labels = write_report(study, frontal, severities, rng)
+        report, labels = write_report(study, pictures[0], severities, rng)  # the frontal view comes first
         write_atomic(ctx.root / study.report_path, report)
         chexpert.append([study.subject_id, study.study_id, *(label_text(labels[c]) for c in LABELS)])
         truth[f"s{study.study_id}"] = {

@@ -1,0 +1,108 @@
+"""Base classes and registries for checkpoint formats and spec-string sources.
+
+Two kinds of plug-ins, each one file in ``models/formats/``:
+
+* :class:`CheckpointFormat` - a layout of a checkpoint *file*. ``detect(obj)`` looks at
+  the loaded object, ``extract(obj)`` returns the backbone tensors with their prefix
+  stripped plus extra info (``prefix``, ``method_hint``, ignored tensors ...). A format
+  whose object is a whole model (TorchScript) sets ``builds_encoder`` and implements
+  ``build_encoder`` instead. Formats are tried in ``priority`` order (lower first).
+* :class:`SpecSource` - an encoder named by a spec string rather than a file
+  (``random:resnet50``, ``imagenet:resnet50``, ``pkg.mod:factory``).
+
+Register with ``@register_format`` / ``@register_source``; every module in this package
+is imported by ``models/formats/__init__.py``, so adding a format is adding one file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from torch import Tensor
+
+from models.encoder import Encoder, InputContract
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    arch: str | None = None
+    allow_partial: bool = False
+    trust_pickle: bool = False
+    input_contract: InputContract | None = None
+
+
+class CheckpointFormat:
+    name: str = ""
+    priority: int = 100
+    description: str = ""
+    builds_encoder: bool = False
+
+    def detect(self, obj: Any) -> bool:
+        raise NotImplementedError
+
+    def extract(self, obj: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """(prefix-stripped backbone state dict, extra info)."""
+        raise NotImplementedError
+
+    def build_encoder(self, obj: Any, opts: LoadOptions, where: str) -> Encoder:
+        """Only for ``builds_encoder`` formats."""
+        raise NotImplementedError
+
+
+@dataclass
+class SourceResult:
+    encoder: Encoder
+    canonical_spec: str
+    format: str
+    method_hint: str | None = None
+    load_report: dict[str, Any] = field(default_factory=dict)
+
+
+class SpecSource:
+    scheme: str = ""
+    description: str = ""
+    # True: also claims specs without "scheme:" (checked only when no such file exists)
+    implicit: bool = False
+
+    def matches(self, spec: str) -> bool:
+        return spec.startswith(self.scheme + ":")
+
+    def matches_implicit(self, spec: str) -> bool:
+        return False
+
+    def load(self, spec: str, opts: LoadOptions) -> SourceResult:
+        raise NotImplementedError
+
+
+FORMATS: dict[str, CheckpointFormat] = {}
+SOURCES: dict[str, SpecSource] = {}
+
+F = TypeVar("F", bound=type)
+
+
+def register_format(cls: F) -> F:
+    inst = cls()
+    if not inst.name or inst.name in FORMATS:
+        raise ValueError(f"checkpoint format needs a unique name, got {inst.name!r}")
+    FORMATS[inst.name] = inst
+    return cls
+
+
+def register_source(cls: F) -> F:
+    inst = cls()
+    if not inst.scheme or inst.scheme in SOURCES:
+        raise ValueError(f"spec source needs a unique scheme, got {inst.scheme!r}")
+    SOURCES[inst.scheme] = inst
+    return cls
+
+
+def formats_by_priority() -> list[CheckpointFormat]:
+    return sorted(FORMATS.values(), key=lambda f: (f.priority, f.name))
+
+
+def detect_format(obj: Any) -> CheckpointFormat | None:
+    for fmt in formats_by_priority():
+        if fmt.detect(obj):
+            return fmt
+    return None

@@ -1,0 +1,19 @@
+"""Shared fixtures: a small demo suite (same generator and code paths as the real demo)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    from benchmark.demo import generate_demo_suite
+
+    root = tmp_path_factory.mktemp("demo-suite")
+    generate_demo_suite(root, scale=0.35, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
