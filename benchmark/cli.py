@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-feature-cache", action="store_true", help="exact mode: run the encoder on freshly augmented images every epoch\n(slow; for validating the cache)")
     run.add_argument("--limit", type=int, default=None, help="debug: use at most N images per split (results are flagged and rejected by submissions)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--mgca-bn-drift", action="store_true", help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\nas MGCA's code did (for comparison with published numbers; recorded in results)")
+    run.add_argument("--mgca-det-map", action="store_true", help="detection: MGCA's mAP rule (only images with ground truth and >= 1 surviving prediction count; recorded in results)")
     parser.add_argument("--version", action="version", version=f"medvlp-bench {__version__}")
     return parser
 
@@ -170,6 +172,8 @@ def run(args) -> int:
     workers = args.workers if args.workers is not None else max(0, min(8, (os.cpu_count() or 1) - 1))
     batch = args.batch_size or (256 if device.type == "cuda" else 32)
     flags = {"allow_partial_load": True} if args.allow_partial_load else {}
+    flags.update({"mgca_bn_drift": True} if args.mgca_bn_drift else {})  # [seg]
+    flags.update({"mgca_det_map": True} if args.mgca_det_map else {})  # [det]
     ctx = RunContext(
         loaded=loaded, device=device, suite=suite, output=output, cache_dir=cache_dir,
         feature_cache=None if args.no_feature_cache else FeatureCache(cache_dir / "features"),

@@ -96,16 +96,16 @@ def train_linear_probe(
         epoch_features = views[choice, torch.arange(n, device=device)].float()
         order = torch.randperm(n, generator=generator).to(device)
         head.train()
-        running = 0.0
+        running = torch.zeros((), device=device)  # summed on the device: no sync per step
         for s in range(0, n, recipe.batch_size):
             batch = order[s : s + recipe.batch_size]
             loss = probe_loss(head(epoch_features[batch]), train_targets[batch], recipe.loss)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            running += float(loss.detach()) * len(batch)
+            running += loss.detach() * len(batch)
         val_loss = evaluate_loss(head, val_features, val_targets, recipe.loss)
-        best.history.append({"epoch": epoch + 1, "train_loss": running / max(1, n), "val_loss": val_loss})
+        best.history.append({"epoch": epoch + 1, "train_loss": float(running) / max(1, n), "val_loss": val_loss})
         bar.set_postfix(val_loss=f"{val_loss:.4f}")
         if val_loss < best.best_val_loss:
             best.head, best.best_epoch, best.best_val_loss, stale = copy.deepcopy(head), epoch + 1, val_loss, 0

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
 
 @dataclass(frozen=True)
@@ -53,37 +52,31 @@ def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator) -> np.nd
     return image[top : top + crop, left : left + crop]
 
 
-def moco_photometric(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """MoCo-v2 augmentation on a (1, H, W) grey tensor in [0, 1].
+def moco_photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """MoCo-v2 augmentation on a float32 grey image in [0, 1] (OpenCV/numpy, no torch threads).
 
-    Colour jitter (brightness/contrast/saturation 0.4, hue 0.1) with p=0.8, random greyscale
-    p=0.2, Gaussian blur sigma in [0.1, 2.0] with p=0.5 and a horizontal flip with p=0.5.
-    On a grey image saturation, hue and greyscale are identities, so only brightness and
-    contrast change pixels; they are kept so the recipe matches the protocol text.
+    Colour jitter (brightness/contrast/saturation 0.4, hue 0.1; random order) with p=0.8,
+    random greyscale p=0.2, Gaussian blur sigma in [0.1, 2.0] (kernel 10% of the side) with
+    p=0.5 and a horizontal flip with p=0.5. On a grey image saturation, hue and greyscale are
+    identities, so only brightness and contrast change pixels; their draws are kept so the
+    recipe matches the protocol text. Contrast blends with the image mean, as torchvision does.
     """
-    def chance(p: float) -> bool:
-        return bool(torch.rand((), generator=generator) < p)
-
-    def uniform(low: float, high: float) -> float:
-        return float(low + (high - low) * torch.rand((), generator=generator))
-
-    if chance(0.8):
-        order = torch.randperm(2, generator=generator).tolist()
-        factors = (uniform(0.6, 1.4), uniform(0.6, 1.4))
-        uniform(0.6, 1.4), uniform(-0.1, 0.1)  # saturation and hue draws (no-ops on grey)
-        for index in order:
-            if index == 0:
-                tensor = v2.functional.adjust_brightness(tensor, factors[0])
+    if rng.random() < 0.8:
+        brightness, contrast = rng.uniform(0.6, 1.4), rng.uniform(0.6, 1.4)
+        rng.uniform(0.6, 1.4), rng.uniform(-0.1, 0.1)  # saturation and hue: no-ops on grey
+        for step in rng.permutation(2):
+            if step == 0:
+                image = np.clip(image * brightness, 0.0, 1.0)
             else:
-                tensor = v2.functional.adjust_contrast(tensor, factors[1])
-    chance(0.2)  # random greyscale: identity on a grey image
-    if chance(0.5):
-        size = tensor.shape[-1]
-        kernel = int(0.1 * size) // 2 * 2 + 1
-        tensor = v2.functional.gaussian_blur(tensor, [kernel, kernel], [uniform(0.1, 2.0)] * 2)
-    if chance(0.5):
-        tensor = torch.flip(tensor, dims=[-1])
-    return tensor.clamp_(0.0, 1.0)
+                image = np.clip((image - image.mean()) * contrast + image.mean(), 0.0, 1.0)
+    rng.random()  # random greyscale: identity on a grey image
+    if rng.random() < 0.5:
+        kernel = int(0.1 * image.shape[-1]) // 2 * 2 + 1
+        sigma = rng.uniform(0.1, 2.0)
+        image = cv2.GaussianBlur(image, (kernel, kernel), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT_101)
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image, dtype=np.float32)
 
 
 def to_tensor01(image: np.ndarray) -> torch.Tensor:
@@ -109,8 +102,7 @@ def preprocess(
     if not train:
         return to_tensor01(centre_crop(image, spec.crop))
     rng = np.random.default_rng(seed)
-    tensor = to_tensor01(random_crop(image, spec.crop, rng))
+    crop = random_crop(image, spec.crop, rng)
     if spec.train_augmentation == "moco":
-        generator = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
-        tensor = moco_photometric(tensor, generator)
-    return tensor
+        return torch.from_numpy(moco_photometric(crop.astype(np.float32) / 255.0, rng)).unsqueeze(0)
+    return to_tensor01(crop)

@@ -66,6 +66,8 @@ DEMO_SPLITS = {
     "chexpert": replace(SPLIT_RECIPES["chexpert"], val=0.15),
     "rsna": replace(SPLIT_RECIPES["rsna"], val=0.2, test=0.2),
     "covidx": replace(SPLIT_RECIPES["covidx"], val=0.2),
+    "siim": replace(SPLIT_RECIPES["siim"], val=0.2, test=0.2),  # [seg]
+    "object_cxr": replace(SPLIT_RECIPES["object_cxr"], val=0.2),
 }
 
 

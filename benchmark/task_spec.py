@@ -70,3 +70,51 @@ class ClassificationTaskSpec(TaskSpec):
     def num_outputs(self) -> int:
         # binary single-label tasks (RSNA) use one logit with BCE, as MGCA does
         return 1 if (not self.multilabel and len(self.classes) == 2 and self.probe.loss == "bce") else len(self.classes)
+
+
+# ------------------------------------------------------------------ detection ([det])
+COCO_YOLOV3_ANCHORS = (  # mmdet/darknet YOLOv3 anchors at 416 input, per level (strides 32, 16, 8)
+    ((116, 90), (156, 198), (373, 326)),
+    ((30, 61), (62, 45), (59, 119)),
+    ((10, 13), (16, 30), (33, 23)),
+)
+
+
+class DetectionRecipe(Spec):
+    """PROTOCOL.md: YOLOv3 neck + head on layer2/3/4 (strides 8/16/32) at 224 input, COCO
+    anchors scaled by input/416; AdamW wd 1e-6; 1% -> ``lr_1pct`` with batch 8, 10%/100% ->
+    lr 5e-4 with batch 16; at most 50 epochs, early stopping on val mAP (patience 10);
+    objectness >= 0.5 and NMS IoU 0.5 at test; mAP over IoU 0.40:0.05:0.75."""
+
+    lr_1pct: float
+    lr: float = 5e-4
+    batch_size_1pct: int = 8
+    batch_size: int = 16
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 1e-6
+    max_epochs: int = 50
+    patience: int = 10
+    input_size: int = 224  # letterboxed square (longer side resized, zero-padded); no crop
+    out_indices: tuple[int, int, int] = (2, 3, 4)  # encoder pyramid levels (strides 8, 16, 32)
+    anchors: tuple[tuple[tuple[int, int], ...], ...] = COCO_YOLOV3_ANCHORS
+    anchor_reference_size: int = 416
+    neck_out_channels: tuple[int, int, int] = (512, 256, 128)
+    head_out_channels: tuple[int, int, int] = (1024, 512, 256)
+    objectness_threshold: float = 0.5
+    nms_iou: float = 0.5
+    max_per_image: int = 100
+    iou_thresholds: tuple[float, ...] = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
+
+    def lr_for(self, fraction: int) -> float:
+        return self.lr_1pct if fraction <= 1 else self.lr
+
+    def batch_size_for(self, fraction: int) -> int:
+        return self.batch_size_1pct if fraction <= 1 else self.batch_size
+
+
+class DetectionTaskSpec(TaskSpec):
+    family: Literal["detection"] = "detection"
+    metric: Literal["map"] = "map"
+    box_column: str = "boxes"  # record column: list of (x, y, w, h) in image pixels
+    classes: tuple[str, ...]
+    recipe: DetectionRecipe

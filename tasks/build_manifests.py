@@ -61,6 +61,7 @@ def rsna_records(data: Path):
 SOURCES = {
     "chexpert": (chexpert_records, "torchxrayvision/data/chexpert_train.csv.gz (official CheXpert-v1.0-small train.csv)"),
     "rsna": (rsna_records, "torchxrayvision/data/kaggle_stage_2_train_labels.csv.zip (official stage_2_train_labels.csv)"),
+    "siim": (lambda data: __import__("benchmark.datasets.siim", fromlist=["x"]).read_siim_rle(data / "siim-pneumothorax-train-rle.csv.gz"), "torchxrayvision/data/siim-pneumothorax-train-rle.csv.gz (official train-rle.csv)"),  # [seg]
 }
 
 

@@ -12,4 +12,6 @@ SPLIT_RECIPES: dict[str, SplitRecipe] = {
     "chexpert": SplitRecipe(val=5000, test=None, stratify=COMPETITION_TASKS),
     "rsna": SplitRecipe(val=5337, test=5337, stratify=("Pneumonia",)),
     "covidx": SplitRecipe(val=0.2, test=None, stratify=("label",)),
+    "siim": SplitRecipe(val=1807, test=1807, stratify=("Pneumothorax",)),  # [seg] 8,433 / 1,807 / 1,807 from train-rle.csv
+    "object_cxr": SplitRecipe(val=1600, test=None, stratify=("has_object",)),  # 6,400 / 1,600 / official dev 1,000
 }

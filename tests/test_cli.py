@@ -125,7 +125,7 @@ def test_sharded_runs_fill_one_grid(demo_root, demo_run, tmp_path):
 def test_better_encoder_scores_higher_on_demo(demo_root, demo_run, tmp_path):
     _, random_out = demo_run
     out = tmp_path / "intensity"
-    assert main(demo_args(demo_root, tmp_path / "c", out, "tests.encoders_for_tests:regional_intensity", "--fractions", "100")) == 0
+    assert main(demo_args(demo_root, tmp_path / "c", out, "models.baselines:regional_intensity", "--fractions", "100")) == 0
     for task in ("chexpert_cls", "rsna_cls", "covidx_cls"):
         good = read_result(out / task / f"{task}_frac100_seed0.json").value
         rand = read_result(random_out / task / f"{task}_frac100_seed0.json").value

@@ -6,10 +6,14 @@ from .base import DatasetAdapter
 from .chexpert import CheXpert
 from .covidx import COVIDx
 from .rsna import RSNAPneumonia
+from .object_cxr import ObjectCXR  # [det]
 
 DATASETS: dict[str, type[DatasetAdapter]] = {
     adapter.name: adapter for adapter in (CheXpert, RSNAPneumonia, COVIDx)
 }
+DATASETS[ObjectCXR.name] = ObjectCXR  # [det]
+from .siim import SIIMPneumothorax  # noqa: E402  [seg]
+DATASETS[SIIMPneumothorax.name] = SIIMPneumothorax  # [seg]
 
 
 def get_dataset(name: str) -> type[DatasetAdapter]:

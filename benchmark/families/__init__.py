@@ -11,6 +11,8 @@ import importlib
 
 FAMILIES = {
     "classification": "benchmark.families.classification",
+    "segmentation": "benchmark.families.segmentation",  # [seg]
+    "detection": "benchmark.families.detection",
 }
 
 

@@ -1,14 +1,16 @@
-"""Encoder factories for tests (``--encoder tests.encoders_for_tests:regional_intensity``)."""
+"""Hand-crafted, non-learned baseline encoders (sanity rows, not methods).
+
+``--encoder models.baselines:regional_intensity``: the mean and spread of the intensity in
+an 8 x 8 grid of image regions (128 features). On the demo suite, whose findings change
+regional brightness, it beats a randomly initialised network, which makes it a useful
+check that a benchmark's metric responds to encoder quality.
+"""
 
 import torch
 from torch import nn
 
 
 class RegionalIntensity(nn.Module):
-    """A hand-made 'good' encoder for the demo suite: mean and spread of the intensity in an
-    8 x 8 grid of regions. The demo's findings change regional brightness (opacities, heart
-    size, dark pneumothorax), so this beats a randomly initialised network."""
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grey = x[:, :1]
         mean = nn.functional.adaptive_avg_pool2d(grey, 8)

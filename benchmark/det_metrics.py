@@ -1,0 +1,125 @@
+"""Detection metric: COCO-style 101-point interpolated AP, averaged over IoU thresholds.
+
+Default (medvlp-bench): every test image counts. A prediction on an image without ground
+truth is a false positive; a ground-truth box nobody found is a miss. Per IoU threshold the
+computation is exactly pycocotools' COCOeval for one category, area range "all" and no
+per-image detection cap: detections sorted by score (stable, images in sorted-id order),
+greedy matching of each detection to the unmatched ground truth of highest IoU >= threshold,
+precision made monotone, sampled at recall 0, 0.01, ..., 1 (precision 0 beyond the reached
+recall), averaged. IoU is computed on continuous coordinates (area = w * h, as COCO).
+
+``mgca=True`` reproduces MGCA's evaluation rule (a compatibility switch, recorded in the
+result): only images that have a ground-truth box AND at least one surviving prediction count.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+IOU_THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
+RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of (n, 4) and (m, 4) boxes in (x1, y1, x2, y2)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def _as_boxes(value) -> np.ndarray:
+    return np.asarray(value if value is not None else [], dtype=np.float64).reshape(-1, 4)
+
+
+def _as_preds(value) -> np.ndarray:
+    return np.asarray(value if value is not None else [], dtype=np.float64).reshape(-1, 5)
+
+
+def average_precision(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], iou_threshold: float,
+                      images: list[str] | None = None) -> float:
+    """AP at one IoU threshold. ``gt[image]``: (n, 4) xyxy; ``preds[image]``: (m, 5) xyxy + score.
+
+    ``images``: the images that count (default: every image in ``gt`` or ``preds``).
+    Returns NaN when no counted image has ground truth (COCO's -1: AP undefined)."""
+    images = sorted(set(gt) | set(preds)) if images is None else sorted(images)
+    scores, matched, n_gt = [], [], 0
+    for image in images:
+        g, p = _as_boxes(gt.get(image)), _as_preds(preds.get(image))
+        n_gt += len(g)
+        if not len(p):
+            continue
+        order = np.argsort(-p[:, 4], kind="mergesort")
+        p = p[order]
+        ious = box_iou(p[:, :4], g)
+        taken = np.zeros(len(g), dtype=bool)
+        for d in range(len(p)):
+            best, best_iou = -1, min(iou_threshold, 1 - 1e-10)
+            for j in range(len(g)):
+                if taken[j] or ious[d, j] < best_iou:
+                    continue
+                best, best_iou = j, ious[d, j]
+            if best >= 0:
+                taken[best] = True
+            scores.append(p[d, 4])
+            matched.append(best >= 0)
+    if n_gt == 0:
+        return float("nan")
+    if not scores:
+        return 0.0
+    order = np.argsort(-np.asarray(scores), kind="mergesort")
+    tp = np.asarray(matched, dtype=np.float64)[order]
+    tp_sum, fp_sum = np.cumsum(tp), np.cumsum(1.0 - tp)
+    recall = tp_sum / n_gt
+    precision = tp_sum / np.maximum(tp_sum + fp_sum, np.spacing(1))
+    precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
+    index = np.searchsorted(recall, RECALL_POINTS, side="left")
+    sampled = np.where(index < len(precision), precision[np.minimum(index, len(precision) - 1)], 0.0)
+    return float(sampled.mean())
+
+
+def counted_images(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str], mgca: bool) -> list[str]:
+    if not mgca:
+        return list(images)
+    return [i for i in images if len(_as_boxes(gt.get(i))) and len(_as_preds(preds.get(i)))]
+
+
+def detection_metrics(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str] | None = None,
+                      iou_thresholds=IOU_THRESHOLDS, mgca: bool = False) -> dict:
+    """{"map": mean AP over ``iou_thresholds``, "ap@0.40": ..., counts}. ``images``: the test images
+    (default: all keys). An undefined AP (no ground truth counted) is reported as 0."""
+    images = sorted(set(gt) | set(preds)) if images is None else list(images)
+    counted = counted_images(gt, preds, images, mgca)
+    per_threshold = {float(t): average_precision(gt, preds, float(t), counted) for t in iou_thresholds}
+    values = [0.0 if np.isnan(v) else v for v in per_threshold.values()]
+    out = {"map": float(np.mean(values))}
+    out.update({f"ap@{t:.2f}": (0.0 if np.isnan(v) else v) for t, v in per_threshold.items()})
+    out.update({
+        "images": len(images),
+        "images_counted": len(counted),
+        "images_with_gt": sum(1 for i in images if len(_as_boxes(gt.get(i)))),
+        "gt_boxes": int(sum(len(_as_boxes(gt.get(i))) for i in counted)),
+        "pred_boxes": int(sum(len(_as_preds(preds.get(i))) for i in counted)),
+        "rule": "mgca" if mgca else "all_images",
+        "iou_thresholds": [float(t) for t in iou_thresholds],
+    })
+    return out
+
+
+def metrics_from_table(table, iou_thresholds=IOU_THRESHOLDS, mgca: bool = False) -> dict:
+    """Recompute the metric from a unit's predictions table (rows ``kind`` in image/gt/pred)."""
+    images = table.loc[table["kind"] == "image", "image_id"].astype(str).tolist()
+    gt, preds = {}, {}
+    for image_id, group in table[table["kind"] == "gt"].groupby("image_id"):
+        gt[str(image_id)] = group[["x1", "y1", "x2", "y2"]].to_numpy(float)
+    for image_id, group in table[table["kind"] == "pred"].groupby("image_id"):
+        preds[str(image_id)] = group[["x1", "y1", "x2", "y2", "score"]].to_numpy(float)
+    return detection_metrics(gt, preds, images, iou_thresholds, mgca)

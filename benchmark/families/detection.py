@@ -1,0 +1,409 @@
+"""Detection unit: frozen encoder pyramid (layer2/3/4) -> YOLOv3 neck + head (mmdet) -> mAP.
+
+There is no augmentation in the detection protocol, so the frozen encoder's three feature
+maps of an image never change: they are computed ONCE per (encoder, split, input size) and
+stored in the on-disk fp16 :class:`~benchmark.features.FeatureCache` (flattened into one
+vector per image), then every epoch trains the mmdet model's ``neck`` and ``bbox_head`` on
+them. ``--no-feature-cache`` (exact mode) instead runs the mmdet model's frozen backbone on
+the decoded images in every step (same numbers up to fp16 rounding; see
+``bench/detection_speed.py``).
+
+Images are letterboxed like the other tasks (longer side resized to the input size with area
+interpolation, zero-padded to a centred square, no crop); boxes follow the same transform.
+Predictions are mapped back to the original pixel space, where the metric is computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..context import RunContext
+from ..det_metrics import detection_metrics
+from ..features import ViewDataset, ViewPlan
+from ..preprocess import PreprocessSpec
+from ..provenance import harness_provenance
+from ..results import Result, UnitId
+from ..task_data import TaskData
+from ..task_spec import DetectionTaskSpec
+
+DETECTION_FEATURE_VERSION = 1
+
+
+# ---------------------------------------------------------------------------- geometry
+def input_size(task: DetectionTaskSpec, ctx: RunContext) -> int:
+    """Paper: the recipe's 224. The demo suite's smaller images: its resize override."""
+    return int(ctx.suite.resize or task.recipe.input_size)
+
+
+@lru_cache(maxsize=None)
+def image_shape(path: str) -> tuple[int, int]:
+    """(height, width) of an image file, read from its header."""
+    if path.lower().endswith((".dcm", ".dicom")):
+        import pydicom
+
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        return int(header.Rows), int(header.Columns)
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.height, image.width
+
+
+def letterbox(height: int, width: int, size: int) -> tuple[float, float, int, int]:
+    """(scale_x, scale_y, left, top) of :func:`benchmark.preprocess.resize_and_pad`."""
+    scale = size / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return new_w / width, new_h / height, (size - new_w) // 2, (size - new_h) // 2
+
+
+def xywh_to_xyxy(boxes) -> np.ndarray:
+    array = np.asarray(boxes if boxes is not None and len(boxes) else np.zeros((0, 4)), dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([array[:, :2], array[:, :2] + array[:, 2:]], axis=1)
+
+
+def to_input(boxes: np.ndarray, geometry) -> np.ndarray:
+    sx, sy, left, top = geometry
+    return boxes * np.array([sx, sy, sx, sy]) + np.array([left, top, left, top])
+
+
+def from_input(boxes: np.ndarray, geometry, height: int, width: int) -> np.ndarray:
+    sx, sy, left, top = geometry
+    out = (boxes - np.array([left, top, left, top])) / np.array([sx, sy, sx, sy])
+    out[:, 0::2] = out[:, 0::2].clip(0, width)
+    out[:, 1::2] = out[:, 1::2].clip(0, height)
+    return out
+
+
+# ---------------------------------------------------------------------------- features
+class PyramidAsVector(torch.nn.Module):
+    """Adapter for :class:`FeatureCache`: an encoder whose "global feature" is its selected
+    pyramid levels, flattened and concatenated (one fp16 vector per image on disk)."""
+
+    def __init__(self, encoder, out_indices):
+        super().__init__()
+        self.encoder, self.out_indices = encoder, tuple(out_indices)
+
+    def prepare(self, grey: torch.Tensor) -> torch.Tensor:
+        return self.encoder.prepare(grey)
+
+    def forward_global(self, x: torch.Tensor) -> torch.Tensor:
+        levels = self.encoder.forward_pyramid(x)
+        return torch.cat([levels[i].flatten(1) for i in self.out_indices], dim=1)
+
+
+def level_shapes(encoder, out_indices, size: int, device) -> list[tuple[int, int, int]]:
+    with torch.inference_mode():
+        levels = encoder.forward_pyramid(encoder.prepare(torch.zeros(1, 1, size, size, device=device)))
+    return [tuple(levels[i].shape[1:]) for i in out_indices]
+
+
+def split_levels(flat: torch.Tensor, shapes) -> tuple[torch.Tensor, ...]:
+    out, start = [], 0
+    for c, h, w in shapes:
+        n = c * h * w
+        out.append(flat[:, start : start + n].reshape(-1, c, h, w))
+        start += n
+    return tuple(out)
+
+
+class SplitPyramids:
+    """The frozen pyramid levels of one split's images: cached (fp16 on disk) or exact."""
+
+    def __init__(self, ctx: RunContext, data: TaskData, split: str, ids: list[str], size: int, out_indices, shapes):
+        self.ctx, self.data, self.split, self.ids, self.size = ctx, data, split, ids, size
+        self.out_indices, self.shapes = tuple(out_indices), shapes
+        self.position = {image_id: k for k, image_id in enumerate(ids)}
+        self.spec = PreprocessSpec(resize=size, crop=size)  # centre crop of a full-size square: identity
+        self.dataset = ViewDataset(data.records.loc[ids, "path"].tolist(), ids, self.spec, ViewPlan(train=False))
+        self.array = None
+        self.stats = {"computed": 0, "cached": 0}
+
+    def key_parts(self) -> dict:
+        from ..splits import ids_hash
+
+        return {
+            "kind": "detection_pyramid",
+            "version": DETECTION_FEATURE_VERSION,
+            "encoder": self.ctx.encoder_identity(),
+            "preprocess": self.spec.to_dict(),
+            "out_indices": list(self.out_indices),
+            "dataset": self.data.task.dataset,
+            "manifest": self.data.manifest.sha256,
+            "split": self.split,
+            "ids": ids_hash(self.ids),
+        }
+
+    def prepare(self, needed: list[str]) -> dict:
+        """Cached mode: make sure the rows of ``needed`` are in the cache."""
+        if self.ctx.feature_cache is None:
+            return {"computed": 0, "cached": 0, "exact": True}
+        ctx = self.ctx
+        rows = [self.position[i] for i in needed]
+        array, stats = ctx.feature_cache.features(
+            self.key_parts(), PyramidAsVector(ctx.encoder, self.out_indices), self.dataset, rows,
+            device=ctx.device, batch_size=ctx.encode_batch_size, workers=ctx.workers, upsample=None,
+            desc=f"{self.data.task.id} {self.split} pyramid features", progress=ctx.progress,
+        )
+        self.array = array
+        return stats
+
+    def levels(self, ids: list[str], backbone) -> tuple[torch.Tensor, ...]:
+        """float32 pyramid levels of ``ids`` on the device."""
+        device = self.ctx.device
+        if self.array is not None:
+            rows = [self.position[i] for i in ids]
+            flat = torch.from_numpy(np.asarray(self.array[0, rows, :], dtype=np.float32))
+            return split_levels(flat.to(device), self.shapes)
+        images = torch.stack([self.dataset[self.position[i]][1][0] for i in ids]).to(device)
+        with torch.no_grad():
+            return tuple(backbone(images))
+
+
+# ---------------------------------------------------------------------------- targets
+class Targets:
+    """Ground truth of images, in original pixels and in input space (as mmdet samples)."""
+
+    def __init__(self, task: DetectionTaskSpec, data: TaskData, ids: list[str], size: int):
+        from mmdet.structures import DetDataSample
+        from mmengine.structures import InstanceData
+
+        records = data.records.loc[ids]
+        self.original, self.geometry, self.shape, self.samples = {}, {}, {}, {}
+        for image_id, path, boxes in zip(ids, records["path"], records[task.box_column]):
+            height, width = image_shape(str(path))
+            geometry = letterbox(height, width, size)
+            xyxy = xywh_to_xyxy(boxes)
+            self.original[image_id], self.geometry[image_id], self.shape[image_id] = xyxy, geometry, (height, width)
+            sample = DetDataSample(metainfo=dict(
+                img_id=image_id, img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
+                batch_input_shape=(size, size), scale_factor=(1.0, 1.0)))
+            sample.gt_instances = InstanceData(
+                bboxes=torch.as_tensor(to_input(xyxy, geometry), dtype=torch.float32),
+                labels=torch.zeros(len(xyxy), dtype=torch.long))
+            self.samples[image_id] = sample
+
+    def batch(self, ids: list[str], device) -> list:
+        return [self.samples[i].to(device) for i in ids]
+
+
+# ---------------------------------------------------------------------------- model
+def model_config(task: DetectionTaskSpec, ctx: RunContext, unit: UnitId, size: int):
+    from ..openmmlab.detection_config import detection_config
+
+    encoder = ctx.encoder
+    recipe = task.recipe
+    return detection_config(
+        recipe, fraction=unit.fraction, seed=unit.seed, encoder_spec=ctx.loaded.spec,
+        in_channels=tuple(int(encoder.pyramid_channels[i]) for i in recipe.out_indices),
+        strides=tuple(int(encoder.pyramid_strides[i]) for i in recipe.out_indices),
+        input_size=size, num_classes=len(task.classes), load_kwargs={},
+        bn_drift=bool(ctx.flags.get("bn_drift", False)),
+    )
+
+
+def build_model(cfg, ctx: RunContext, seed: int):
+    from mmengine.runner import set_random_seed
+
+    from ..openmmlab.detection_config import build_detector
+    from ..openmmlab.frozen_backbone import register_loaded
+
+    register_loaded(ctx.loaded.spec, {}, ctx.loaded)  # the model reuses the harness's encoder
+    set_random_seed(seed)
+    model = build_detector(cfg.model)
+    model.init_weights()
+    return model.to(ctx.device)
+
+
+def head_parameters(model) -> list[torch.nn.Parameter]:
+    return [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("backbone.")]
+
+
+@torch.no_grad()
+def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], batch_size: int) -> dict[str, np.ndarray]:
+    """{image_id: (n, 5) x1 y1 x2 y2 score in ORIGINAL pixels} after threshold and NMS."""
+    model.eval()
+    out = {}
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        samples = targets.batch(chunk, pyramids.ctx.device)
+        results = model.bbox_head.predict(model.neck(pyramids.levels(chunk, model.backbone)), samples, rescale=False)
+        for image_id, result in zip(chunk, results):
+            boxes = result.bboxes.detach().float().cpu().numpy().reshape(-1, 4).astype(np.float64)
+            scores = result.scores.detach().float().cpu().numpy().reshape(-1, 1).astype(np.float64)
+            height, width = targets.shape[image_id]
+            out[image_id] = np.concatenate([from_input(boxes, targets.geometry[image_id], height, width), scores], axis=1)
+    return out
+
+
+def train_detector(model, recipe, unit: UnitId, train, val, *, mgca: bool, progress: bool, desc: str):
+    """AdamW on neck + head; early stopping on validation mAP; returns the best state."""
+    pyramids, targets, ids = train
+    val_pyramids, val_targets, val_ids = val
+    device = pyramids.ctx.device
+    batch_size = recipe.batch_size_for(unit.fraction)
+    optimiser = torch.optim.AdamW(head_parameters(model), lr=recipe.lr_for(unit.fraction), betas=tuple(recipe.betas),
+                                  weight_decay=recipe.weight_decay)
+    generator = torch.Generator().manual_seed(unit.seed)
+    best = {"map": -1.0, "epoch": -1, "state": None}
+    history = []
+    bar = tqdm(range(recipe.max_epochs), desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=not progress)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(ids), generator=generator).tolist()
+        total, batches = 0.0, 0
+        for start in range(0, len(ids), batch_size):
+            chunk = [ids[k] for k in order[start : start + batch_size]]
+            levels = pyramids.levels(chunk, model.backbone)
+            losses = model.bbox_head.loss(model.neck(levels), targets.batch(chunk, device))
+            loss, _ = model.parse_losses(losses)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach())
+            batches += 1
+        val_preds = predict(model, val_pyramids, val_targets, val_ids, max(16, batch_size))
+        val_map = detection_metrics(val_targets.original, val_preds, val_ids, recipe.iou_thresholds, mgca=mgca)["map"]
+        history.append({"epoch": epoch, "train_loss": total / max(1, batches), "val_map": val_map})
+        bar.set_postfix(loss=f"{total / max(1, batches):.3f}", val_map=f"{val_map:.3f}")
+        if val_map > best["map"]:
+            best = {"map": val_map, "epoch": epoch,
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("backbone.")}}
+        elif epoch - best["epoch"] >= recipe.patience:
+            break
+    model.load_state_dict(best["state"], strict=False)
+    return {"best_epoch": best["epoch"], "epochs_run": len(history), "best_val_map": best["map"], "history": history}
+
+
+# ---------------------------------------------------------------------------- unit
+def limited(ids: list[str], limit: int | None) -> list[str]:
+    return ids if limit is None else ids[:limit]
+
+
+def unit_train_ids(ctx: RunContext, data: TaskData, unit: UnitId) -> list[str]:
+    ids = data.train_ids(unit.fraction, unit.seed)
+    if ctx.limit is None:
+        return ids
+    allowed = set(limited(data.split_ids["train"], ctx.limit))
+    return [i for i in ids if i in allowed] or limited(data.split_ids["train"], ctx.limit)
+
+
+def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids_hash: str) -> str:
+    payload = {
+        "family": "detection",
+        "feature_version": DETECTION_FEATURE_VERSION,
+        "task": data.task.fingerprint(),
+        "suite": ctx.suite.describe(),
+        "encoder": ctx.loaded.sha256,
+        "arch": ctx.encoder.describe(),
+        "manifest": data.manifest.sha256,
+        "train_ids": train_ids_hash,
+        "input_size": size,
+        "unit": unit.model_dump(),
+        "flags": ctx.flags,
+        "limit": ctx.limit,
+        "exact": ctx.feature_cache is None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
+    from ..splits import ids_hash
+
+    return unit_key(ctx, data, unit, input_size(data.task, ctx), ids_hash(unit_train_ids(ctx, data, unit)))
+
+
+def predictions_table(test_ids: list[str], targets: Targets, preds: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per test image (kind "image"), per ground-truth box ("gt") and per surviving
+    predicted box ("pred", with its score), in original pixels: the metric is recomputable."""
+    rows = []
+    for image_id in test_ids:
+        height, width = targets.shape[image_id]
+        rows.append((image_id, "image", np.nan, np.nan, np.nan, np.nan, np.nan, width, height))
+        for x1, y1, x2, y2 in targets.original[image_id]:
+            rows.append((image_id, "gt", np.nan, x1, y1, x2, y2, width, height))
+        for x1, y1, x2, y2, score in preds.get(image_id, np.zeros((0, 5))):
+            rows.append((image_id, "pred", score, x1, y1, x2, y2, width, height))
+    return pd.DataFrame(rows, columns=["image_id", "kind", "score", "x1", "y1", "x2", "y2", "width", "height"])
+
+
+def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.DataFrame]:
+    from ..splits import ids_hash
+
+    task: DetectionTaskSpec = data.task
+    recipe = task.recipe
+    mgca = bool(ctx.flags.get("mgca_det_map", False))
+    timings: dict[str, float] = {}
+    size = input_size(task, ctx)
+    ctx.encoder.eval()
+
+    train_ids = unit_train_ids(ctx, data, unit)
+    ids = {"train": train_ids, "val": limited(data.split_ids["val"], ctx.limit), "test": limited(data.split_ids["test"], ctx.limit)}
+    shapes = level_shapes(ctx.encoder, recipe.out_indices, size, ctx.device)
+    pyramids, targets, cache_stats = {}, {}, {}
+    for split, split_ids in ids.items():
+        t0 = time.perf_counter()
+        # the train split's entry holds every train image; a 1% unit computes only its own rows
+        entry_ids = limited(data.split_ids["train"], ctx.limit) if split == "train" else split_ids
+        entry_ids = list(dict.fromkeys([*entry_ids, *split_ids]))
+        pyramids[split] = SplitPyramids(ctx, data, split, entry_ids, size, recipe.out_indices, shapes)
+        cache_stats[split] = {k: v for k, v in pyramids[split].prepare(split_ids).items() if k != "key"}
+        targets[split] = Targets(task, data, split_ids, size)
+        timings[f"features_{split}"] = time.perf_counter() - t0
+
+    cfg = model_config(task, ctx, unit, size)
+    model = build_model(cfg, ctx, unit.seed)
+    t0 = time.perf_counter()
+    training = train_detector(
+        model, recipe, unit, (pyramids["train"], targets["train"], train_ids), (pyramids["val"], targets["val"], ids["val"]),
+        mgca=mgca, progress=ctx.progress, desc=f"{unit.name} YOLOv3",
+    )
+    timings["train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    test_preds = predict(model, pyramids["test"], targets["test"], ids["test"], max(16, recipe.batch_size_for(unit.fraction)))
+    timings["test"] = time.perf_counter() - t0
+
+    metrics = detection_metrics(targets["test"].original, test_preds, ids["test"], recipe.iou_thresholds, mgca=mgca)
+    other = detection_metrics(targets["test"].original, test_preds, ids["test"], recipe.iou_thresholds, mgca=not mgca)
+    metrics["map_other_rule"] = {"rule": other["rule"], "map": other["map"]}
+    predictions = predictions_table(ids["test"], targets["test"], test_preds)
+
+    resolved = json.loads(json.dumps(cfg.to_dict(), default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    result = Result(
+        unit=unit,
+        suite=ctx.suite.name,
+        family=task.family,
+        dataset=task.dataset,
+        metric=task.metric,
+        value=float(metrics["map"]),
+        metrics=metrics,
+        encoder={**ctx.encoder_identity(), "load_report": getattr(ctx.loaded, "load_report", {})},
+        data={**data.describe(unit.fraction, unit.seed), "n_train": len(train_ids), "train_ids_sha256": ids_hash(train_ids),
+              "n_val": len(ids["val"]), "n_test": len(ids["test"]),
+              "n_train_with_boxes": int(sum(len(targets["train"].original[i]) > 0 for i in train_ids))},
+        hyperparameters={
+            "recipe": recipe.model_dump(mode="json"),
+            "lr": recipe.lr_for(unit.fraction),
+            "batch_size": recipe.batch_size_for(unit.fraction),
+            "input_size": size,
+            "preprocess": "letterbox: longer side resized to input_size (area), zero-padded to a centred square; no crop, no augmentation",
+            "pyramid_level_shapes": [list(s) for s in shapes],
+            "seed": unit.seed,
+            "suite": ctx.suite.describe(),
+            "mmengine_config": resolved,
+        },
+        training={**training, "feature_cache": cache_stats},
+        timings=timings,
+        provenance=harness_provenance(ctx.device),
+        flags={**ctx.flags, "exact_features": ctx.feature_cache is None, "mgca_det_map": mgca,
+               **({"limit": ctx.limit} if ctx.limit is not None else {})},
+        unit_key=unit_key(ctx, data, unit, size, ids_hash(train_ids)),
+    )
+    return result, predictions

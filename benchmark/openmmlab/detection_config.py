@@ -1,0 +1,82 @@
+"""mmdetection 3.x config for the detection family, generated in Python from (task, encoder).
+
+YOLOv3 (``YOLOV3`` + ``YOLOV3Neck`` + ``YOLOV3Head``, one class) on the shared
+:class:`~benchmark.openmmlab.frozen_backbone.FrozenEncoderBackbone` (layer2/3/4, strides
+8/16/32). COCO YOLOv3 anchors are scaled by input/416. Test-time post-processing: objectness
+>= 0.5 (``conf_thr``), NMS IoU 0.5; the score of a box is objectness x class probability.
+Nothing is patched in the installed mmdet: the model is built from its registry with
+``_scope_="mmdet"``, so it builds whatever the process's default scope is (mmseg too).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..task_spec import DetectionRecipe
+
+
+def scaled_anchors(recipe: DetectionRecipe, input_size: int) -> list[list[tuple[float, float]]]:
+    factor = input_size / recipe.anchor_reference_size
+    return [[(round(w * factor, 4), round(h * factor, 4)) for w, h in level] for level in recipe.anchors]
+
+
+def detection_model_config(recipe: DetectionRecipe, *, encoder_spec: str, in_channels: tuple[int, int, int],
+                           strides: tuple[int, int, int], input_size: int, num_classes: int = 1,
+                           load_kwargs: dict | None = None, bn_drift: bool = False) -> dict:
+    """The ``model`` section. ``in_channels`` / ``strides``: of the backbone levels, shallow to deep."""
+    deep_first = list(reversed(in_channels))
+    strides_deep_first = list(reversed(strides))
+    return dict(
+        _scope_="mmdet",
+        type="YOLOV3",
+        # images arrive as 0-255 grey replicated to 3 channels; the backbone wants [0, 1] grey
+        data_preprocessor=dict(type="DetDataPreprocessor", mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0],
+                               bgr_to_rgb=False, pad_size_divisor=32),
+        backbone=dict(type="FrozenEncoderBackbone", encoder=encoder_spec, out_indices=tuple(recipe.out_indices),
+                      load_kwargs=load_kwargs or {}, bn_drift=bn_drift),
+        neck=dict(type="YOLOV3Neck", num_scales=3, in_channels=deep_first, out_channels=list(recipe.neck_out_channels)),
+        bbox_head=dict(
+            type="YOLOV3Head",
+            num_classes=num_classes,
+            in_channels=list(recipe.neck_out_channels),
+            out_channels=list(recipe.head_out_channels),
+            anchor_generator=dict(type="YOLOAnchorGenerator", base_sizes=scaled_anchors(recipe, input_size),
+                                  strides=strides_deep_first),
+            bbox_coder=dict(type="YOLOBBoxCoder"),
+            featmap_strides=strides_deep_first,
+            loss_cls=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0, reduction="sum"),
+            loss_conf=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0, reduction="sum"),
+            loss_xy=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=2.0, reduction="sum"),
+            loss_wh=dict(type="MSELoss", loss_weight=2.0, reduction="sum"),
+        ),
+        train_cfg=dict(assigner=dict(type="GridAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0)),
+        test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.0, conf_thr=recipe.objectness_threshold,
+                      nms=dict(type="nms", iou_threshold=recipe.nms_iou), max_per_img=recipe.max_per_image),
+    )
+
+
+def detection_config(recipe: DetectionRecipe, *, fraction: int, seed: int, **model_kwargs) -> "Config":
+    """The whole resolved config (model, optimiser, schedule, seed) as an mmengine ``Config``."""
+    from mmengine.config import Config
+
+    return Config(dict(
+        default_scope="mmdet",
+        model=detection_model_config(recipe, **model_kwargs),
+        optim_wrapper=dict(type="OptimWrapper", optimizer=dict(
+            type="AdamW", lr=recipe.lr_for(fraction), betas=tuple(recipe.betas), weight_decay=recipe.weight_decay)),
+        train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=recipe.max_epochs, val_interval=1),
+        train_dataloader=dict(batch_size=recipe.batch_size_for(fraction), shuffle=True),
+        early_stopping=dict(monitor="val/map", rule="greater", patience=recipe.patience),
+        randomness=dict(seed=seed, deterministic=False),
+    ))
+
+
+def build_detector(model_cfg: dict):
+    """Build the mmdet model (importing mmdet's modules; the default scope is left alone)."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+
+    from . import frozen_backbone  # noqa: F401  (registers FrozenEncoderBackbone)
+
+    register_all_modules(init_default_scope=False)
+    return MODELS.build(copy.deepcopy(model_cfg))
