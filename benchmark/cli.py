@@ -143,6 +143,10 @@ def run(args) -> int:
     if not args.encoder:
         raise BenchmarkError("--encoder is required (for example --encoder random:resnet50, or a checkpoint path); see --help")
     tasks = select_tasks(args.tasks)
+    from .families import family_module
+
+    for family in dict.fromkeys(t.family for t in tasks):
+        family_module(family)  # fails early, with the fix, when a family's packages are missing
     device = resolve_device(args.device)
     fractions = parse_int_list(args.fractions, "fractions")
     seeds = parse_int_list(args.seeds, "seeds") or ([0, 1, 2] if suite.name == "paper" else [0])
