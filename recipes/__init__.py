@@ -1,0 +1,1 @@
+"""Recipes that PRODUCE encoders to benchmark: MIMIC-CXR data, image synthesis, pretraining."""
