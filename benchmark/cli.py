@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="medvlp-bench: score a frozen chest X-ray image encoder on the MGCA downstream suite "
         "(linear-probe classification on CheXpert, RSNA Pneumonia and COVIDx at 1/10/100%% of the labels).",
         formatter_class=argparse.RawTextHelpFormatter,
+        epilog="subcommands:\n  run_benchmark.py leaderboard            regenerate leaderboards/ from submissions/\n"
+               "  run_benchmark.py validate-submission DIR  check a submission folder",
     )
     what = parser.add_argument_group("what to run")
     what.add_argument("--encoder", metavar="SPEC", help=ENCODER_HELP)
@@ -53,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--cache-dir", metavar="DIR", help="feature cache and locally built manifests (default: $MEDVLP_CACHE or ~/.cache/medvlp-bench)")
     data.add_argument("--overwrite", action="store_true", help="recompute units whose result files exist (default: finished units are skipped)")
     data.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based) of the task x fraction x seed grid, e.g. a Slurm array:\n--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")
+    data.add_argument("--submission", metavar="NAME", help="write results into submissions/NAME/ (plus a metadata file to fill in);\nsee `run_benchmark.py validate-submission --help`")
+    data.add_argument("--submissions-dir", metavar="DIR", default=None, help="folder of submissions (default: the repository's submissions/)")
     data.add_argument("--skip-missing", action="store_true", help="skip tasks whose dataset is missing instead of stopping")
 
     enc = parser.add_argument_group("encoder loading")
@@ -172,7 +176,16 @@ def run(args) -> int:
 
     loaded = load_encoder(args.encoder, arch=args.arch, allow_partial=args.allow_partial_load, trust_pickle=args.trust_checkpoint)
     loaded.encoder.to(device).eval()
-    output = Path(args.output) if args.output else Path("results") / suite.name / encoder_label(args.encoder)
+    from .submissions import SUBMISSIONS_DIR, results_dir
+
+    submission_folder = None
+    if args.submission:
+        if args.output:
+            raise BenchmarkError("--submission decides the output folder; drop --output")
+        submission_folder = Path(args.submissions_dir or SUBMISSIONS_DIR) / args.submission
+        output = results_dir(submission_folder, suite.name)
+    else:
+        output = Path(args.output) if args.output else Path("results") / suite.name / encoder_label(args.encoder)
     workers = args.workers if args.workers is not None else max(0, min(8, (os.cpu_count() or 1) - 1))
     batch = args.batch_size or (256 if device.type == "cuda" else 32)
     flags = {"allow_partial_load": True} if args.allow_partial_load else {}
@@ -196,13 +209,57 @@ def run(args) -> int:
     print()
     print(f"Summary ({suite.name} suite, {args.encoder}; % , mean ± std over seeds) from {output}:")
     print(summary_table(everything))
+    if submission_folder is not None:
+        from .submissions import validate_submission, write_metadata_template
+
+        path = write_metadata_template(submission_folder, args.submission, loaded, args.encoder)
+        problems = validate_submission(submission_folder, (suite.name,))
+        print(f"\nsubmission {submission_folder}: metadata in {path}")
+        print("\n".join(f"  - {p}" for p in problems) if problems else "  valid")
     return 0
 
 
+def leaderboard_main(argv: list[str]) -> int:
+    from .leaderboard import LEADERBOARDS, render_all
+    from .submissions import SUBMISSIONS_DIR
+
+    parser = argparse.ArgumentParser(prog="run_benchmark.py leaderboard", description="Regenerate leaderboards/*.md (and plots) from submissions/ and the reported numbers.")
+    parser.add_argument("--submissions-dir", type=Path, default=SUBMISSIONS_DIR)
+    parser.add_argument("--out", type=Path, default=LEADERBOARDS)
+    parser.add_argument("--suites", default="paper,demo")
+    args = parser.parse_args(argv)
+    written = render_all(args.submissions_dir, args.out, tuple(args.suites.split(",")))
+    for path in written:
+        print(path)
+    return 0
+
+
+def validate_main(argv: list[str]) -> int:
+    from .submissions import validate_submission
+
+    parser = argparse.ArgumentParser(prog="run_benchmark.py validate-submission", description="Check a submission folder: metadata schema, every task x fraction x seed unit, checkpoint hash, split manifests, compatibility switches and --limit.")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--suites", default=None, help="suites to check (default: those with results)")
+    args = parser.parse_args(argv)
+    problems = validate_submission(args.folder, tuple(args.suites.split(",")) if args.suites else None)
+    if problems:
+        print(f"{args.folder}: {len(problems)} problem(s):")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    print(f"{args.folder}: valid")
+    return 0
+
+
+SUBCOMMANDS = {"leaderboard": leaderboard_main, "validate-submission": validate_main}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        return run(args)
+        if argv and argv[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[argv[0]](argv[1:])
+        return run(build_parser().parse_args(argv))
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

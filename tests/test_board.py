@@ -1,0 +1,143 @@
+"""Submissions, validation and leaderboards on the demo suite."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from benchmark.cli import main
+from benchmark.leaderboard import LEADERBOARDS, REFERENCE_CSV, render_all, render_suite
+from benchmark.submissions import SUBMISSIONS_DIR, validate_submission
+
+TASKS = "rsna_cls,covidx_cls"
+
+
+def fill(folder: Path, method_id: str, images: str, generator=None) -> None:
+    path = folder / "submission.yaml"
+    meta = yaml.safe_load(path.read_text())
+    meta.update(method="Tiny", method_id=method_id, paper="n/a", code="https://example.org/code", licence="CC-BY-4.0",
+                contact="someone@example.org", pretraining={"images": images, "generator": generator, "reports": "mimic-cxr",
+                                                             "mix_ratio": None, "dataset": "demo"})
+    path.write_text(yaml.safe_dump(meta, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def two_submissions(demo_root, tmp_path_factory):
+    root = tmp_path_factory.mktemp("submissions")
+    cache = tmp_path_factory.mktemp("board-cache")
+    for name, spec in (("tiny-real", "random:resnet_tiny"), ("tiny-sd", "random:resnet_tiny@1")):
+        assert main(["--encoder", spec, "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(cache),
+                     "--submission", name, "--submissions-dir", str(root), "--tasks", TASKS, "--no-progress", "--workers", "0"]) == 0
+    fill(root / "tiny-real", "tiny", "real")
+    fill(root / "tiny-sd", "tiny", "synthetic", "sd21")
+    return root
+
+
+def test_two_submissions_render_with_cis_and_deltas_byte_identically(two_submissions, tmp_path):
+    first = render_suite("demo", two_submissions, tmp_path / "a")
+    second = render_suite("demo", two_submissions, tmp_path / "b")
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    table = (tmp_path / "a" / "demo" / "classification.md").read_text()
+    assert "SMOKE SUITE" in table
+    rows = [line for line in table.splitlines() if line.startswith("| Tiny")]
+    assert len(rows) == 2
+    assert re.search(r"\d+\.\d(\*\*|†)? \[\d+\.\d, \d+\.\d\]", rows[0])  # mean [95% interval]
+    assert "SD 2.1" in rows[1] and re.search(r"[▲▼=]\d+\.\d", rows[1])  # delta to the real row
+    assert table.count("**") >= 2  # best per column in bold
+    assert (tmp_path / "a" / "demo" / "plots" / "rsna_cls.png").read_bytes()[:4] == b"\x89PNG"
+    assert "mean 100%" in (tmp_path / "a" / "demo" / "README.md").read_text()
+
+
+def test_validation_names_missing_units_bad_sha_and_stale_manifest(two_submissions, tmp_path):
+    folder = tmp_path / "tiny-real"
+    shutil.copytree(two_submissions / "tiny-real", folder)
+    problems = validate_submission(folder)
+    assert any("missing unit" in p and "chexpert_cls 1% seed 0" in p for p in problems)
+    # a bad sha256
+    meta = yaml.safe_load((folder / "submission.yaml").read_text())
+    meta["checkpoint"]["sha256"] = "abc"
+    (folder / "submission.yaml").write_text(yaml.safe_dump(meta))
+    assert any("checkpoint.sha256" in p and "64 lower-case hex" in p for p in validate_submission(folder))
+    meta["checkpoint"]["sha256"] = "0" * 64
+    (folder / "submission.yaml").write_text(yaml.safe_dump(meta))
+    assert any("differs from the declared 000000000000" in p for p in validate_submission(folder))
+    # a stale manifest hash on the paper suite
+    source = next((folder / "results" / "demo" / "rsna_cls").glob("*.json"))
+    data = json.loads(source.read_text())
+    data["suite"] = "paper"
+    data["data"]["manifest_sha256"] = "f" * 64
+    target = folder / "results" / "paper" / "rsna_cls" / source.name
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(data))
+    assert any("no longer matches the current rsna manifest" in p for p in validate_submission(folder))
+    # --limit results are refused
+    data["flags"]["limit"] = 5
+    target.write_text(json.dumps(data))
+    assert any("--limit 5" in p for p in validate_submission(folder))
+
+
+def test_validate_submission_cli_exit_codes(two_submissions, capsys):
+    assert main(["validate-submission", str(two_submissions / "tiny-real")]) == 1
+    out = capsys.readouterr().out
+    assert "problem(s)" in out and "missing unit" in out
+
+
+def test_incomplete_metadata_is_reported(two_submissions, tmp_path):
+    folder = tmp_path / "x"
+    shutil.copytree(two_submissions / "tiny-real", folder)
+    meta = yaml.safe_load((folder / "submission.yaml").read_text())
+    meta["licence"] = "TODO"
+    meta["name"] = "x"
+    (folder / "submission.yaml").write_text(yaml.safe_dump(meta))
+    assert any(p.startswith("submission.yaml: licence") for p in validate_submission(folder))
+
+
+def test_reported_rows_reproduce_paper_tables_exactly(tmp_path):
+    render_suite("paper", tmp_path / "no-submissions", tmp_path)
+    reference = pd.read_csv(REFERENCE_CSV, dtype=str, keep_default_na=False)
+    found = {}
+    for family in ("classification", "segmentation", "detection"):
+        path = tmp_path / "paper" / f"{family}.md"
+        if not path.is_file():
+            continue
+        lines = path.read_text().split("## Reported")[1].splitlines()
+        header = next(line for line in lines if line.startswith("| Method"))
+        columns = [c.strip() for c in header.strip("|").split("|")]
+        for line in lines:
+            if "(reported)" not in line:
+                continue
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            for column, cell in zip(columns[2:], cells[2:]):
+                value = re.match(r"_([0-9.]+)_", cell)
+                found[(family, cells[0], cells[1], column)] = value.group(1) if value else ""
+    from benchmark.leaderboard import DATASET_TITLES, GENERATOR_TITLES, METHOD_TITLES, REFERENCE_DATASET
+
+    checked = 0
+    for row in reference.itertuples(index=False):
+        dataset = REFERENCE_DATASET.get(row.dataset, row.dataset)
+        key = (row.task, f"{METHOD_TITLES[row.method]} (reported)", GENERATOR_TITLES[row.pretraining_images],
+               f"{DATASET_TITLES[dataset]} {row.fraction}%")
+        if key in found:
+            assert found[key] == row.value, key
+            checked += 1
+    from benchmark.registry import all_tasks
+
+    families = {t.family for t in all_tasks().values()}
+    assert checked == int(reference["task"].isin(families).sum()) and checked >= 99
+
+
+def test_committed_leaderboards_match_the_results(tmp_path):
+    written = render_all(SUBMISSIONS_DIR, tmp_path)
+    for path in written:
+        if path.suffix != ".md":
+            continue
+        committed = LEADERBOARDS / path.relative_to(tmp_path)
+        assert committed.is_file(), f"{committed} is not committed: run `run_benchmark.py leaderboard`"
+        assert committed.read_text() == path.read_text(), f"{committed} differs from the results: run `run_benchmark.py leaderboard`"
