@@ -46,3 +46,16 @@ class SegmentationTaskSpec(TaskSpec):
     label_column: str  # image-level 0/1 label (positive = non-empty mask); stratifies the splits
     mask_source: Literal["rle", "boxes"]  # SIIM: union of RLE rows; RSNA: union of filled boxes
     recipe: SegmentationRecipe
+
+    # the classification-style view of the image-level label (split checks iterate every task)
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        return (self.label_column,)
+
+    @property
+    def multilabel(self) -> bool:
+        return False
+
+    @property
+    def num_outputs(self) -> int:
+        return 1

@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def demo_args(demo_root, cache, output, encoder="random:resnet_tiny", *extra):
+    tasks = [] if "--tasks" in extra else ["--tasks", "classification"]
     return ["--encoder", encoder, "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(cache),
-            "--output", str(output), "--no-progress", "--workers", "0", *extra]
+            "--output", str(output), "--no-progress", "--workers", "0", *tasks, *extra]
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +141,8 @@ def test_demo_one_percent_subsets_hold_every_class(demo_root, demo_run):
     cache, _ = demo_run
     suite = demo_suite(demo_root, generate=False)
     for task in all_tasks().values():
+        if task.family != "classification":
+            continue
         data = load_task_data(task, suite, cache)
         train = data.records.loc[data.train_ids(1, 0), list(task.label_columns)]
         if task.multilabel or len(task.label_columns) > 1 or task.num_outputs == 1:
@@ -179,3 +182,60 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
     )
     assert proc.returncode == 0  # --list-tasks needs no encoder and generates nothing
     assert not (tmp_path / "nodemo" / "DEMO_SUITE.txt").exists()
+
+
+@pytest.fixture(scope="module")
+def checkpoint_files(tmp_path_factory):
+    """One tiny checkpoint per listed format, with the official key layouts."""
+    import torch
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    from tests.test_encoders import timm_tiny_vit
+
+    folder = tmp_path_factory.mktemp("ckpts")
+    torch.manual_seed(0)
+    resnet = ResNet(BasicBlock, [1, 1, 1, 1])
+    state = resnet.state_dict()
+    files = {"torchvision": folder / "tv.pth"}
+    torch.save(state, files["torchvision"])
+    for method, prefix in {"mgca": "img_encoder_q.model.", "convirt": "img_encoder.model.", "gloria": "gloria.img_encoder.model.",
+                           "benchx": "visual.model.", "mflag": "encoder.", "g2d": "backbone."}.items():
+        files[method] = folder / f"{method}.ckpt"
+        payload = {prefix + k: v for k, v in state.items()}
+        payload["text_encoder.embeddings.weight"] = torch.zeros(10, 4)  # non-backbone tensors are ignored
+        torch.save({"state_dict": payload, "epoch": 3}, files[method])
+    vit = timm_tiny_vit()
+    files["timm_vit"] = folder / "vit.pth"
+    torch.save(vit.state_dict(), files["timm_vit"])
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
+    files["torchscript"] = folder / "scripted.pt"
+    scripted.save(str(files["torchscript"]))
+    return files
+
+
+@pytest.mark.parametrize("fmt", ["torchvision", "mgca", "convirt", "gloria", "benchx", "mflag", "g2d", "timm_vit", "torchscript"])
+def test_every_checkpoint_format_scores_through_the_cli(demo_root, demo_run, checkpoint_files, tmp_path, fmt):
+    cache, _ = demo_run
+    out = tmp_path / "out"
+    assert main(demo_args(demo_root, cache, out, str(checkpoint_files[fmt]), "--tasks", "rsna_cls", "--fractions", "100")) == 0
+    result = read_result(out / "rsna_cls" / "rsna_cls_frac100_seed0.json")
+    assert 0 <= result.value <= 1 and len(result.encoder["sha256"]) == 64
+    if fmt in ("mgca", "convirt", "gloria", "benchx", "mflag", "g2d"):
+        assert result.encoder["method_hint"] == fmt
+
+
+def test_half_renamed_checkpoint_is_refused_by_the_cli(demo_root, demo_run, checkpoint_files, tmp_path, capsys):
+    import torch
+
+    state = torch.load(checkpoint_files["torchvision"], weights_only=True)
+    keys = sorted(state)
+    broken = {(f"renamed.{k}" if i % 2 else k): v for i, (k, v) in enumerate(sorted(state.items()))}
+    torch.save(broken, tmp_path / "broken.pth")
+    cache, _ = demo_run
+    assert main(demo_args(demo_root, cache, tmp_path / "o", str(tmp_path / "broken.pth"), "--tasks", "rsna_cls")) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--allow-partial-load" in err
+    assert "31 of 60 backbone tensors found, 29 missing" in err
+    renamed = [k for i, k in enumerate(keys) if i % 2 and not k.endswith("num_batches_tracked")]
+    plain = [k for i, k in enumerate(keys) if not i % 2 and not k.endswith("num_batches_tracked")]
+    assert plain[0] in err or renamed[0] in err  # the message names the keys that did not load

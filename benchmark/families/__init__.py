@@ -8,6 +8,7 @@ for a rerun to reuse it). Adding a family = adding a module and a line in ``FAMI
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 FAMILIES = {
     "classification": "benchmark.families.classification",
@@ -20,4 +21,14 @@ def family_module(family: str):
     name = FAMILIES.get(family)
     if name is None:
         raise NotImplementedError(f"no runner for task family {family!r} yet")
-    return importlib.import_module(name)
+    module = importlib.import_module(name)
+    for requirement in getattr(module, "REQUIRES", ()):
+        if importlib.util.find_spec(requirement) is None:
+            from ..errors import BenchmarkError
+
+            raise BenchmarkError(
+                f"{family} tasks need the Python package {requirement!r}, which is not installed. "
+                "Run `bash scripts/setup.sh` (it builds mmcv and installs mmdet/mmsegmentation), "
+                "or leave these tasks out with --tasks."
+            )
+    return module

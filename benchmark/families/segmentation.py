@@ -50,6 +50,7 @@ from ..segmentation_spec import SegmentationTaskSpec, ShiftScaleRotate
 from ..splits import ids_hash
 from ..task_data import TaskData
 
+REQUIRES = ("mmengine", "mmcv", "mmseg")  # checked by benchmark.families.family_module
 PYRAMID_VERSION = 1
 MEMORY_BUDGET = float(os.environ.get("MEDVLP_SEG_MEMORY_GB", "4")) * 2**30  # larger val/test pyramids go to disk
 
@@ -208,7 +209,7 @@ class PyramidStore:
     """fp16 pyramid features of a split's images, computed once: in memory, or as memmaps
     in a cache folder (``meta.json`` written last marks a complete entry)."""
 
-    _MEMORY: dict[str, list[np.ndarray]] = {}  # in-process reuse across the units of a task
+    _MEMORY: dict[str, tuple[dict, list[np.ndarray]]] = {}  # in-process reuse across the units of a task
 
     def __init__(self, levels: list[np.ndarray], key: str, source: str, seconds: float = 0.0):
         self.levels, self.key, self.source, self.seconds = levels, key, source, seconds
@@ -223,7 +224,7 @@ class PyramidStore:
     def get(cls, ctx: RunContext, model, images: np.ndarray, key_parts: dict, batch_size: int, desc: str) -> "PyramidStore":
         key = hashlib.sha256(json.dumps({"pyramid_version": PYRAMID_VERSION, **key_parts}, sort_keys=True, default=str).encode()).hexdigest()
         if key in cls._MEMORY:
-            return cls(cls._MEMORY[key], key, "memory (reused)")
+            return cls(cls._MEMORY[key][1], key, "memory (reused)")
         folder = ctx.cache_dir / "pyramids" / key[:2] / key if ctx.feature_cache is not None else None
         if folder is not None and (folder / "meta.json").is_file():
             meta = json.loads((folder / "meta.json").read_text())
@@ -257,11 +258,13 @@ class PyramidStore:
                 (folder / "meta.json").write_text(json.dumps({"key_parts": key_parts, "shapes": [list(s) for s in shapes]}, default=str))
                 source = "disk cache (computed)"
             else:
-                cls._MEMORY.clear()  # keep one split set at a time
+                group = {k: v for k, v in key_parts.items() if k not in ("split", "ids", "order")}
+                for other in [k for k, (g, _) in cls._MEMORY.items() if g != group]:
+                    del cls._MEMORY[other]  # keep one (dataset, encoder, size) at a time
                 source = "memory (computed)"
         store = cls(levels, key, source, time.perf_counter() - started)
         if not on_disk:
-            cls._MEMORY[key] = levels
+            cls._MEMORY[key] = (group, levels)
         return store
 
 
@@ -309,7 +312,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     model.to(device)
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(config["optim_wrapper"]))
     batch_size = recipe.batch_size
-    eval_batch = max(batch_size, 32)
+    eval_batch = max(batch_size, 4 * batch_size)  # a multiple of the training batch size
 
     # ---- val / test pyramids, computed once (not under bn drift)
     def key_parts(split: str, ids: list[str]) -> dict:
@@ -335,14 +338,19 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     def val_loss() -> float:
         model.eval()
         total = 0.0
+        # the decoder runs on chunks of eval_batch images (eval-mode batch norm: batch
+        # independent); the loss, whose soft Dice is batch-level, on training-size batches
         with torch.no_grad():
-            for start in range(0, len(val_ids), batch_size):
-                index = np.arange(start, min(start + batch_size, len(val_ids)))
+            for start in range(0, len(val_ids), eval_batch):
+                index = np.arange(start, min(start + eval_batch, len(val_ids)))
                 feats = eval_features("val", val_images, index)
                 with autocast_context(device):
-                    losses = model.decode_head.loss(feats, data_samples(val_masks[index], device), model.train_cfg)
-                loss, _ = model.parse_losses(losses)
-                total += float(loss) * len(index)
+                    logits = model.decode_head(feats)
+                for sub in range(0, len(index), batch_size):
+                    part = index[sub : sub + batch_size]
+                    losses = model.decode_head.loss_by_feat(logits[sub : sub + batch_size].float(), data_samples(val_masks[part], device))
+                    loss, _ = model.parse_losses(losses)
+                    total += float(loss) * len(part)
         return total / max(1, len(val_ids))
 
     # ---- training loop

@@ -1,0 +1,5 @@
+import sys
+
+from recipes.pretraining.train import main
+
+sys.exit(main())

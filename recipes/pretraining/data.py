@@ -1,0 +1,300 @@
+"""(image, caption) pairs for pretraining, MGCA's preprocessing, and the image-source switch.
+
+Captions (re-implemented from MGCA's ``create_path_2_sent_mapping``, not copied):
+IMPRESSION + " " + FINDINGS, newlines -> spaces, split into points at ``<number>.`` and into
+sentences at ``.``; each sentence is lower-cased and cut into ``\\w+`` word tokens (non-ASCII
+characters dropped); sentences of one token or less are dropped; a study whose kept
+sentences hold fewer than 3 tokens is dropped. The caption is the kept sentences joined by
+spaces, tokenised by the BERT tokenizer to at most ``max_words`` (112) tokens, padded.
+
+Splits: train = the official ``train`` split; validation = ``validate`` + ``test`` merged (as
+MGCA does). Frontal views (PA/AP) only.
+
+Image source: ``real`` (the MIMIC-CXR-JPG images), ``synthetic`` (a synthetic image root in
+the MIMIC-CXR-JPG layout: ``<root>/mimic-cxr-jpg/2.0.0/files/pXX/pXXXXXXXX/sXXXXXXXX/<dicom_id>.jpg``;
+a study folder holding one image for the whole report is used for each of the study's
+images) or ``mixed`` (each pair independently synthetic with probability ``ratio``, decided by a
+hash of the dicom_id, so the choice is deterministic and independent of the run). The
+captions always come from the real reports under the data root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from benchmark.errors import ConfigError, DatasetNotFoundError
+from benchmark.images import read_grey
+from benchmark.preprocess import centre_crop, random_crop, resize_and_pad
+
+IMAGE_SOURCES = ("real", "synthetic", "mixed")
+TRAIN_SPLITS = ("train",)
+VALID_SPLITS = ("validate", "test")
+MIN_CAPTION_TOKENS = 3
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_POINT = re.compile(r"[0-9]+\.")
+_WORD = re.compile(r"\w+")
+
+
+# ------------------------------------------------------------------------------ captions
+def caption_sentences(impression: str | None, findings: str | None) -> list[str]:
+    """MGCA's sentence list for one study (see module docstring)."""
+    text = f"{impression or ''} {findings or ''}".replace("\n", " ")
+    sentences = []
+    for point in _POINT.split(text):
+        for piece in point.split("."):
+            if not piece:
+                continue
+            piece = piece.replace("\ufffd\ufffd", " ")
+            tokens = _WORD.findall(piece.lower())
+            if len(tokens) <= 1:
+                continue
+            kept = [t.encode("ascii", "ignore").decode("ascii") for t in tokens]
+            kept = [t for t in kept if t]
+            if kept:
+                sentences.append(" ".join(kept))
+    return sentences
+
+
+def make_caption(impression: str | None, findings: str | None) -> tuple[str, int]:
+    """(caption, number of word tokens)."""
+    sentences = caption_sentences(impression, findings)
+    return " ".join(sentences), sum(len(s.split()) for s in sentences)
+
+
+# ------------------------------------------------------------------------------ image source
+def synthetic_files_dir(root: str | Path) -> Path:
+    """The ``files/`` folder of a synthetic image set (root of the layout, or its
+    ``mimic-cxr-jpg/2.0.0`` folder)."""
+    root = Path(root)
+    for cand in (root / "mimic-cxr-jpg" / "2.0.0" / "files", root / "files"):
+        if cand.is_dir():
+            return cand
+    raise DatasetNotFoundError(
+        f"--synthetic-root {root}: no synthetic image set found. Expected the MIMIC-CXR-JPG layout "
+        f"{root}/mimic-cxr-jpg/2.0.0/files/pXX/pXXXXXXXX/sXXXXXXXX/<dicom_id>.jpg (as written by the "
+        "synthesis recipe)."
+    )
+
+
+def synthetic_image_path(files_dir: Path, subject_id: int, study_id: int, dicom_id: str) -> Path | None:
+    subject = f"p{subject_id}"
+    study_dir = files_dir / subject[:3] / subject / f"s{study_id}"
+    for suffix in IMAGE_SUFFIXES:
+        p = study_dir / f"{dicom_id}{suffix}"
+        if p.is_file():
+            return p
+    if study_dir.is_dir():  # one image per report: the study's single synthetic image
+        found = sorted(p for p in study_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if found:
+            return found[0]
+    return None
+
+
+def mixed_is_synthetic(dicom_id: str, ratio: float, seed: int = 0) -> bool:
+    """Deterministic per-pair draw: synthetic with probability ``ratio``."""
+    h = hashlib.sha256(f"medvlp-mix:{seed}:{dicom_id}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < ratio
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str = "real"  # real | synthetic | mixed
+    synthetic_root: str | None = None
+    ratio: float = 1.0  # share of synthetic images (mixed)
+    generator: str | None = None  # name of the generator (recorded)
+    mix_seed: int = 0
+
+    def validate(self) -> None:
+        if self.kind not in IMAGE_SOURCES:
+            raise ConfigError(f"--image-source must be one of {', '.join(IMAGE_SOURCES)}, got {self.kind!r}")
+        if self.kind != "real" and not self.synthetic_root:
+            raise ConfigError(f"--image-source {self.kind} needs --synthetic-root DIR (a synthetic image set in the MIMIC-CXR-JPG layout)")
+        if self.kind == "mixed" and not 0.0 <= self.ratio <= 1.0:
+            raise ConfigError(f"--synthetic-ratio must be in [0, 1], got {self.ratio}")
+
+    def label(self) -> str:
+        if self.kind == "real":
+            return "real"
+        gen = self.generator or "synthetic"
+        return gen if self.kind == "synthetic" else f"mixed{round(self.ratio * 100)}-{gen}"
+
+
+def assign_images(frame: pd.DataFrame, source: SourceSpec) -> pd.DataFrame:
+    """Set ``image_path`` (and ``image_kind``) for the chosen source."""
+    source.validate()
+    frame = frame.copy()
+    frame["image_kind"] = "real"
+    if source.kind == "real":
+        return frame
+    files_dir = synthetic_files_dir(source.synthetic_root)
+    use = [source.kind == "synthetic" or mixed_is_synthetic(d, source.ratio, source.mix_seed) for d in frame["dicom_id"]]
+    paths, missing = list(frame["image_path"]), []
+    for i, (flag, row) in enumerate(zip(use, frame[["subject_id", "study_id", "dicom_id"]].itertuples(index=False))):
+        if not flag:
+            continue
+        p = synthetic_image_path(files_dir, row.subject_id, row.study_id, row.dicom_id)
+        if p is None:
+            missing.append(row.dicom_id)
+        else:
+            paths[i] = str(p)
+    if missing:
+        raise DatasetNotFoundError(
+            f"{len(missing)} of {sum(use)} pairs have no synthetic image under {files_dir} "
+            f"(first dicom_ids: {', '.join(missing[:5])}). Generate them first, or use --image-source mixed/real."
+        )
+    frame["image_path"] = paths
+    frame["image_kind"] = ["synthetic" if f else "real" for f in use]
+    return frame
+
+
+# ------------------------------------------------------------------------------ pair table
+def load_pretraining_pairs(data_root: str | Path, source: SourceSpec | None = None, *, limit: int | None = None) -> pd.DataFrame:
+    """Frontal (image, caption) pairs with ``split`` in {train, valid}; studies with captions
+    under 3 tokens dropped."""
+    from recipes.mimic import load_pairs
+
+    frame = load_pairs(data_root, frontal_only=True, min_tokens=0, section="impression")
+    made = [make_caption(i, f) for i, f in zip(frame["impression"], frame["findings"])]
+    frame = frame.assign(caption=[c for c, _ in made], caption_tokens=[n for _, n in made])
+    frame = frame[frame["caption_tokens"] >= MIN_CAPTION_TOKENS]
+    frame = frame[frame["split"].isin(TRAIN_SPLITS + VALID_SPLITS)]
+    frame = frame.assign(subset=np.where(frame["split"].isin(TRAIN_SPLITS), "train", "valid"))
+    frame = assign_images(frame, source or SourceSpec())
+    frame = frame.reset_index(drop=True)
+    if limit:
+        frame = pd.concat([frame[frame.subset == "train"].head(limit), frame[frame.subset == "valid"].head(limit)]).reset_index(drop=True)
+    return frame
+
+
+# ------------------------------------------------------------------------------ text
+def word_groups(tokens: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Merge WordPiece sub-words into words, as GLoRIA/MGCA's ``aggregate_tokens`` do:
+    slot of each token ([CLS] own slot, ``##x`` joins the previous word, [SEP] own slot and
+    the end; tokens after [SEP] get slot ``len(tokens)``, i.e. dropped) and the words."""
+    n = len(tokens)
+    slots, words = [], []
+    ended = False
+    for tok in tokens:
+        if ended:
+            slots.append(n)
+            continue
+        if tok.startswith("##") and words:
+            words[-1] += tok[2:]
+        else:
+            words.append(tok)
+        slots.append(len(words) - 1)
+        if tok == "[SEP]":
+            ended = True
+    return slots, words
+
+
+class Captioner:
+    """Tokenises captions to fixed length with word-merge slots."""
+
+    def __init__(self, tokenizer, max_words: int = 112):
+        self.tokenizer = tokenizer
+        self.max_words = max_words
+
+    def __call__(self, caption: str) -> dict[str, Any]:
+        enc = self.tokenizer(caption, truncation=True, padding="max_length", max_length=self.max_words)
+        tokens = self.tokenizer.convert_ids_to_tokens(enc["input_ids"])
+        slots, words = word_groups(tokens)
+        return {
+            "input_ids": torch.tensor(enc["input_ids"]),
+            "attention_mask": torch.tensor(enc["attention_mask"]),
+            "token_type_ids": torch.tensor(enc.get("token_type_ids", [0] * len(tokens))),
+            "word_slots": torch.tensor(slots),
+            "n_slots": len(words),  # [CLS] + words + [SEP]
+            "n_words": sum(1 for w in words if not w.startswith("[")),
+        }
+
+
+# ------------------------------------------------------------------------------ images
+@dataclass(frozen=True)
+class ImageSpec:
+    resize: int = 256
+    crop: int = 224
+
+    def transform(self, grey: np.ndarray, train: bool, seed: int) -> torch.Tensor:
+        """MGCA's DataTransforms on top of its resize_img: longer side -> ``resize`` (area),
+        zero-pad to a square, RandomCrop (train) / CenterCrop (eval), [0, 1] -> mean 0.5 /
+        std 0.5. Returns (1, crop, crop); the model replicates grey to 3 channels."""
+        image = resize_and_pad(grey, self.resize)
+        image = random_crop(image, self.crop, np.random.default_rng(seed)) if train else centre_crop(image, self.crop)
+        x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0)
+        return x.sub_(0.5).div_(0.5).unsqueeze(0)
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    h = hashlib.sha256(f"{seed}:{epoch}:{index}".encode()).digest()
+    return int.from_bytes(h[:8], "big") >> 1
+
+
+class PairDataset(Dataset):
+    """Indexed by (row index, augmentation seed) pairs from :class:`StepBatches`."""
+
+    def __init__(self, frame: pd.DataFrame, captioner: Captioner, image: ImageSpec, train: bool):
+        self.paths = list(frame["image_path"])
+        self.captions = list(frame["caption"])
+        self.ids = list(frame["dicom_id"])
+        self.captioner = captioner
+        self.image = image
+        self.train = train
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, key):
+        index, seed = key
+        item = self.captioner(self.captions[index])
+        item["image"] = self.image.transform(read_grey(self.paths[index]), self.train, seed)
+        item["index"] = index
+        return item
+
+
+def collate(items: list[dict]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        vals = [it[key] for it in items]
+        out[key] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else torch.tensor(vals)
+    return out
+
+
+class StepBatches:
+    """Deterministic, resumable batches: epoch ``e`` is a permutation of the pairs drawn
+    from ``seed + e``; micro-step ``m`` of the epoch holds positions
+    ``[m*G, (m+1)*G)`` (G = per-rank batch x world size) and rank ``r`` takes its
+    ``[r*B, (r+1)*B)`` part, so a DDP run and a single-process run with the same global
+    batch see the same pairs. Incomplete last batches are dropped."""
+
+    def __init__(self, n: int, batch_size: int, *, world: int = 1, rank: int = 0, seed: int = 0,
+                 epoch: int = 0, start: int = 0, shuffle: bool = True, train: bool = True):
+        self.n, self.b, self.world, self.rank = n, batch_size, world, rank
+        self.seed, self.epoch, self.start, self.shuffle, self.train = seed, epoch, start, shuffle, train
+
+    @staticmethod
+    def steps_per_epoch(n: int, batch_size: int, world: int) -> int:
+        return n // (batch_size * world)
+
+    def __len__(self) -> int:
+        return max(0, self.steps_per_epoch(self.n, self.b, self.world) - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        g_size = self.b * self.world
+        for m in range(self.start, self.steps_per_epoch(self.n, self.b, self.world)):
+            part = order[m * g_size + self.rank * self.b: m * g_size + (self.rank + 1) * self.b]
+            yield [(i, item_seed(self.seed, self.epoch, i) if self.train else 0) for i in part]

@@ -1,0 +1,141 @@
+"""Losses of ConVIRT, GLoRIA and MGCA (re-implemented from the papers and official code).
+
+All functions take float tensors and return scalars; callers cast to float32 first.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+# ------------------------------------------------------------------------------ global
+def info_nce(img: Tensor, txt: Tensor, temperature: float = 0.07) -> tuple[Tensor, Tensor]:
+    """Symmetric InfoNCE on L2-normalised embeddings: (image->text, text->image) cross
+    entropies over the batch, each averaged over the batch. The brief's L is their mean;
+    MGCA's ConVIRT and MGCA's instance alignment use their sum."""
+    scores = img @ txt.t() / temperature
+    labels = torch.arange(scores.shape[0], device=scores.device)
+    return F.cross_entropy(scores, labels), F.cross_entropy(scores.t(), labels)
+
+
+def gloria_global_loss(img: Tensor, txt: Tensor, temp3: float = 10.0, eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+    """GLoRIA's global loss: cosine similarities scaled by ``temp3`` (un-normalised inputs)."""
+    num = img @ txt.t()
+    den = img.norm(dim=1, keepdim=True) @ txt.norm(dim=1, keepdim=True).t()
+    scores = num / den.clamp(min=eps) * temp3
+    labels = torch.arange(scores.shape[0], device=scores.device)
+    return F.cross_entropy(scores, labels), F.cross_entropy(scores.t(), labels)
+
+
+# ------------------------------------------------------------------------------ GLoRIA local
+def gloria_word_region_similarity(words: Tensor, regions: Tensor, temp1: float = 4.0, temp2: float = 5.0,
+                                  eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+    """Similarity of one caption's words (n, D) with every image's regions (B, D, R).
+
+    Attention: for each region a softmax over the words, then (x ``temp1``) a softmax over
+    regions for each word; each word's region context is the attention-weighted regions.
+    Returns (log sum_k exp(temp2 * cos(word_k, context_k)) per image (B,), attention (B, n, R))."""
+    B, D, R = regions.shape
+    raw = torch.einsum("dn,bdr->brn", words, regions)  # (B, R, n)
+    over_words = raw.softmax(dim=-1)
+    attn = (over_words.transpose(1, 2) * temp1).softmax(dim=-1)  # (B, n, R)
+    context = torch.einsum("bnr,bdr->bnd", attn, regions)  # (B, n, D)
+    w = words.t().unsqueeze(0)  # (1, n, D)
+    cos = (w * context).sum(-1) / (w.norm(dim=-1) * context.norm(dim=-1)).clamp(min=eps)
+    return torch.log(torch.exp(cos * temp2).sum(dim=1)), attn
+
+
+def gloria_local_loss(word_emb: Tensor, region_emb: Tensor, cap_lens: list[int], temp1: float = 4.0,
+                      temp2: float = 5.0, temp3: float = 10.0) -> tuple[Tensor, Tensor]:
+    """GLoRIA's word-region loss. ``word_emb`` (B, D, T) merged words (position 0 is [CLS],
+    as in GLoRIA, which takes the first ``cap_len`` = words + 1 positions); ``region_emb``
+    (B, D, R). sim[j, i] = similarity of image j and caption i, x ``temp3``; cross entropy
+    over captions (image->text) and over images (text->image)."""
+    B = word_emb.shape[0]
+    cols = [gloria_word_region_similarity(word_emb[i, :, :cap_lens[i]], region_emb, temp1, temp2)[0] for i in range(B)]
+    sims = torch.stack(cols, dim=1) * temp3  # (images, captions)
+    labels = torch.arange(B, device=sims.device)
+    return F.cross_entropy(sims, labels), F.cross_entropy(sims.t(), labels)
+
+
+# ------------------------------------------------------------------------------ MGCA
+def clipped_weights(weights: Tensor, lo: float = 0.1, hi: float = 0.9, nonzero_only: bool = True) -> Tensor:
+    """MGCA's token weights: per row, clip the (non-zero) entries to their 10th-90th
+    percentiles, then normalise the row to sum 1."""
+    out = weights.detach().clone().float()
+    for i in range(out.shape[0]):
+        row = out[i]
+        sel = row != 0 if nonzero_only else torch.ones_like(row, dtype=torch.bool)
+        if sel.any():
+            vals = row[sel]
+            row[sel] = vals.clamp(torch.quantile(vals, lo), torch.quantile(vals, hi))
+    return out / out.sum(dim=1, keepdim=True).clamp(min=1e-12)
+
+
+def _weighted_alignment(query: Tensor, attended: Tensor, weights: Tensor, temperature: float) -> Tensor:
+    """Both directions of MGCA's token-level contrast: sim (b, n, n) between each token and
+    every token's attended output; cross entropy towards its own index, weighted."""
+    b, n, _ = query.shape
+    sim = query @ attended.transpose(1, 2) / temperature
+    targets = torch.arange(n, device=sim.device).repeat(b)
+    w = weights.reshape(-1)
+    l1 = (F.cross_entropy(sim.reshape(b * n, n), targets, reduction="none") * w).sum() / b
+    l2 = (F.cross_entropy(sim.transpose(1, 2).reshape(b * n, n), targets, reduction="none") * w).sum() / b
+    return (l1 + l2) / 2
+
+
+def mgca_token_loss(word_emb: Tensor, patch_emb: Tensor, word_weights: Tensor, patch_weights: Tensor,
+                    word_pad: Tensor, temperature: float = 0.1, normalise_patch_output: bool = True) -> tuple[Tensor, Tensor]:
+    """MGCA's cross-modal token alignment (bidirectional, no learned attention layer).
+
+    word_emb (b, Nw, D) and patch_emb (b, Np, D) L2-normalised; word_weights (b, Nw) and
+    patch_weights (b, Np) sum to 1 per row; word_pad (b, Nw) True for padding words (masked
+    as keys of the patch->word attention). Returns (word loss, patch loss)."""
+    att = (word_emb @ patch_emb.transpose(1, 2) / temperature).softmax(-1)
+    word_out = F.normalize(att @ patch_emb, dim=-1)
+    loss_word = _weighted_alignment(word_emb, word_out, word_weights, temperature)
+
+    sim = (patch_emb @ word_emb.transpose(1, 2)).masked_fill(word_pad.unsqueeze(1), float("-inf"))
+    patch_out = (sim / temperature).softmax(-1) @ word_emb
+    if normalise_patch_output:  # MGCA normalises it for ResNets, not for ViTs
+        patch_out = F.normalize(patch_out, dim=-1)
+    loss_patch = _weighted_alignment(patch_emb, patch_out, patch_weights, temperature)
+    return loss_word, loss_patch
+
+
+AllReduce = Callable[[Tensor], Tensor]
+
+
+@torch.no_grad()
+def sinkhorn(scores: Tensor, epsilon: float = 0.05, iterations: int = 3, all_reduce: AllReduce | None = None,
+             world_size: int = 1) -> Tensor:
+    """Sinkhorn-Knopp codes (SwAV / MGCA) for prototype scores (B, K): equipartition over the
+    K prototypes across the (global) batch; each sample's code is a distribution (rows sum
+    to 1). Under DDP ``all_reduce`` sums the total mass and the prototype marginals across
+    ranks (``world_size`` ranks with B samples each), so codes equal those of the global batch."""
+    reduce = all_reduce or (lambda t: t)
+    Q = torch.exp(scores.float() / epsilon).t()  # (K, B)
+    total = reduce(Q.sum())
+    Q = Q / total
+    K, B = Q.shape
+    r = torch.full((K,), 1.0 / K, device=Q.device)
+    c = torch.full((B,), 1.0 / (world_size * B), device=Q.device)
+    for _ in range(iterations):
+        u = reduce(Q.sum(dim=1))
+        Q = Q * (r / u).unsqueeze(1)
+        Q = Q * (c / Q.sum(dim=0)).unsqueeze(0)
+    return (Q / Q.sum(dim=0, keepdim=True)).t()
+
+
+def prototype_loss(img_scores: Tensor, txt_scores: Tensor, img_codes: Tensor, txt_codes: Tensor,
+                   temperature: float = 0.2) -> Tensor:
+    """Swapped prediction: image codes supervise text prototype probabilities and vice versa."""
+    img_logp = F.log_softmax(img_scores / temperature, dim=1)
+    txt_logp = F.log_softmax(txt_scores / temperature, dim=1)
+    i2t = -(img_codes * txt_logp).sum(dim=1).mean()
+    t2i = -(txt_codes * img_logp).sum(dim=1).mean()
+    return (i2t + t2i) / 2

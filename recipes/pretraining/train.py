@@ -1,0 +1,469 @@
+"""Pretraining loop and CLI: ``python -m recipes.pretraining --method mgca ...``.
+
+One process, or one per GPU under ``torchrun`` (DDP: NCCL on CUDA, gloo on CPU). bf16
+autocast on CUDA; gradient accumulation; deterministic seeding (model init, pair order,
+crops and dropout are functions of --seed, the step and the rank); a resumable state
+(``resume.pt``, written atomically every --save-every optimizer steps and at every epoch
+end) from which a killed run continues at the saved step; a harness-loadable export
+(``<method>-<source>-<arch>.ckpt``: the best validation epoch, or the last state when no
+validation epoch finished).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from benchmark.errors import BenchmarkError, ConfigError
+from recipes.pretraining import METHODS
+from recipes.pretraining.data import Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, collate, load_pretraining_pairs
+from recipes.pretraining.distributed import Dist, setup, teardown
+from recipes.pretraining.methods import DEFAULTS, IMAGE_PREFIX, StepContext, build_method
+
+RESUME_FILE = "resume.pt"
+LOG_FILE = "log.jsonl"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    method: str = "mgca"
+    data_root: str = ""
+    text_encoder: str = ""
+    tokenizer: str | None = None
+    output: str = "runs/pretrain"
+    image_source: str = "real"
+    synthetic_root: str | None = None
+    synthetic_ratio: float = 1.0
+    generator: str | None = None
+    arch: str = "resnet50"
+    image_init: str = "imagenet"
+    resize: int = 256
+    crop: int = 224
+    upsample: int = 299
+    local_layer: str = "layer3"
+    max_words: int = 112
+    batch_size: int | None = None  # per process
+    accumulate: int = 1
+    virtual_ranks: int = 1
+    epochs: int | None = None
+    max_steps: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+    patience: int | None = None
+    seed: int = 42
+    workers: int = 4
+    device: str = "auto"
+    precision: str = "auto"
+    save_every: int = 1000
+    validate: bool = True
+    resume: bool = True
+    progress: bool = True
+    limit: int | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)  # method hyperparameter overrides
+
+    def resolved(self) -> "TrainConfig":
+        if self.method not in METHODS:
+            raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        d = DEFAULTS[self.method]
+        out = TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
+        for name in ("batch_size", "epochs", "lr", "weight_decay", "grad_clip", "patience"):
+            if getattr(out, name) is None:
+                setattr(out, name, d[name])
+        out.hparams = {k: v for k, v in d.items() if k not in ("batch_size", "epochs", "lr", "weight_decay", "grad_clip", "patience")}
+        out.hparams.update(self.hparams)
+        out.tokenizer = self.tokenizer or self.text_encoder
+        if out.accumulate < 1 or out.virtual_ranks < 1 or out.batch_size % out.virtual_ranks:
+            raise ConfigError("--accumulate and --virtual-ranks must be >= 1 and --batch-size divisible by --virtual-ranks")
+        return out
+
+    def source(self) -> SourceSpec:
+        return SourceSpec(self.image_source, self.synthetic_root, self.synthetic_ratio if self.image_source == "mixed" else 1.0,
+                          self.generator, self.seed)
+
+    def export_name(self) -> str:
+        return f"{self.method}-{self.source().label()}-{self.arch}.ckpt"
+
+
+# ------------------------------------------------------------------------------ schedule
+def cosine_warmup_lr(step: int, total: int, max_lr: float, min_lr: float, warmup_frac: float) -> float:
+    """Linear warm-up from min_lr over ``warmup_frac`` of the steps, then cosine to min_lr
+    (MGCA's CosineAnnealingWarmupRestarts with one cycle)."""
+    warm = int(total * warmup_frac)
+    if warm > 0 and step < warm:
+        return min_lr + (max_lr - min_lr) * step / warm
+    span = max(1, total - warm)
+    return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * min(1.0, (step - warm) / span))) / 2
+
+
+# ------------------------------------------------------------------------------ files
+def atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _plain(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def export_checkpoint(method, cfg: TrainConfig, path: Path, *, epoch: int, step: int, val_loss: float | None,
+                      n_pairs: dict[str, int], tokenizer_dir: str) -> None:
+    """A Lightning-like checkpoint the harness reads with ``weights_only=True``."""
+    sd = {k: v.detach().cpu().clone() for k, v in method.state_dict().items()}
+    bert = getattr(method, "text_encoder_q", None) or getattr(method, "text_encoder", None) or method.gloria.text_encoder
+    record = {
+        "format_version": FORMAT_VERSION,
+        "method": cfg.method,
+        "image_prefix": IMAGE_PREFIX[cfg.method],
+        "arch": cfg.arch,
+        "image_source": cfg.image_source,
+        "synthetic_ratio": cfg.synthetic_ratio if cfg.image_source == "mixed" else (1.0 if cfg.image_source == "synthetic" else 0.0),
+        "generator": cfg.generator,
+        "synthetic_root": cfg.synthetic_root,
+        "data_root": cfg.data_root,
+        "pairs": n_pairs,
+        "image_input": {"resize": cfg.resize, "crop": cfg.crop, "mean": 0.5, "std": 0.5, "channels": 3,
+                        "resnet_upsample": cfg.upsample},
+        "text_encoder_dir": str(cfg.text_encoder),
+        "text_encoder_config": _plain(bert.model.config.to_dict()),
+        "tokenizer_dir": tokenizer_dir,
+        "max_words": cfg.max_words,
+        "heads": _plain(method.record()),
+        "val_loss": val_loss,
+        "config": _plain(asdict(cfg)),
+    }
+    obj = {"state_dict": sd, "epoch": epoch, "global_step": step, "hyper_parameters": _plain({**asdict(cfg), **cfg.hparams}),
+           "medvlp": _plain(record)}
+    atomic_save(obj, path)
+
+
+# ------------------------------------------------------------------------------ training
+class Hooks:
+    """Test/extension hooks: ``on_step(step, logs)`` after every optimizer step."""
+
+    def on_step(self, step: int, logs: dict[str, float]) -> None:
+        pass
+
+
+def _autocast_factory(device: torch.device, precision: str) -> Callable:
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ConfigError(f"--precision must be auto, bf16 or fp32, got {precision!r}")
+    return contextlib.nullcontext
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _loader(dataset, sampler, workers: int):
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+                                       pin_memory=torch.cuda.is_available(), persistent_workers=False)
+
+
+def _read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None = None) -> Path:
+    """Run (or resume) a pretraining run; returns the exported checkpoint path."""
+    cfg = cfg.resolved()
+    hooks = hooks or Hooks()
+    d = dist_info or setup(cfg.device)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+
+    from recipes.pretraining.encoders import load_tokenizer
+
+    tokenizer = load_tokenizer(cfg.tokenizer)
+    frame = load_pretraining_pairs(cfg.data_root, cfg.source(), limit=cfg.limit)
+    train_frame = frame[frame.subset == "train"].reset_index(drop=True)
+    valid_frame = frame[frame.subset == "valid"].reset_index(drop=True)
+    n_pairs = {"train": len(train_frame), "valid": len(valid_frame),
+               "synthetic_images": int((frame.image_kind == "synthetic").sum())}
+    captioner = Captioner(tokenizer, cfg.max_words)
+    image = ImageSpec(cfg.resize, cfg.crop)
+    train_set = PairDataset(train_frame, captioner, image, train=True)
+    valid_set = PairDataset(valid_frame, captioner, image, train=False)
+
+    B, W, A = cfg.batch_size, d.world_size, cfg.accumulate
+    micro_per_epoch = StepBatches.steps_per_epoch(len(train_set), B, W)
+    steps_per_epoch = micro_per_epoch // A
+    if steps_per_epoch < 1:
+        raise ConfigError(f"{len(train_set)} training pairs are fewer than one global batch "
+                          f"({B} per process x {W} processes x {A} accumulation); lower --batch-size")
+    total_steps = steps_per_epoch * cfg.epochs
+
+    method = build_method(cfg.method, arch=cfg.arch, text_encoder=cfg.text_encoder, image_init=cfg.image_init,
+                          seed=cfg.seed, upsample=cfg.upsample, local_layer=cfg.local_layer, **cfg.hparams).to(d.device)
+    hp = cfg.hparams
+    params = [p for p in method.parameters() if p.requires_grad]
+    opt_cls = torch.optim.AdamW if hp["optimizer"] == "adamw" else torch.optim.Adam
+    extra = {"fused": True} if d.device.type == "cuda" else {}
+    optimizer = opt_cls(params, lr=cfg.lr, betas=tuple(hp["betas"]), weight_decay=cfg.weight_decay, **extra)
+    model = method
+    if d.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            method, device_ids=[d.device.index] if d.device.type == "cuda" else None, find_unused_parameters=False)
+
+    state = {"step": 0, "epoch": 0, "best_val": None, "bad_epochs": 0, "lr_scale": 1.0, "plateau_best": None,
+             "plateau_bad": 0, "done": False}
+    resume_path = out / RESUME_FILE
+    if cfg.resume and resume_path.is_file():
+        saved = torch.load(resume_path, map_location="cpu", weights_only=True)
+        method.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state.update(saved["state"])
+        if d.main:
+            print(f"resuming {out} from step {state['step']} (epoch {state['epoch']})", flush=True)
+    if d.main:  # drop log lines written after the state we resume from
+        log = [r for r in _read_log(out / LOG_FILE) if r.get("step", 0) <= state["step"]]
+        (out / LOG_FILE).write_text("".join(json.dumps(r) + "\n" for r in log))
+        shutil.rmtree(out / "tokenizer", ignore_errors=True)
+        tokenizer.save_pretrained(str(out / "tokenizer"))
+    autocast = _autocast_factory(d.device, cfg.precision)
+    export_path = out / cfg.export_name()
+
+    def save_state() -> None:
+        if d.main:
+            atomic_save({"model": {k: v.detach().cpu() for k, v in method.state_dict().items()},
+                         "optimizer": optimizer.state_dict(), "state": dict(state), "config": _plain(asdict(cfg))}, resume_path)
+        d.barrier()
+
+    def log_line(rec: dict) -> None:
+        if d.main:
+            with open(out / LOG_FILE, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    def set_lr(step: int) -> float:
+        if hp["scheduler"] == "cosine_warmup":
+            lr = cosine_warmup_lr(step, total_steps, cfg.lr, hp["min_lr"], hp["warmup"])
+        else:
+            lr = cfg.lr * state["lr_scale"]
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    bar = None
+    if d.main and cfg.progress:
+        from tqdm import tqdm
+
+        limit = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
+        bar = tqdm(total=limit, initial=min(state["step"], limit), desc=f"{cfg.method} pretraining", unit="step", dynamic_ncols=True)
+
+    stop = state["done"]
+    while not stop and state["epoch"] < cfg.epochs:
+        epoch = state["epoch"]
+        done_in_epoch = state["step"] - epoch * steps_per_epoch
+        sampler = StepBatches(len(train_set), B, world=W, rank=d.rank, seed=cfg.seed, epoch=epoch, start=done_in_epoch * A)
+        model.train()
+        micro, sums, t0 = 0, {}, time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        for batch in _loader(train_set, sampler, cfg.workers):
+            if micro >= (steps_per_epoch - done_in_epoch) * A:
+                break
+            batch = _to(batch, d.device)
+            ctx = StepContext(chunks=cfg.virtual_ranks, rank=d.rank, world_size=W, seed=cfg.seed,
+                              step=state["step"] * A + micro % A, epoch=epoch,
+                              all_reduce=d.all_reduce_sum if d.enabled else None, autocast=autocast)
+            last = (micro + 1) % A == 0
+            sync = contextlib.nullcontext() if (last or not d.enabled) else model.no_sync()
+            with sync:
+                losses = model(batch, ctx)
+                (losses["loss"] / A).backward()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / A
+            micro += 1
+            if not last:
+                continue
+            method.after_backward(epoch)
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            lr = set_lr(state["step"])
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["step"] += 1
+            logs = {k: d.mean(v) for k, v in sums.items()}
+            dt = time.perf_counter() - t0
+            rec = {"step": state["step"], "epoch": epoch, "lr": lr, **logs, "img_per_s": B * W * A / max(dt, 1e-9)}
+            log_line(rec)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}", img_s=f"{rec['img_per_s']:.1f}")
+            sums, t0 = {}, time.perf_counter()
+            if cfg.save_every and state["step"] % cfg.save_every == 0:
+                save_state()
+            hooks.on_step(state["step"], logs)
+            if cfg.max_steps and state["step"] >= cfg.max_steps:
+                stop = True
+                break
+        if stop:
+            break
+        # epoch finished
+        state["epoch"] += 1
+        if cfg.validate and len(valid_set) >= cfg.batch_size * W:
+            val = evaluate(model, valid_set, cfg, d, autocast, state["epoch"])
+            log_line({"step": state["step"], "epoch": epoch, "val_loss": val})
+            if hp["scheduler"] == "plateau":
+                if state["plateau_best"] is None or val < state["plateau_best"]:
+                    state["plateau_best"], state["plateau_bad"] = val, 0
+                else:
+                    state["plateau_bad"] += 1
+                    if state["plateau_bad"] > hp["plateau_patience"]:
+                        state["lr_scale"] *= hp["plateau_factor"]
+                        state["plateau_bad"] = 0
+            if state["best_val"] is None or val < state["best_val"]:
+                state["best_val"], state["bad_epochs"] = val, 0
+                if d.main:
+                    export_checkpoint(method, cfg, export_path, epoch=state["epoch"], step=state["step"], val_loss=val,
+                                      n_pairs=n_pairs, tokenizer_dir=str(out / "tokenizer"))
+            else:
+                state["bad_epochs"] += 1
+                if state["bad_epochs"] >= cfg.patience:
+                    state["done"] = stop = True
+        save_state()
+    if bar is not None:
+        bar.close()
+    state["done"] = state["done"] or state["epoch"] >= cfg.epochs
+    save_state()
+    if d.main:
+        export_checkpoint(method, cfg, out / "last.ckpt", epoch=state["epoch"], step=state["step"], val_loss=None,
+                          n_pairs=n_pairs, tokenizer_dir=str(out / "tokenizer"))
+        if state["best_val"] is None:
+            shutil.copyfile(out / "last.ckpt", export_path)
+        print(f"wrote {export_path} (step {state['step']}, epoch {state['epoch']}); score it with: "
+              f"python run_benchmark.py --encoder {export_path}", flush=True)
+    d.barrier()
+    return export_path
+
+
+@torch.no_grad()
+def evaluate(model, dataset, cfg: TrainConfig, d: Dist, autocast, epoch: int) -> float:
+    model.eval()
+    sampler = StepBatches(len(dataset), cfg.batch_size, world=d.world_size, rank=d.rank, seed=cfg.seed, shuffle=False, train=False)
+    total, n = 0.0, 0
+    for i, batch in enumerate(_loader(dataset, sampler, cfg.workers)):
+        ctx = StepContext(chunks=cfg.virtual_ranks, rank=d.rank, world_size=d.world_size, seed=cfg.seed, step=-1 - i, epoch=epoch,
+                          all_reduce=d.all_reduce_sum if d.enabled else None, autocast=autocast)
+        total += float(model(_to(batch, d.device), ctx)["loss"])
+        n += 1
+    model.train()
+    return d.mean(total / max(n, 1))
+
+
+# ------------------------------------------------------------------------------ CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m recipes.pretraining",
+        description="Pretrain ConVIRT, GLoRIA or MGCA on MIMIC-CXR (image, report) pairs with real, synthetic or mixed "
+                    "images; writes a checkpoint that `run_benchmark.py --encoder` scores without conversion. "
+                    "Multi-GPU: torchrun --nproc_per_node N -m recipes.pretraining ...",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("method and data")
+    g.add_argument("--method", choices=METHODS, required=True, help="pretraining method")
+    g.add_argument("--data-root", required=True, help="folder holding mimic-cxr-jpg/2.0.0 and mimic-cxr/2.0.0 (reports)")
+    g.add_argument("--text-encoder", required=True, help="LOCAL Hugging Face BERT folder (e.g. Bio_ClinicalBERT); never downloaded")
+    g.add_argument("--tokenizer", default=None, help="local tokenizer folder (default: --text-encoder)")
+    g.add_argument("--image-source", choices=("real", "synthetic", "mixed"), default="real",
+                   help="real MIMIC-CXR images, synthetic ones from --synthetic-root, or a mix")
+    g.add_argument("--synthetic-root", default=None,
+                   help="synthetic image set in the MIMIC-CXR-JPG layout (<root>/mimic-cxr-jpg/2.0.0/files/...); captions stay the real reports")
+    g.add_argument("--synthetic-ratio", type=float, default=0.5, help="mixed: share of pairs whose image is synthetic (per-dicom_id hash)")
+    g.add_argument("--generator", default=None, help="name of the image generator (e.g. roentgen, sd21); recorded and used in the file name")
+    g.add_argument("--limit", type=int, default=None, help="debugging: at most N train and N validation pairs")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", default="resnet50", help="image encoder: resnet50, vit_base_patch16_224 (tests: resnet_tiny, vit_tiny_test)")
+    g.add_argument("--image-init", default="imagenet",
+                   help="image weights: imagenet (torchvision file from the local torch hub cache), random, or a checkpoint/--encoder spec")
+    g.add_argument("--resize", type=int, default=256, help="resize the longer side to this and zero-pad to a square")
+    g.add_argument("--crop", type=int, default=224, help="random (train) / centre (validation) crop size")
+    g.add_argument("--upsample", type=int, default=299, help="ResNet inputs are upsampled to this before conv1 (official; 0 = off)")
+    g.add_argument("--local-layer", default="layer3", choices=("layer3", "layer4"), help="ResNet stage used as local (region) features")
+    g.add_argument("--max-words", type=int, default=112, help="BERT tokens per caption (truncate/pad)")
+    g = p.add_argument_group("optimisation (default: the method's official value)")
+    g.add_argument("--batch-size", type=int, default=None, help="pairs per process and micro-step (official: ConVIRT/MGCA 72, GLoRIA 48)")
+    g.add_argument("--accumulate", type=int, default=1, help="gradient accumulation micro-steps per optimizer step")
+    g.add_argument("--virtual-ranks", type=int, default=1,
+                   help="split each batch into N chunks that behave like N DDP ranks (own batch-norm statistics and negatives, joint Sinkhorn)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs (official 50)")
+    g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps (smoke runs); the schedule still spans --epochs")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (official: ConVIRT/MGCA 2e-5, GLoRIA 5e-5)")
+    g.add_argument("--weight-decay", type=float, default=None, help="weight decay (official: ConVIRT/MGCA 0.05, GLoRIA 1e-6)")
+    g.add_argument("--grad-clip", type=float, default=None, help="gradient norm clipping (official: GLoRIA 0.25, others off)")
+    g.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs on validation loss")
+    g.add_argument("--seed", type=int, default=42, help="seed of the model initialisation, pair order, crops and dropout")
+    g.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a method hyperparameter, e.g. --hp num_prototypes=500 --hp local_temperature=0.1 (see recipes/pretraining/methods)")
+    g = p.add_argument_group("run")
+    g.add_argument("--output", required=True, help="run folder: resume.pt, log.jsonl, tokenizer/, last.ckpt and the exported checkpoint")
+    g.add_argument("--workers", type=int, default=4, help="image-decoding worker processes per rank")
+    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1")
+    g.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"), help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    g.add_argument("--save-every", type=int, default=1000, help="write resume.pt every N optimizer steps (and at every epoch end)")
+    g.add_argument("--no-validate", action="store_true", help="skip the per-epoch validation loss (then the last state is exported)")
+    g.add_argument("--no-resume", action="store_true", help="start afresh even if the output folder holds resume.pt")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _parse_hp(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--hp expects NAME=VALUE, got {item!r}")
+        try:
+            out[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name.strip()] = value
+    return out
+
+
+def config_from_args(argv: list[str] | None = None) -> TrainConfig:
+    a = build_parser().parse_args(argv)
+    return TrainConfig(
+        method=a.method, data_root=a.data_root, text_encoder=a.text_encoder, tokenizer=a.tokenizer, output=a.output,
+        image_source=a.image_source, synthetic_root=a.synthetic_root, synthetic_ratio=a.synthetic_ratio, generator=a.generator,
+        arch=a.arch, image_init=a.image_init, resize=a.resize, crop=a.crop, upsample=a.upsample, local_layer=a.local_layer,
+        max_words=a.max_words, batch_size=a.batch_size, accumulate=a.accumulate, virtual_ranks=a.virtual_ranks, epochs=a.epochs,
+        max_steps=a.max_steps, lr=a.lr, weight_decay=a.weight_decay, grad_clip=a.grad_clip, patience=a.patience, seed=a.seed,
+        workers=a.workers, device=a.device, precision=a.precision, save_every=a.save_every, validate=not a.no_validate,
+        resume=not a.no_resume, progress=not a.no_progress, limit=a.limit, hparams=_parse_hp(a.hp))
+
+
+def main(argv: list[str] | None = None) -> int:
+    d = None
+    try:
+        cfg = config_from_args(argv)
+        d = setup(cfg.device)
+        train(cfg, dist_info=d)
+        return 0
+    except BenchmarkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if d is not None:
+            teardown(d)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

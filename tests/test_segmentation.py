@@ -1,0 +1,209 @@
+"""Segmentation family: SIIM parsing, Dice metrics, frozen encoder, config round trip, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.cli import main
+from benchmark.datasets.siim import SIIMPneumothorax, decode_siim_rle, read_siim_rle, siim_mask
+from benchmark.results import read_result, read_results
+from benchmark.seg_metrics import mask_counts, per_image_dice, segmentation_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------- SIIM RLE (hand-made fixtures)
+def test_rle_is_relative_and_column_major():
+    # 3 x 3: column-major positions 1 and 4 = (row 1, col 0) and (row 1, col 1)
+    mask = decode_siim_rle("1 1 2 1", 3, 3)
+    assert np.argwhere(mask).tolist() == [[1, 0], [1, 1]]
+    # 4 x 5 (h x w): a run of 3 from position 2 covers rows 2, 3 of column 0 and row 0 of column 1
+    mask = decode_siim_rle(" 2 3 ", 4, 5)
+    assert np.argwhere(mask).tolist() == [[0, 1], [2, 0], [3, 0]]
+    assert not decode_siim_rle(" -1", 4, 5).any() and not decode_siim_rle("-1", 4, 5).any()
+    with pytest.raises(ValueError):
+        decode_siim_rle("0 30", 4, 5)  # runs past the image
+
+
+@pytest.mark.parametrize("header,sep", [("ImageId, EncodedPixels", ", "), ("ImageId,EncodedPixels", ",")])
+def test_several_rows_are_a_union_and_minus_one_is_negative(tmp_path, header, sep):
+    # image A: two overlapping rows on a 10 x 10 grid: positions 0..9 (column 0) and 5..14
+    text = "\n".join([header, f"A{sep}0 10", f"B{sep}-1", f"A{sep}5 10", f"C{sep} -1", f"D{sep}99 1"]) + "\n"
+    path = tmp_path / "train-rle.csv"
+    path.write_text(text)
+    records = read_siim_rle(path).set_index("image_id")
+    assert list(records.index) == ["A", "B", "C", "D"]
+    assert records["Pneumothorax"].to_dict() == {"A": 1, "B": 0, "C": 0, "D": 1}
+    mask = siim_mask(records.at["A", "rle"], 10, 10)
+    assert mask.sum() == 15  # union of 10 and 10 pixels overlapping in 5 (last row wins would give 10)
+    assert mask[:, 0].all() and mask[:5, 1].all() and not mask[5:, 1].any()
+    assert siim_mask(records.at["B", "rle"], 10, 10).sum() == 0
+    assert np.argwhere(siim_mask(records.at["D", "rle"], 10, 10)).tolist() == [[9, 9]]
+
+
+def test_adapter_masks_match_the_demo_truth(demo_root):
+    from benchmark.data_roots import DataRoots
+    from benchmark.demo.writers.siim import mask_sha256
+    from benchmark.images import read_grey
+
+    adapter = SIIMPneumothorax.locate(DataRoots(demo_root, {}, "test"))
+    truth = json.loads((demo_root / ".demo_truth" / "siim-acr-pneumothorax.json").read_text())["images"]
+    records = adapter.records.set_index("image_id")
+    assert set(records.index) == set(truth)
+    several = [i for i, t in truth.items() if t["rows"] > 1]
+    assert several, "the demo should hold images with several RLE rows"
+    for image_id in several[:3] + [i for i in truth if truth[i]["mask_pixels"] == 0][:2]:
+        height, width = read_grey(records.at[image_id, "path"]).shape
+        mask = siim_mask(records.at[image_id, "rle"], height, width)
+        assert int(mask.sum()) == truth[image_id]["mask_pixels"]
+        assert mask_sha256(mask) == truth[image_id]["mask_sha256"]
+        assert records.at[image_id, "Pneumothorax"] == int(truth[image_id]["mask_pixels"] > 0)
+
+
+def test_committed_siim_manifest_has_mgca_sizes_and_rebuilds():
+    from benchmark.splits import read_manifest
+
+    manifest = read_manifest(ROOT / "tasks" / "manifests" / "siim.csv.gz", "siim")
+    assert manifest.frame["split"].value_counts().to_dict() == {"train": 8433, "val": 1807, "test": 1807}
+    import importlib.util
+
+    if importlib.util.find_spec("torchxrayvision") is None:
+        pytest.skip("torchxrayvision (the official train-rle.csv) is not installed")
+    from benchmark.splits import manifest_bytes, sha256_bytes
+    from tasks.build_manifests import build, txrv_data_dir
+
+    rebuilt, _ = build("siim", txrv_data_dir())
+    assert sha256_bytes(manifest_bytes(rebuilt)) == manifest.sha256
+
+
+# ---------------------------------------------------------------------------- metrics
+def test_dice_metrics_against_hand_computation():
+    gt = np.zeros((4, 4, 4), dtype=bool)
+    prob = np.zeros((4, 4, 4))
+    gt[0, :2, :2] = True            # 4 px
+    prob[0, :2, :1] = 0.9           # 2 px, inside: dice 2*2/(2+4) = 2/3
+    gt[1, 0, :] = True              # 4 px, prediction empty: dice 0
+    prob[2, 3, 3] = 0.7             # empty truth, 1 px predicted: 0
+    prob[3] = 0.5                   # empty truth, exactly 0.5 is NOT > 0.5: empty prediction: 1
+    counts = mask_counts(prob, gt, 0.5)
+    dice = per_image_dice(**counts)
+    assert dice.tolist() == pytest.approx([2 / 3, 0.0, 0.0, 1.0])
+    metrics = segmentation_metrics(counts)
+    assert metrics["dice"] == pytest.approx((2 / 3 + 0 + 0 + 1) / 4)
+    # dataset-level Dice over positive images 0 and 1: 2 * 2 / ((2 + 0) + (4 + 4))
+    assert metrics["dice_positive_dataset"] == pytest.approx(4 / 10)
+    assert metrics["n_positive"] == 2 and metrics["n_images"] == 4
+
+
+def test_focal_log_dice_loss_matches_formula():
+    from benchmark.openmmlab.unet_decoder import FocalLogDiceLoss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 1, 5, 5)
+    target = (torch.rand(2, 5, 5) > 0.7).long()
+    p = torch.sigmoid(logits[:, 0]).double()
+    t = target.double()
+    p_t = p * t + (1 - p) * (1 - t)
+    focal = (-(1 - p_t) ** 2 * torch.log(p_t)).mean()
+    dice = (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
+    expected = 10 * focal - torch.log(dice)
+    assert float(FocalLogDiceLoss()(logits, target)) == pytest.approx(float(expected), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------- training unit
+def _context(demo_root, tmp_path, flags=None, spec="random:resnet_tiny"):
+    from benchmark.context import RunContext
+    from benchmark.features import FeatureCache
+    from benchmark.suites import demo_suite
+    from models.loading import load_encoder
+
+    loaded = load_encoder(spec)
+    loaded.encoder.eval()
+    suite = demo_suite(demo_root, generate=False)
+    return RunContext(loaded=loaded, device=torch.device("cpu"), suite=suite, output=tmp_path / "out", cache_dir=tmp_path / "cache",
+                      feature_cache=FeatureCache(tmp_path / "cache" / "features"), workers=0, progress=False, limit=12, flags=flags or {})
+
+
+def _state(module) -> dict:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root, tmp_path, monkeypatch):
+    from benchmark.families import segmentation
+    from benchmark.openmmlab.segmentation_config import build_segmentor
+    from benchmark.registry import all_tasks
+    from benchmark.results import UnitId
+    from benchmark.task_data import load_task_data
+
+    monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "2")
+    monkeypatch.setattr(segmentation, "MEMORY_BUDGET", 0)  # val/test pyramids go to the on-disk cache
+    ctx = _context(demo_root, tmp_path)
+    before = _state(ctx.encoder)
+    data = load_task_data(all_tasks()["siim_seg"], ctx.suite, ctx.cache_dir)
+    result, predictions = segmentation.run_unit(ctx, data, UnitId(task="siim_seg", fraction=100, seed=0))
+    after = _state(ctx.encoder)
+    assert before.keys() == after.keys() and any("running_mean" in k for k in before)
+    for key in before:
+        assert torch.equal(before[key], after[key]), key  # weights AND batch-norm buffers
+    assert result.training["epochs_run"] == 2 and result.flags["max_epochs_capped"] == 2
+    assert result.training["feature_cache"]["val"]["source"] == "disk cache (computed)"
+    assert list((tmp_path / "cache" / "pyramids").glob("*/*/meta.json"))
+    assert len(predictions) == result.data["n_test"] == 12
+    assert result.value == pytest.approx(predictions["dice"].mean())
+
+    config = result.hyperparameters["mmengine_config"]
+    assert config["randomness"]["seed"] == 0 and config["optim_wrapper"]["optimizer"]["lr"] == 5e-4
+    assert config["model"]["decode_head"]["decoder_channels"] == [256, 128, 64, 32, 16]
+    rebuilt = build_segmentor(json.loads(json.dumps(config)))
+    from benchmark.openmmlab.segmentation_config import segmentation_config
+
+    fresh = build_segmentor(segmentation_config(data.task, ctx.loaded.spec, ctx.encoder.pyramid_channels, input_size=84, seed=0,
+                                                max_epochs=2))
+    shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
+    assert shapes(rebuilt) == shapes(fresh)
+    assert type(rebuilt.decode_head).__name__ == "UNetDecodeHead" and type(rebuilt.backbone).__name__ == "FrozenEncoderBackbone"
+
+
+def test_bn_drift_switch_is_recorded_and_leaves_the_shared_encoder_alone(demo_root, tmp_path, monkeypatch):
+    from benchmark.families import segmentation
+    from benchmark.registry import all_tasks
+    from benchmark.results import UnitId
+    from benchmark.task_data import load_task_data
+
+    monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "1")
+    ctx = _context(demo_root, tmp_path, flags={"mgca_bn_drift": True})
+    before = _state(ctx.encoder)
+    data = load_task_data(all_tasks()["rsna_seg"], ctx.suite, ctx.cache_dir)
+    result, _ = segmentation.run_unit(ctx, data, UnitId(task="rsna_seg", fraction=100, seed=0))
+    assert result.flags["mgca_bn_drift"] is True and result.hyperparameters["eval_features_cached"] is False
+    assert result.hyperparameters["mmengine_config"]["model"]["backbone"]["bn_drift"] is True
+    assert all(torch.equal(v, ctx.encoder.state_dict()[k]) for k, v in before.items())
+
+
+# ---------------------------------------------------------------------------- CLI end to end
+def test_cli_demo_run_writes_segmentation_results_and_resumes(demo_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "1")
+    output = tmp_path / "run"
+    args = ["--encoder", "random:resnet_tiny", "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(tmp_path / "cache"),
+            "--output", str(output), "--no-progress", "--workers", "0", "--tasks", "segmentation", "--limit", "10"]
+    assert main(args) == 0
+    results = read_results(output)
+    assert sorted((r.unit.task, r.unit.fraction) for r in results) == [(t, f) for t in ("rsna_seg", "siim_seg") for f in (1, 10, 100)]
+    for r in results:
+        assert r.family == "segmentation" and r.metric == "dice" and 0.0 <= r.value <= 1.0
+        assert r.hyperparameters["recipe"]["weight_decay"] == 0.05 and r.hyperparameters["input_size"] == 84
+        assert r.hyperparameters["recipe"]["batch_size"] == (8 if r.unit.task == "siim_seg" else 16)
+        frame = pd.read_csv(output / r.unit.task / r.predictions_file)
+        assert segmentation_metrics(frame)["dice"] == pytest.approx(r.value)
+        assert r.metrics["dice_positive_dataset"] == pytest.approx(segmentation_metrics(frame)["dice_positive_dataset"], nan_ok=True)
+    assert any(r.training["feature_cache"]["val"]["source"].startswith("memory (reused)") for r in results)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "6 of 6 units already finished" in capsys.readouterr().out
+    assert read_result(output / "siim_seg" / "siim_seg_frac100_seed0.json").value == [r for r in results if r.unit.task == "siim_seg" and r.unit.fraction == 100][0].value
