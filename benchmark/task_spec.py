@@ -118,3 +118,34 @@ class DetectionTaskSpec(TaskSpec):
     box_column: str = "boxes"  # record column: list of (x, y, w, h) in image pixels
     classes: tuple[str, ...]
     recipe: DetectionRecipe
+
+
+# ------------------------------------------------------------------ zero-shot ([zeroshot])
+class ZeroShotTaskSpec(TaskSpec):
+    """Zero-shot scoring of a vision-language checkpoint (image + text towers, no training).
+
+    ``mode="classification"``: per class, CheXzero-style softmax over the cosine similarities of
+    the image embedding with the class's positive and negative prompt embeddings; macro AUC, and
+    F1 / accuracy at a per-class threshold chosen on the validation split.
+    ``mode="grounding"``: on positive images, the cosine similarity of the projected positive
+    prompt with every location of the image's local feature map, upsampled to the image; Dice and
+    IoU at a threshold chosen on validation positives, and the pointing game.
+    ``prompts`` names a versioned prompt set in ``benchmark/data/prompts/<prompts>.json``.
+    Zero-shot units have no label fraction: only 100 (the grid's seed is irrelevant; use 0).
+    """
+
+    family: Literal["zeroshot"] = "zeroshot"
+    mode: Literal["classification", "grounding"]
+    metric: Literal["auc", "dice"]
+    fractions: tuple[int, ...] = (100,)
+    classes: tuple[str, ...]  # prompt-set class keys, one per label column
+    label_columns: tuple[str, ...]
+    multilabel: bool = False
+    prompts: str = "chexzero_pairs-v1"
+    image: ImageRecipe = ImageRecipe()
+    mask_source: Literal["rle", "boxes"] | None = None  # grounding: SIIM RLE union / RSNA filled boxes
+    threshold_grid: int = 99  # grounding: thresholds 0.01..0.99 on per-image min-max normalised maps
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.classes)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from functools import lru_cache
 
@@ -35,6 +36,20 @@ from ..task_data import TaskData
 from ..task_spec import DetectionTaskSpec
 
 DETECTION_FEATURE_VERSION = 1
+REQUIRES = ("mmengine", "mmcv", "mmdet")  # checked by benchmark.families.family_module
+
+
+# The demo (smoke) suite must run 2 tasks x 3 fractions with a ResNet-50 in minutes on two CPU
+# cores: it narrows the neck and head 4x and caps the epochs (a suite may set its own in
+# ``suite.extra["detection_recipe"]``). The paper suite uses the task's recipe unchanged.
+DEMO_RECIPE_OVERRIDES = {"neck_out_channels": (128, 64, 32), "head_out_channels": (256, 128, 64), "max_epochs": 20, "patience": 5}
+
+
+def effective_recipe(task: DetectionTaskSpec, ctx: RunContext):
+    overrides = ctx.suite.extra.get("detection_recipe")
+    if overrides is None and ctx.suite.name == "demo":
+        overrides = DEMO_RECIPE_OVERRIDES
+    return task.recipe.model_copy(update=dict(overrides or {}))
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -143,7 +158,7 @@ class SplitPyramids:
 
     def prepare(self, needed: list[str]) -> dict:
         """Cached mode: make sure the rows of ``needed`` are in the cache."""
-        if self.ctx.feature_cache is None:
+        if self.ctx.feature_cache is None or bn_drift(self.ctx):
             return {"computed": 0, "cached": 0, "exact": True}
         ctx = self.ctx
         rows = [self.position[i] for i in needed]
@@ -195,30 +210,49 @@ class Targets:
 
 
 # ---------------------------------------------------------------------------- model
-def model_config(task: DetectionTaskSpec, ctx: RunContext, unit: UnitId, size: int):
+def model_config(task: DetectionTaskSpec, recipe, ctx: RunContext, unit: UnitId, size: int):
     from ..openmmlab.detection_config import detection_config
 
     encoder = ctx.encoder
-    recipe = task.recipe
     return detection_config(
         recipe, fraction=unit.fraction, seed=unit.seed, encoder_spec=ctx.loaded.spec,
         in_channels=tuple(int(encoder.pyramid_channels[i]) for i in recipe.out_indices),
         strides=tuple(int(encoder.pyramid_strides[i]) for i in recipe.out_indices),
         input_size=size, num_classes=len(task.classes), load_kwargs={},
-        bn_drift=bool(ctx.flags.get("bn_drift", False)),
+        bn_drift=bn_drift(ctx),
     )
 
 
+def bn_drift(ctx: RunContext) -> bool:
+    """MGCA compatibility (--mgca-bn-drift): the encoder's BN statistics drift while training.
+    Needs the encoder in every step, so it implies exact mode, on a private copy of the encoder."""
+    return bool(ctx.flags.get("mgca_bn_drift"))
+
+
 def build_model(cfg, ctx: RunContext, seed: int):
+    from mmengine.logging import MMLogger
     from mmengine.runner import set_random_seed
 
     from ..openmmlab.detection_config import build_detector
     from ..openmmlab.frozen_backbone import register_loaded
 
-    register_loaded(ctx.loaded.spec, {}, ctx.loaded)  # the model reuses the harness's encoder
+    loaded = ctx.loaded
+    if bn_drift(ctx):  # never let drifting statistics leak into the shared encoder
+        import copy
+        import dataclasses
+
+        loaded = dataclasses.replace(loaded, encoder=copy.deepcopy(loaded.encoder))
+    register_loaded(ctx.loaded.spec, {}, loaded)  # the model reuses the harness's encoder
     set_random_seed(seed)
     model = build_detector(cfg.model)
-    model.init_weights()
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # init_weights logs one line per tensor
+    try:
+        model.neck.init_weights()  # the backbone keeps its checkpoint weights
+        model.bbox_head.init_weights()
+    finally:
+        logger.setLevel(level)
     return model.to(ctx.device)
 
 
@@ -227,20 +261,29 @@ def head_parameters(model) -> list[torch.nn.Parameter]:
 
 
 @torch.no_grad()
-def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], batch_size: int) -> dict[str, np.ndarray]:
-    """{image_id: (n, 5) x1 y1 x2 y2 score in ORIGINAL pixels} after threshold and NMS."""
+def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], batch_size: int,
+            with_loss: bool = False):
+    """{image_id: (n, 5) x1 y1 x2 y2 score in ORIGINAL pixels} after threshold and NMS
+    (and, ``with_loss``, the mean per-image training loss of ``ids``)."""
+    from mmdet.models.utils import unpack_gt_instances
+
     model.eval()
-    out = {}
+    out, loss_sum = {}, 0.0
     for start in range(0, len(ids), batch_size):
         chunk = ids[start : start + batch_size]
         samples = targets.batch(chunk, pyramids.ctx.device)
-        results = model.bbox_head.predict(model.neck(pyramids.levels(chunk, model.backbone)), samples, rescale=False)
+        outs = model.bbox_head(model.neck(pyramids.levels(chunk, model.backbone)))
+        gt_instances, _, metas = unpack_gt_instances(samples)
+        if with_loss:  # before predict_by_feat, which applies sigmoids in place
+            loss, _ = model.parse_losses(model.bbox_head.loss_by_feat(*outs, gt_instances, metas))
+            loss_sum += float(loss)
+        results = model.bbox_head.predict_by_feat(*outs, batch_img_metas=metas, rescale=False)
         for image_id, result in zip(chunk, results):
             boxes = result.bboxes.detach().float().cpu().numpy().reshape(-1, 4).astype(np.float64)
             scores = result.scores.detach().float().cpu().numpy().reshape(-1, 1).astype(np.float64)
             height, width = targets.shape[image_id]
             out[image_id] = np.concatenate([from_input(boxes, targets.geometry[image_id], height, width), scores], axis=1)
-    return out
+    return (out, loss_sum / max(1, len(ids))) if with_loss else out
 
 
 def train_detector(model, recipe, unit: UnitId, train, val, *, mgca: bool, progress: bool, desc: str):
@@ -252,7 +295,7 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, mgca: bool, progr
     optimiser = torch.optim.AdamW(head_parameters(model), lr=recipe.lr_for(unit.fraction), betas=tuple(recipe.betas),
                                   weight_decay=recipe.weight_decay)
     generator = torch.Generator().manual_seed(unit.seed)
-    best = {"map": -1.0, "epoch": -1, "state": None}
+    best = {"map": -1.0, "loss": float("inf"), "epoch": -1, "state": None}
     history = []
     bar = tqdm(range(recipe.max_epochs), desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=not progress)
     for epoch in bar:
@@ -269,17 +312,19 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, mgca: bool, progr
             optimiser.step()
             total += float(loss.detach())
             batches += 1
-        val_preds = predict(model, val_pyramids, val_targets, val_ids, max(16, batch_size))
+        val_preds, val_loss = predict(model, val_pyramids, val_targets, val_ids, max(16, batch_size), with_loss=True)
         val_map = detection_metrics(val_targets.original, val_preds, val_ids, recipe.iou_thresholds, mgca=mgca)["map"]
-        history.append({"epoch": epoch, "train_loss": total / max(1, batches), "val_map": val_map})
+        history.append({"epoch": epoch, "train_loss": total / max(1, batches), "val_loss": val_loss, "val_map": val_map})
         bar.set_postfix(loss=f"{total / max(1, batches):.3f}", val_map=f"{val_map:.3f}")
-        if val_map > best["map"]:
-            best = {"map": val_map, "epoch": epoch,
+        # early stopping on val mAP; an equal mAP (typically 0 while no box passes objectness
+        # 0.5 yet) with a lower validation loss also counts as progress
+        if (val_map, -val_loss) > (best["map"], -best["loss"]):
+            best = {"map": val_map, "loss": val_loss, "epoch": epoch,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("backbone.")}}
         elif epoch - best["epoch"] >= recipe.patience:
             break
     model.load_state_dict(best["state"], strict=False)
-    return {"best_epoch": best["epoch"], "epochs_run": len(history), "best_val_map": best["map"], "history": history}
+    return {"best_epoch": best["epoch"], "epochs_run": len(history), "best_val_map": best["map"], "best_val_loss": best["loss"], "history": history}
 
 
 # ---------------------------------------------------------------------------- unit
@@ -306,6 +351,7 @@ def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids
         "manifest": data.manifest.sha256,
         "train_ids": train_ids_hash,
         "input_size": size,
+        "recipe": effective_recipe(data.task, ctx).model_dump(mode="json"),
         "unit": unit.model_dump(),
         "flags": ctx.flags,
         "limit": ctx.limit,
@@ -338,7 +384,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     from ..splits import ids_hash
 
     task: DetectionTaskSpec = data.task
-    recipe = task.recipe
+    recipe = effective_recipe(task, ctx)
     mgca = bool(ctx.flags.get("mgca_det_map", False))
     timings: dict[str, float] = {}
     size = input_size(task, ctx)
@@ -358,17 +404,25 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         targets[split] = Targets(task, data, split_ids, size)
         timings[f"features_{split}"] = time.perf_counter() - t0
 
-    cfg = model_config(task, ctx, unit, size)
+    cfg = model_config(task, recipe, ctx, unit, size)
     model = build_model(cfg, ctx, unit.seed)
     t0 = time.perf_counter()
-    training = train_detector(
-        model, recipe, unit, (pyramids["train"], targets["train"], train_ids), (pyramids["val"], targets["val"], ids["val"]),
-        mgca=mgca, progress=ctx.progress, desc=f"{unit.name} YOLOv3",
-    )
-    timings["train"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    test_preds = predict(model, pyramids["test"], targets["test"], ids["test"], max(16, recipe.batch_size_for(unit.fraction)))
-    timings["test"] = time.perf_counter() - t0
+    threads = torch.get_num_threads()
+    if ctx.device.type == "cpu":
+        # the neck/head tensors are small: on CPU, intra-op threads cost more than they gain
+        # (measured 35x slower per step with 2 threads on 2 shared cores); restored below
+        torch.set_num_threads(1)
+    try:
+        training = train_detector(
+            model, recipe, unit, (pyramids["train"], targets["train"], train_ids), (pyramids["val"], targets["val"], ids["val"]),
+            mgca=mgca, progress=ctx.progress, desc=f"{unit.name} YOLOv3",
+        )
+        timings["train"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        test_preds = predict(model, pyramids["test"], targets["test"], ids["test"], max(16, recipe.batch_size_for(unit.fraction)))
+        timings["test"] = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
 
     metrics = detection_metrics(targets["test"].original, test_preds, ids["test"], recipe.iou_thresholds, mgca=mgca)
     other = detection_metrics(targets["test"].original, test_preds, ids["test"], recipe.iou_thresholds, mgca=not mgca)
@@ -390,6 +444,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
               "n_train_with_boxes": int(sum(len(targets["train"].original[i]) > 0 for i in train_ids))},
         hyperparameters={
             "recipe": recipe.model_dump(mode="json"),
+            "recipe_overrides": {k: v for k, v in recipe.model_dump().items() if v != task.recipe.model_dump()[k]},
             "lr": recipe.lr_for(unit.fraction),
             "batch_size": recipe.batch_size_for(unit.fraction),
             "input_size": size,
@@ -402,7 +457,8 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         training={**training, "feature_cache": cache_stats},
         timings=timings,
         provenance=harness_provenance(ctx.device),
-        flags={**ctx.flags, "exact_features": ctx.feature_cache is None, "mgca_det_map": mgca,
+        flags={**ctx.flags, "exact_features": ctx.feature_cache is None or bn_drift(ctx), "mgca_det_map": mgca,
+               "mgca_bn_drift": bn_drift(ctx),
                **({"limit": ctx.limit} if ctx.limit is not None else {})},
         unit_key=unit_key(ctx, data, unit, size, ids_hash(train_ids)),
     )

@@ -1,0 +1,128 @@
+"""[det] Detection family: geometry, config, frozen backbone, end to end through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.cli import main
+from benchmark.det_metrics import metrics_from_table
+from benchmark.families import detection
+from benchmark.registry import all_tasks
+from benchmark.results import UnitId, read_result, read_results
+
+
+def demo_args(demo_root, cache, output, *extra, encoder="random:resnet_tiny"):
+    return ["--encoder", encoder, "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(cache),
+            "--output", str(output), "--no-progress", "--workers", "0", *extra]
+
+
+def test_tasks_are_registered_with_the_protocol_recipe():
+    tasks = all_tasks()
+    rsna, ocxr = tasks["rsna_det"], tasks["objectcxr_det"]
+    assert rsna.family == ocxr.family == "detection" and rsna.metric == "map"
+    assert (rsna.recipe.lr_for(1), ocxr.recipe.lr_for(1), rsna.recipe.lr_for(10), ocxr.recipe.lr_for(100)) == (2e-4, 2.5e-4, 5e-4, 5e-4)
+    assert (rsna.recipe.batch_size_for(1), rsna.recipe.batch_size_for(10), rsna.recipe.batch_size_for(100)) == (8, 16, 16)
+    assert rsna.recipe.weight_decay == 1e-6 and rsna.recipe.max_epochs == 50 and rsna.recipe.patience == 10
+    assert rsna.recipe.objectness_threshold == 0.5 and rsna.recipe.nms_iou == 0.5 and rsna.recipe.input_size == 224
+
+
+def test_config_scales_coco_anchors_and_uses_the_shared_backbone():
+    from benchmark.openmmlab.detection_config import detection_config
+
+    recipe = all_tasks()["rsna_det"].recipe
+    cfg = detection_config(recipe, fraction=1, seed=3, encoder_spec="random:resnet50", in_channels=(512, 1024, 2048),
+                           strides=(8, 16, 32), input_size=224)
+    model = cfg.model
+    assert model.type == "YOLOV3" and model.neck.type == "YOLOV3Neck" and model.bbox_head.type == "YOLOV3Head"
+    assert model.backbone.type == "FrozenEncoderBackbone" and tuple(model.backbone.out_indices) == (2, 3, 4)
+    assert model.neck.in_channels == [2048, 1024, 512] and model.bbox_head.num_classes == 1
+    assert list(model.bbox_head.featmap_strides) == [32, 16, 8]
+    assert model.bbox_head.anchor_generator.base_sizes[0][0] == pytest.approx((116 * 224 / 416, 90 * 224 / 416), abs=1e-3)
+    assert model.bbox_head.anchor_generator.base_sizes[2][0] == pytest.approx((10 * 224 / 416, 13 * 224 / 416), abs=1e-3)
+    assert model.test_cfg.conf_thr == 0.5 and model.test_cfg.nms.iou_threshold == 0.5
+    assert cfg.optim_wrapper.optimizer.lr == 2e-4 and cfg.train_dataloader.batch_size == 8 and cfg.randomness.seed == 3
+
+
+def test_boxes_follow_the_letterbox_transform():
+    from benchmark.preprocess import resize_and_pad
+
+    image = np.zeros((300, 200), np.uint8)
+    image[60:120, 40:140] = 255  # box x 40..140, y 60..120
+    size = 96
+    padded = resize_and_pad(image, size)
+    geometry = detection.letterbox(300, 200, size)
+    box = detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry)[0]
+    ys, xs = np.nonzero(padded > 127)
+    assert box == pytest.approx([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], abs=1.0)
+    back = detection.from_input(detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry), geometry, 300, 200)
+    assert back[0] == pytest.approx([40, 60, 140, 120])
+
+
+def test_frozen_backbone_weights_and_statistics_are_unchanged_after_training(demo_root, tmp_path):
+    """Exact mode: the mmdet model's backbone runs in every training step (model in train mode)."""
+    from benchmark.context import RunContext
+    from benchmark.suites import demo_suite
+    from benchmark.task_data import load_task_data
+    from models.loading import load_encoder
+
+    task = all_tasks()["objectcxr_det"]
+    suite = demo_suite(demo_root, generate=False)
+    data = load_task_data(task, suite, tmp_path)
+    loaded = load_encoder("random:resnet_tiny")
+    before = {k: v.clone() for k, v in loaded.encoder.state_dict().items()}
+    assert any("running_mean" in k for k in before)
+    suite.extra["detection_recipe"] = {**detection.DEMO_RECIPE_OVERRIDES, "max_epochs": 2}
+    ctx = RunContext(loaded, torch.device("cpu"), suite, tmp_path / "out", tmp_path, feature_cache=None, progress=False, limit=12)
+    result, predictions = detection.run_unit(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
+    after = loaded.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), "frozen encoder changed"
+    assert not loaded.encoder.training
+    assert result.flags["exact_features"] and result.training["epochs_run"] == 2 and result.flags["limit"] == 12
+    assert set(predictions["kind"]) <= {"image", "gt", "pred"}
+
+
+@pytest.fixture(scope="module")
+def det_run(demo_root, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("det-cache")
+    output = tmp_path_factory.mktemp("det-out") / "run"
+    assert main(demo_args(demo_root, cache, output, "--tasks", "rsna_det,objectcxr_det", "--fractions", "1,10")) == 0
+    return cache, output
+
+
+def test_cli_runs_both_detection_tasks_and_writes_results(det_run):
+    _, output = det_run
+    results = read_results(output)
+    assert sorted((r.unit.task, r.unit.fraction) for r in results) == [
+        ("objectcxr_det", 1), ("objectcxr_det", 10), ("rsna_det", 1), ("rsna_det", 10)]
+    for r in results:
+        assert r.family == "detection" and r.metric == "map" and 0.0 <= r.value <= 1.0
+        assert r.hyperparameters["input_size"] == 96  # the demo suite's image size
+        config = r.hyperparameters["mmengine_config"]
+        assert config["model"]["type"] == "YOLOV3" and config["model"]["backbone"]["type"] == "FrozenEncoderBackbone"
+        assert config["randomness"]["seed"] == 0
+        assert r.flags["mgca_det_map"] is False and r.metrics["rule"] == "all_images"
+        assert r.training["epochs_run"] <= 20 and len(r.training["history"]) == r.training["epochs_run"]
+        assert r.hyperparameters["lr"] == (all_tasks()[r.unit.task].recipe.lr_for(r.unit.fraction))
+        table = pd.read_csv(output / r.unit.task / r.predictions_file, dtype={"image_id": str})
+        assert (table["kind"] == "image").sum() == r.data["n_test"]
+        assert metrics_from_table(table)["map"] == pytest.approx(r.value, abs=1e-9)
+        assert (table["kind"] == "gt").sum() == r.metrics["gt_boxes"]
+
+
+def test_rerun_resumes_and_mgca_switch_is_recorded(demo_root, det_run, capsys):
+    cache, output = det_run
+    capsys.readouterr()
+    assert main(demo_args(demo_root, cache, output, "--tasks", "detection", "--fractions", "1,10")) == 0
+    assert "4 of 4 units already finished" in capsys.readouterr().out
+    mgca_out = output.parent / "mgca"
+    assert main(demo_args(demo_root, cache, mgca_out, "--tasks", "objectcxr_det", "--fractions", "1", "--mgca-det-map")) == 0
+    result = read_result(mgca_out / "objectcxr_det" / "objectcxr_det_frac1_seed0.json")
+    assert result.flags["mgca_det_map"] is True and result.metrics["rule"] == "mgca"
+    assert result.training["feature_cache"]["test"]["cached"] > 0  # the pyramids were reused from the first run
+    table = pd.read_csv(mgca_out / "objectcxr_det" / result.predictions_file, dtype={"image_id": str})
+    assert metrics_from_table(table, mgca=True)["map"] == pytest.approx(result.value, abs=1e-9)
