@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc = parser.add_argument_group("encoder loading")
     enc.add_argument("--arch", help="architecture when it cannot be inferred from the checkpoint (e.g. resnet50, vit_base_patch16_224)")
     enc.add_argument("--allow-partial-load", action="store_true", help="accept a checkpoint that does not provide every backbone tensor (recorded in results)")
+    enc.add_argument("--text-encoder", metavar="DIR", help="zero-shot tasks: local Hugging Face BERT/tokenizer folder the checkpoint's text tower was trained with\n(needed for official MGCA/GLoRIA/ConVIRT releases; our pretraining exports record it)")
     enc.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects from the checkpoint (only for files you trust)")
 
     run = parser.add_argument_group("execution")
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--mgca-bn-drift", action="store_true", help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\nas MGCA's code did (for comparison with published numbers; recorded in results)")
     run.add_argument("--mgca-det-map", action="store_true", help="detection: MGCA's mAP rule (only images with ground truth and >= 1 surviving prediction count; recorded in results)")
+    run.add_argument("--zeroshot-threshold-on-test", action="store_true", help="zero-shot: choose the F1/accuracy and grounding thresholds on the TEST split, as earlier papers did\n(compatibility switch, recorded in results; default: the validation split)")
     parser.add_argument("--version", action="version", version=f"medvlp-bench {__version__}")
     return parser
 
@@ -176,6 +178,11 @@ def run(args) -> int:
 
     loaded = load_encoder(args.encoder, arch=args.arch, allow_partial=args.allow_partial_load, trust_pickle=args.trust_checkpoint)
     loaded.encoder.to(device).eval()
+    loaded.text_encoder_dir = args.text_encoder  # [zeroshot] read by benchmark.families.zeroshot
+    if any(t.family == "zeroshot" for t in tasks):
+        from .families.zeroshot import drop_inapplicable
+
+        tasks = drop_inapplicable(tasks, loaded)
     from .submissions import SUBMISSIONS_DIR, results_dir
 
     submission_folder = None
@@ -191,6 +198,7 @@ def run(args) -> int:
     flags = {"allow_partial_load": True} if args.allow_partial_load else {}
     flags.update({"mgca_bn_drift": True} if args.mgca_bn_drift else {})  # [seg]
     flags.update({"mgca_det_map": True} if args.mgca_det_map else {})  # [det]
+    flags.update({"zeroshot_threshold_on_test": True} if args.zeroshot_threshold_on_test else {})  # [zeroshot]
     ctx = RunContext(
         loaded=loaded, device=device, suite=suite, output=output, cache_dir=cache_dir,
         feature_cache=None if args.no_feature_cache else FeatureCache(cache_dir / "features"),

@@ -28,8 +28,8 @@ from .submissions import SubmissionMetadata, list_submissions, load_metadata, su
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_CSV = Path(__file__).resolve().parent / "data" / "paper_tables.csv"
 LEADERBOARDS = ROOT / "leaderboards"
-FAMILY_ORDER = ("classification", "segmentation", "detection")
-FAMILY_TITLES = {"classification": "Classification (linear probe)", "segmentation": "Segmentation (U-Net decoder, Dice)", "detection": "Detection (YOLOv3 head, mAP@[0.40:0.75])"}
+FAMILY_ORDER = ("classification", "segmentation", "detection", "zeroshot")
+FAMILY_TITLES = {"classification": "Classification (linear probe)", "segmentation": "Segmentation (U-Net decoder, Dice)", "detection": "Detection (YOLOv3 head, mAP@[0.40:0.75])", "zeroshot": "Zero-shot (classification AUC, grounding Dice; no training)"}
 DATASET_TITLES = {"chexpert": "CheXpert", "rsna": "RSNA", "covidx": "COVIDx", "siim": "SIIM", "object_cxr": "Object-CXR"}
 REFERENCE_DATASET = {"objectcxr": "object_cxr"}  # paper_tables.csv name -> task dataset name
 IMAGES_ORDER = {"none": 0, "imagenet": 1, "real": 2, "synthetic": 3, "mixed": 4}
@@ -49,6 +49,13 @@ class Row:
 
 
 DATASET_ORDER = ("chexpert", "rsna", "covidx", "siim", "object_cxr")  # as in the paper's tables
+
+
+def column_title(task, fraction: int) -> str:
+    """``CheXpert 10%``; zero-shot columns have no label fraction: ``RSNA grounding Dice``."""
+    if task.family == "zeroshot":
+        return f"{DATASET_TITLES[task.dataset]} {getattr(task, 'mode', '')} {task.metric.upper() if task.metric == 'auc' else task.metric.capitalize()}".replace("  ", " ")
+    return f"{DATASET_TITLES[task.dataset]} {fraction}%"
 
 
 def family_tasks(family: str) -> list:
@@ -87,7 +94,7 @@ def delta_marker(value: float, reference: float | None) -> str:
 
 def measured_table(rows: list[Row], tasks: list) -> str:
     columns = [(t.id, f) for t in tasks for f in t.fractions]
-    header = ["Method", "Pretraining images"] + [f"{DATASET_TITLES[t.dataset]} {f}%" for t in tasks for f in t.fractions]
+    header = ["Method", "Pretraining images"] + [column_title(t, f) for t in tasks for f in t.fractions]
     best: dict = {}
     for column in columns:
         present = [row for row in rows if column in row.cells]
@@ -126,7 +133,7 @@ def reported_table(family: str, tasks: list) -> str:
     datasets = [t.dataset for t in tasks]
     frame = frame.assign(dataset=frame["dataset"].map(lambda d: REFERENCE_DATASET.get(d, d)))
     frame = frame[frame["dataset"].isin(datasets)]
-    header = ["Method", "Pretraining images"] + [f"{DATASET_TITLES[t.dataset]} {f}%" for t in tasks for f in t.fractions]
+    header = ["Method", "Pretraining images"] + [column_title(t, f) for t in tasks for f in t.fractions]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     keys = list(dict.fromkeys(zip(frame["method"], frame["pretraining_images"])))
     for method, images in keys:
@@ -182,7 +189,8 @@ def efficiency_plot(task, rows: list[Row], path: Path) -> bool:
 
 def summary_table(rows: list[Row]) -> str:
     fractions = sorted({f for row in rows for (_, f) in row.cells})
-    tasks = sorted({t for row in rows for (t, _) in row.cells})
+    known = all_tasks()  # zero-shot cells are not label-efficiency points
+    tasks = sorted({t for row in rows for (t, _) in row.cells if getattr(known.get(t), "family", None) != "zeroshot"})
     lines = ["| Method | Pretraining images | " + " | ".join(f"mean {f}%" for f in fractions) + " |", "|" + "---|" * (2 + len(fractions))]
     for row in rows:
         cells = []
@@ -229,7 +237,7 @@ def render_suite(suite: str, submissions_root: Path, out: Path) -> list[Path]:
     index.append("Mean of the task metrics at each label fraction (measured rows):\n")
     index.append(summary_table(rows) if rows else "_No submissions yet._")
     for task in all_tasks().values():
-        if task.family in FAMILY_ORDER and efficiency_plot(task, rows, folder / "plots" / f"{task.id}.png"):
+        if task.family in FAMILY_ORDER and task.family != "zeroshot" and efficiency_plot(task, rows, folder / "plots" / f"{task.id}.png"):
             index.append(f"\n![{task.id}](plots/{task.id}.png)")
             written.append(folder / "plots" / f"{task.id}.png")
     (folder / "README.md").write_text("\n".join(index).rstrip() + "\n")

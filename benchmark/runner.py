@@ -93,8 +93,10 @@ def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrit
         result, predictions = module.run_unit(ctx, task_data[task.id], unit)
         result.timings["unit_total"] = time.perf_counter() - started
         path = write_result(ctx.output, result, predictions)
+        best = result.training.get("best_epoch")
+        detail = f"best epoch {best}, " if best is not None else ""
         log(f"[{number}/{len(todo)}] {unit.task} {unit.fraction}% seed {unit.seed}: {result.metric} {100 * result.value:.2f} "
-            f"(best epoch {result.training['best_epoch']}, {result.timings['unit_total']:.1f} s) -> {path}")
+            f"({detail}{result.timings['unit_total']:.1f} s) -> {path}")
         results.append(result)
     return results
 

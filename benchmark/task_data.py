@@ -85,6 +85,20 @@ class TaskData:
         }
 
 
+def limited(ids: list[str], limit: int | None) -> list[str]:
+    """The first ``limit`` ids (``--limit``, a debugging aid), or all of them."""
+    return ids if limit is None else ids[:limit]
+
+
+def unit_train_ids(data: TaskData, fraction: int, seed: int, limit: int | None = None) -> list[str]:
+    """A unit's training images; under ``--limit`` only those among the first N of the split."""
+    ids = data.train_ids(fraction, seed)
+    if limit is None:
+        return ids
+    allowed = set(limited(data.split_ids["train"], limit))
+    return [i for i in ids if i in allowed] or limited(data.split_ids["train"], limit)
+
+
 def local_manifest(adapter: DatasetAdapter, suite: Suite, dataset: str, cache: Path) -> Manifest:
     recipe = suite.split_recipes[dataset]
     label_digest = hashlib.sha256()

@@ -76,7 +76,7 @@ def test_frozen_backbone_weights_and_statistics_are_unchanged_after_training(dem
     loaded = load_encoder("random:resnet_tiny")
     before = {k: v.clone() for k, v in loaded.encoder.state_dict().items()}
     assert any("running_mean" in k for k in before)
-    suite.extra["detection_recipe"] = {**detection.DEMO_RECIPE_OVERRIDES, "max_epochs": 2}
+    suite.extra["detection_recipe"] = {**suite.extra["detection_recipe"], "max_epochs": 2}
     ctx = RunContext(loaded, torch.device("cpu"), suite, tmp_path / "out", tmp_path, feature_cache=None, progress=False, limit=12)
     result, predictions = detection.run_unit(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
     after = loaded.encoder.state_dict()

@@ -14,6 +14,7 @@ FAMILIES = {
     "classification": "benchmark.families.classification",
     "segmentation": "benchmark.families.segmentation",  # [seg]
     "detection": "benchmark.families.detection",
+    "zeroshot": "benchmark.families.zeroshot",  # [zeroshot]
 }
 
 

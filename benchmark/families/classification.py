@@ -17,7 +17,7 @@ from ..metrics import classification_metrics
 from ..preprocess import PreprocessSpec
 from ..provenance import harness_provenance
 from ..results import Result, UnitId
-from ..task_data import TaskData
+from ..task_data import TaskData, limited, unit_train_ids
 from ..task_spec import ClassificationTaskSpec
 
 TRAIN_VIEW_SEED = 0  # the cached augmented views are shared by every unit seed
@@ -42,8 +42,6 @@ def targets_of(task: ClassificationTaskSpec, records: pd.DataFrame) -> np.ndarra
     return values if (task.multilabel or task.num_outputs == 1) else values[:, 0]
 
 
-def limited(ids: list[str], limit: int | None) -> list[str]:
-    return ids if limit is None else ids[:limit]
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, spec: PreprocessSpec, train_ids_hash: str) -> str:
@@ -63,20 +61,13 @@ def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, spec: PreprocessSpec
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def unit_train_ids(ctx: RunContext, data: TaskData, unit: UnitId) -> list[str]:
-    """The unit's training images; under ``--limit`` only those among the first N of the split."""
-    ids = data.train_ids(unit.fraction, unit.seed)
-    if ctx.limit is None:
-        return ids
-    allowed = set(limited(data.split_ids["train"], ctx.limit))
-    return [i for i in ids if i in allowed] or limited(data.split_ids["train"], ctx.limit)
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
     from ..splits import ids_hash
 
     spec = preprocess_spec(data.task, ctx)
-    return unit_key(ctx, data, unit, spec, ids_hash(unit_train_ids(ctx, data, unit)))
+    return unit_key(ctx, data, unit, spec, ids_hash(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)))
 
 
 class SplitFeatures:
@@ -138,7 +129,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     upsample = encoder_upsample(task, ctx, spec.crop)
     ctx.encoder.eval()
 
-    train_ids = unit_train_ids(ctx, data, unit)
+    train_ids = unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)
     splits = {s: SplitFeatures(ctx, data, s, spec, upsample) for s in ("train", "val", "test")}
     records = data.records
     cache_stats = {}

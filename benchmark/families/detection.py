@@ -32,23 +32,18 @@ from ..features import ViewDataset, ViewPlan
 from ..preprocess import PreprocessSpec
 from ..provenance import harness_provenance
 from ..results import Result, UnitId
-from ..task_data import TaskData
+from ..task_data import TaskData, limited, unit_train_ids
 from ..task_spec import DetectionTaskSpec
 
 DETECTION_FEATURE_VERSION = 1
 REQUIRES = ("mmengine", "mmcv", "mmdet")  # checked by benchmark.families.family_module
 
 
-# The demo (smoke) suite must run 2 tasks x 3 fractions with a ResNet-50 in minutes on two CPU
-# cores: it narrows the neck and head 4x and caps the epochs (a suite may set its own in
-# ``suite.extra["detection_recipe"]``). The paper suite uses the task's recipe unchanged.
-DEMO_RECIPE_OVERRIDES = {"neck_out_channels": (128, 64, 32), "head_out_channels": (256, 128, 64), "max_epochs": 20, "patience": 5}
-
-
 def effective_recipe(task: DetectionTaskSpec, ctx: RunContext):
+    """The task's recipe, with a suite's overrides (the demo suite narrows the neck and head
+    and caps the epochs so it runs in minutes on two CPU cores; see benchmark/suites.py).
+    The paper suite uses the task's recipe unchanged."""
     overrides = ctx.suite.extra.get("detection_recipe")
-    if overrides is None and ctx.suite.name == "demo":
-        overrides = DEMO_RECIPE_OVERRIDES
     return task.recipe.model_copy(update=dict(overrides or {}))
 
 
@@ -328,16 +323,8 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, mgca: bool, progr
 
 
 # ---------------------------------------------------------------------------- unit
-def limited(ids: list[str], limit: int | None) -> list[str]:
-    return ids if limit is None else ids[:limit]
 
 
-def unit_train_ids(ctx: RunContext, data: TaskData, unit: UnitId) -> list[str]:
-    ids = data.train_ids(unit.fraction, unit.seed)
-    if ctx.limit is None:
-        return ids
-    allowed = set(limited(data.split_ids["train"], ctx.limit))
-    return [i for i in ids if i in allowed] or limited(data.split_ids["train"], ctx.limit)
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids_hash: str) -> str:
@@ -363,7 +350,7 @@ def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
     from ..splits import ids_hash
 
-    return unit_key(ctx, data, unit, input_size(data.task, ctx), ids_hash(unit_train_ids(ctx, data, unit)))
+    return unit_key(ctx, data, unit, input_size(data.task, ctx), ids_hash(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)))
 
 
 def predictions_table(test_ids: list[str], targets: Targets, preds: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -390,7 +377,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     size = input_size(task, ctx)
     ctx.encoder.eval()
 
-    train_ids = unit_train_ids(ctx, data, unit)
+    train_ids = unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)
     ids = {"train": train_ids, "val": limited(data.split_ids["val"], ctx.limit), "test": limited(data.split_ids["test"], ctx.limit)}
     shapes = level_shapes(ctx.encoder, recipe.out_indices, size, ctx.device)
     pyramids, targets, cache_stats = {}, {}, {}

@@ -48,7 +48,7 @@ from ..results import Result, UnitId
 from ..seg_metrics import mask_counts, segmentation_metrics
 from ..segmentation_spec import SegmentationTaskSpec, ShiftScaleRotate
 from ..splits import ids_hash
-from ..task_data import TaskData
+from ..task_data import TaskData, limited, unit_train_ids
 
 REQUIRES = ("mmengine", "mmcv", "mmseg")  # checked by benchmark.families.family_module
 PYRAMID_VERSION = 1
@@ -76,16 +76,8 @@ def max_epochs(task: SegmentationTaskSpec, ctx: RunContext) -> int:
     return int(min(task.recipe.max_epochs, cap)) if cap else task.recipe.max_epochs
 
 
-def limited(ids: list[str], limit: int | None) -> list[str]:
-    return ids if limit is None else ids[:limit]
 
 
-def unit_train_ids(ctx: RunContext, data: TaskData, unit: UnitId) -> list[str]:
-    ids = data.train_ids(unit.fraction, unit.seed)
-    if ctx.limit is None:
-        return ids
-    allowed = set(limited(data.split_ids["train"], ctx.limit))
-    return [i for i in ids if i in allowed] or limited(data.split_ids["train"], ctx.limit)
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, train_ids: list[str]) -> str:
@@ -107,7 +99,7 @@ def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, train_ids: list[str]
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
-    return unit_key(ctx, data, unit, unit_train_ids(ctx, data, unit))
+    return unit_key(ctx, data, unit, unit_train_ids(data, unit.fraction, unit.seed, ctx.limit))
 
 
 # ---------------------------------------------------------------------------- images and masks
@@ -291,7 +283,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     device = ctx.device
     ctx.encoder.eval()
 
-    train_ids = unit_train_ids(ctx, data, unit)
+    train_ids = unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)
     val_ids = limited(data.split_ids["val"], ctx.limit)
     test_ids = limited(data.split_ids["test"], ctx.limit)
     t0 = time.perf_counter()
@@ -458,3 +450,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         unit_key=unit_key(ctx, data, unit, train_ids),
     )
     return result, predictions
+
+
+def bootstrap_scorer(task: SegmentationTaskSpec, predictions: pd.DataFrame):
+    """(image ids, score(indices)): mean per-image Dice of a resample of test images."""
+    dice = predictions["dice"].to_numpy(dtype=np.float64)
+    return predictions["image_id"].to_numpy(), lambda idx: float(dice[idx].mean())
