@@ -76,7 +76,8 @@ DEMO_SPLITS = {
 # detection train for fewer epochs, and detection uses a 4x narrower YOLOv3 neck and head.
 # The values are recorded in every result (suite.extra).
 DEMO_EXTRA = {
-    "segmentation_max_epochs": 5,
+    "segmentation_max_epochs": 3,
+    "segmentation_input_size": 64,
     "detection_recipe": {"neck_out_channels": (128, 64, 32), "head_out_channels": (256, 128, 64), "max_epochs": 20, "patience": 5},
 }
 

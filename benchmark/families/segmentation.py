@@ -57,7 +57,8 @@ MEMORY_BUDGET = float(os.environ.get("MEDVLP_SEG_MEMORY_GB", "4")) * 2**30  # la
 
 # ---------------------------------------------------------------------------- settings
 def input_size(task: SegmentationTaskSpec, ctx: RunContext) -> int:
-    return int(ctx.suite.crop or task.recipe.input_size)
+    """The recipe's 224, or a suite's smaller size (the smoke suite's ``extra``, else its crop)."""
+    return int((ctx.suite.extra or {}).get("segmentation_input_size") or ctx.suite.crop or task.recipe.input_size)
 
 
 def bn_drift(ctx: RunContext) -> bool:
