@@ -34,23 +34,9 @@ TINY_HP = {"proj_hidden": 32, "num_prototypes": 16}
 @pytest.fixture(scope="session")
 def tiny_bert(demo_root, tmp_path_factory):
     """A 2-layer, 32-wide random BERT and a WordPiece tokenizer trained on the demo reports."""
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizer
+    from recipes.pretraining.tiny_text import write_tiny_bert
 
-    from recipes.mimic import load_pairs
-
-    frame = load_pairs(demo_root, min_tokens=0)
-    wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator((frame.impression + " " + frame.findings).tolist(), vocab_size=120, min_frequency=1, show_progress=False)
-    path = tmp_path_factory.mktemp("tiny-bert")
-    wp.save_model(str(path))
-    tok = BertTokenizer(vocab=str(path / "vocab.txt"), do_lower_case=True)
-    tok.save_pretrained(str(path))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
-    BertModel(config, add_pooling_layer=False).save_pretrained(str(path))
-    return path
+    return write_tiny_bert(demo_root, tmp_path_factory.mktemp("tiny-bert"))
 
 
 def tiny_config(demo_root, bert, output, method, **kw) -> TrainConfig:

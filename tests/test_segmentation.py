@@ -197,7 +197,7 @@ def test_cli_demo_run_writes_segmentation_results_and_resumes(demo_root, tmp_pat
     assert sorted((r.unit.task, r.unit.fraction) for r in results) == [(t, f) for t in ("rsna_seg", "siim_seg") for f in (1, 10, 100)]
     for r in results:
         assert r.family == "segmentation" and r.metric == "dice" and 0.0 <= r.value <= 1.0
-        assert r.hyperparameters["recipe"]["weight_decay"] == 0.05 and r.hyperparameters["input_size"] == 84
+        assert r.hyperparameters["recipe"]["weight_decay"] == 0.05 and r.hyperparameters["input_size"] == 64
         assert r.hyperparameters["recipe"]["batch_size"] == (8 if r.unit.task == "siim_seg" else 16)
         frame = pd.read_csv(output / r.unit.task / r.predictions_file)
         assert segmentation_metrics(frame)["dice"] == pytest.approx(r.value)

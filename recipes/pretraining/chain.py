@@ -1,4 +1,4 @@
-"""Synthesis -> pretraining -> benchmark -> submission for one (method, generator) pair.
+r"""Synthesis -> pretraining -> benchmark -> submission for one (method, generator) pair.
 
 A thin orchestrator over the other command-line tools; each step is a command template
 that can be replaced (``--synthesis-cmd``, ``--benchmark-cmd``, ``--submission-cmd``) and
@@ -8,14 +8,24 @@ skipped when its output already exists, so a rerun continues where it stopped.
         --text-encoder /models/Bio_ClinicalBERT --work runs/chain -- --epochs 50
 
 Arguments after ``--`` go to ``python -m recipes.pretraining``. Placeholders in templates:
-{python} {data_root} {generator} {synthetic_root} {checkpoint} {results} {work} {method}.
+{python} {run_benchmark} {data_root} {generator} {synthetic_root} {checkpoint} {results} {work} {method}
+{destination} (``--output {results}``, or the submission options).
 
 Pluggable steps: by default synthesis runs ``{python} -m recipes.synthesis generate`` (the
 synthesis recipe; its output root is a drop-in MIMIC-CXR-JPG layout) with
 ``--synthesis-model`` and ``--preset`` (default: the generator name when it is a preset);
-the submission tooling is built in another issue, so submission is skipped unless
-``--submission-cmd`` is given. Extra placeholders: {synthesis_model} {preset}. With
+``--synthesis-args`` and ``--benchmark-args`` append options to those commands (for example the demo suite
+and a task subset: ``--benchmark-args "--suite demo --demo-root {data_root} --tasks rsna_cls"``).
+Extra placeholders: {synthesis_model} {preset} {submission} {submissions_dir}. With
 ``--generator real`` the synthesis step is skipped and real images are used.
+
+Submission: with ``--submission NAME`` the benchmark writes its results straight into
+``<submissions-dir>/NAME/`` (``run_benchmark.py --submission``), then the chain fills in what it
+knows in ``submission.yaml`` (method, method_id, pretraining images and generator) plus every
+``--meta KEY=VALUE`` (the author's fields: paper, code, licence, contact, checkpoint.url, ...;
+dotted keys reach nested fields), and runs ``validate-submission``: the chain's exit status is 1
+when the submission is not valid (the problems are printed). ``--submission-cmd`` replaces this
+built-in step with a command template.
 """
 
 from __future__ import annotations
@@ -28,7 +38,10 @@ from pathlib import Path
 
 DEFAULT_SYNTHESIS = ("{python} -m recipes.synthesis generate --data-root {data_root} --model {synthesis_model} "
                      "--output {synthetic_root} --preset {preset} --generator-name {generator}")
-DEFAULT_BENCHMARK = "{python} run_benchmark.py --encoder {checkpoint} --data-root {data_root} --output {results}"
+DEFAULT_BENCHMARK = "{python} {run_benchmark} --encoder {checkpoint} --data-root {data_root} {destination}"
+METHOD_TITLES = {"convirt": "ConVIRT", "gloria": "GLoRIA", "mgca": "MGCA"}
+RUN_BENCHMARK = Path(__file__).resolve().parents[2] / "run_benchmark.py"
+KNOWN_GENERATORS = ("sd21", "roentgen")  # the submission schema's generator names; anything else is "other"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default=None, help="synthesis preset (default: the generator name if it is one, else sd21)")
     p.add_argument("--synthesis-cmd", default=DEFAULT_SYNTHESIS, help="synthesis command template")
     p.add_argument("--benchmark-cmd", default=DEFAULT_BENCHMARK, help="benchmark command template")
-    p.add_argument("--submission-cmd", default=None, help="submission command template (skipped when absent)")
+    p.add_argument("--synthesis-args", default="", help="extra options (a template) appended to the synthesis command,\n"
+                   "e.g. \"--height 256 --width 256 --steps 25 --limit 100\" (they override the preset)")
+    p.add_argument("--benchmark-args", default="", help="extra options (a template) appended to the benchmark command,\n"
+                   "e.g. \"--suite demo --demo-root {data_root} --tasks rsna_cls --fractions 100\"")
+    p.add_argument("--submission", default=None, metavar="NAME", help="write the benchmark results into <submissions-dir>/NAME/, fill its\n"
+                   "submission.yaml and validate it (default: results go to <work>/results, no submission)")
+    p.add_argument("--submissions-dir", default=None, metavar="DIR", help="folder of submissions (default: the repository's submissions/)")
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="submission.yaml field, e.g. --meta licence=Apache-2.0\n"
+                   "--meta checkpoint.url=https://... (values are read as YAML scalars); repeatable")
+    p.add_argument("--submission-cmd", default=None, help="submission command template replacing the built-in fill + validate step")
     p.add_argument("--nproc", type=int, default=1, help="processes for pretraining (torchrun when > 1)")
     p.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     p.add_argument("pretrain_args", nargs=argparse.REMAINDER, help="after --: extra arguments for the pretraining CLI")
@@ -70,23 +92,105 @@ def plan(a: argparse.Namespace) -> list[tuple[str, list[str], Path | None]]:
     extra = [x for x in a.pretrain_args if x != "--"]
     arch = extra[extra.index("--arch") + 1] if "--arch" in extra else "resnet50"
     checkpoint = pre_out / f"{a.method}-{source}-{arch}.ckpt"
+    submissions_dir = submissions_root(a)
+    if a.submission:
+        destination = f"--submission {shlex.quote(a.submission)} --submissions-dir {shlex.quote(str(submissions_dir))}"
+    else:
+        destination = f"--output {shlex.quote(str(work / 'results'))}"
     values = dict(python=shlex.quote(sys.executable), data_root=shlex.quote(a.data_root), generator=shlex.quote(a.generator),
                   synthetic_root=shlex.quote(str(synthetic_root)), checkpoint=shlex.quote(str(checkpoint)),
                   results=shlex.quote(str(work / "results")), work=shlex.quote(str(work)), method=a.method,
-                  synthesis_model=shlex.quote(a.synthesis_model or "MODEL_DIR"), preset=shlex.quote(a.preset or _preset(a.generator)))
+                  synthesis_model=shlex.quote(a.synthesis_model or "MODEL_DIR"), preset=shlex.quote(a.preset or _preset(a.generator)),
+                  run_benchmark=shlex.quote(str(RUN_BENCHMARK)), submission=shlex.quote(a.submission or ""), submissions_dir=shlex.quote(str(submissions_dir)), destination=destination)
     steps = []
     if not real:
-        steps.append(("synthesis", shlex.split(a.synthesis_cmd.format(**values)), synthetic_root / "mimic-cxr-jpg"))
+        steps.append(("synthesis", shlex.split(a.synthesis_cmd.format(**values)) + shlex.split(a.synthesis_args.format(**values)),
+                      synthetic_root / "mimic-cxr-jpg"))
     launcher = [sys.executable] if a.nproc <= 1 else [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(a.nproc)]
     pre = [*launcher, "-m", "recipes.pretraining", "--method", a.method, "--data-root", a.data_root, "--text-encoder",
            a.text_encoder, "--output", str(pre_out)]
     if not real:
         pre += ["--image-source", "synthetic", "--synthetic-root", str(synthetic_root), "--generator", a.generator]
     steps.append(("pretraining", pre + extra, checkpoint))
-    steps.append(("benchmark", shlex.split(a.benchmark_cmd.format(**values)), None))
+    steps.append(("benchmark", shlex.split(a.benchmark_cmd.format(**values)) + shlex.split(a.benchmark_args.format(**values)), None))
     if a.submission_cmd:
         steps.append(("submission", shlex.split(a.submission_cmd.format(**values)), None))
+    elif a.submission:
+        # built-in step, run in this process (shown as the equivalent validation command)
+        steps.append(("submission", [sys.executable, str(RUN_BENCHMARK), "validate-submission", str(submissions_dir / a.submission)], None))
     return steps
+
+
+def submissions_root(a: argparse.Namespace) -> Path:
+    if a.submissions_dir:
+        return Path(a.submissions_dir)
+    from benchmark.submissions import SUBMISSIONS_DIR
+
+    return SUBMISSIONS_DIR
+
+
+def parse_meta(items: list[str]) -> dict:
+    """``["licence=MIT", "checkpoint.url=n/a"]`` -> ``{"licence": "MIT", "checkpoint": {"url": "n/a"}}``."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--meta expects KEY=VALUE, got {item!r}")
+        parsed = yaml.safe_load(value) if value.strip() else ""
+        if parsed is not None and not isinstance(parsed, (str, bool, int, float)):
+            parsed = value  # keep anything that is not a scalar as the literal text
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = parsed
+    return out
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def fill_submission(folder: Path, method: str, generator: str, meta: dict | None = None) -> Path:
+    """Write what the chain knows (and ``meta``) into ``folder/submission.yaml``, which the
+    benchmark's ``--submission`` run created with the harness-known fields."""
+    import yaml
+
+    from benchmark.results import atomic_write_text
+    from benchmark.submissions import metadata_path
+
+    path = metadata_path(folder)
+    current = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    real = generator == "real"
+    known = {
+        "method": METHOD_TITLES.get(method, method),
+        "method_id": method,
+        "pretraining": {**(current.get("pretraining") or {}), "images": "real" if real else "synthetic",
+                        "generator": None if real else (generator if generator in KNOWN_GENERATORS else "other"), "mix_ratio": None},
+    }
+    merged = _merge(_merge(current, known), meta or {})
+    atomic_write_text(path, yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def submission_step(a: argparse.Namespace) -> int:
+    from benchmark.submissions import validate_submission
+
+    folder = submissions_root(a) / a.submission
+    path = fill_submission(folder, a.method, a.generator, parse_meta(a.meta))
+    problems = validate_submission(folder)
+    if problems:
+        print(f"[chain] submission {folder} ({path.name}) is not valid yet: {len(problems)} problem(s):", flush=True)
+        for problem in problems:
+            print(f"  - {problem}", flush=True)
+        return 1
+    print(f"[chain] submission {folder}: valid", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,12 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[chain] {name}: {shlex.join(cmd)}", flush=True)
         if a.dry_run:
             continue
-        rc = subprocess.call(cmd)
+        builtin = name == "submission" and not a.submission_cmd
+        rc = submission_step(a) if builtin else subprocess.call(cmd)
         if rc != 0:
             print(f"[chain] {name} failed with status {rc}", file=sys.stderr)
             return rc
-    if not a.submission_cmd:
-        print("[chain] submission: no --submission-cmd given (submission tooling not wired yet); skipped", flush=True)
+    if not a.submission_cmd and not a.submission:
+        print("[chain] submission: no --submission NAME (or --submission-cmd) given; results are in "
+              f"{Path(a.work) / 'results'}", flush=True)
     return 0
 
 

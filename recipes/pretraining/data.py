@@ -137,15 +137,22 @@ def assign_images(frame: pd.DataFrame, source: SourceSpec) -> pd.DataFrame:
         return frame
     files_dir = synthetic_files_dir(source.synthetic_root)
     use = [source.kind == "synthetic" or mixed_is_synthetic(d, source.ratio, source.mix_seed) for d in frame["dicom_id"]]
-    paths, missing = list(frame["image_path"]), []
-    for i, (flag, row) in enumerate(zip(use, frame[["subject_id", "study_id", "dicom_id"]].itertuples(index=False))):
+    paths, missing, ungenerated = list(frame["image_path"]), [], []
+    # The synthesis recipe prompts with the IMPRESSION and so never generates pairs whose
+    # impression has < 3 tokens (their caption may still qualify through FINDINGS): such a pair
+    # without a synthetic image is left out; any other missing image is an error.
+    from recipes.mimic.pairs import count_tokens
+
+    for i, (flag, row) in enumerate(zip(use, frame[["subject_id", "study_id", "dicom_id", "impression"]].itertuples(index=False))):
         if not flag:
             continue
         p = synthetic_image_path(files_dir, row.subject_id, row.study_id, row.dicom_id)
-        if p is None:
-            missing.append(row.dicom_id)
-        else:
+        if p is not None:
             paths[i] = str(p)
+        elif count_tokens(row.impression) < 3:
+            ungenerated.append(i)
+        else:
+            missing.append(row.dicom_id)
     if missing:
         raise DatasetNotFoundError(
             f"{len(missing)} of {sum(use)} pairs have no synthetic image under {files_dir} "
@@ -153,7 +160,7 @@ def assign_images(frame: pd.DataFrame, source: SourceSpec) -> pd.DataFrame:
         )
     frame["image_path"] = paths
     frame["image_kind"] = ["synthetic" if f else "real" for f in use]
-    return frame
+    return frame.drop(index=frame.index[ungenerated]) if ungenerated else frame
 
 
 # ------------------------------------------------------------------------------ pair table
