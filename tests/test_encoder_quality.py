@@ -1,4 +1,4 @@
-"""Slow (opt-in: MEDVLP_SLOW_TESTS=1): the Dice responds to encoder quality on the demo.
+"""The Dice and the mAP respond to encoder quality on the demo suite.
 
 A hand-made "good" encoder whose pyramid carries local intensity statistics (the demo's
 pneumothorax is drawn as a dark region) must beat ``random:resnet50`` on siim_seg.
@@ -16,7 +16,6 @@ from benchmark.cli import main
 from benchmark.results import read_result
 from models.encoder import Encoder, InputContract
 
-pytestmark = pytest.mark.skipif(not os.environ.get("MEDVLP_SLOW_TESTS"), reason="slow: set MEDVLP_SLOW_TESTS=1")
 
 
 class IntensityPyramid(Encoder):
@@ -49,13 +48,25 @@ def intensity_pyramid():
     return IntensityPyramid()
 
 
-def test_better_encoder_scores_higher_dice(demo_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", os.environ.get("MEDVLP_SEG_QUALITY_EPOCHS", "10"))
+SEG_OPT_IN = pytest.mark.skipif(
+    not os.environ.get("MEDVLP_SLOW_TESTS"),
+    reason="slow and not yet conclusive: with the demo's 3 segmentation epochs random ResNet-50 still wins; "
+    "set MEDVLP_SLOW_TESTS=1 (runs 10 epochs)",
+)
+
+
+@pytest.mark.parametrize("task", [pytest.param("siim_seg", marks=SEG_OPT_IN), "objectcxr_det"])
+def test_better_encoder_scores_higher(demo_root, tmp_path, task, monkeypatch):
+    """With the demo suite's own settings, a pyramid of local intensity statistics (the demo
+    draws pneumothorax as a dark region and foreign objects as bright shapes) beats a
+    randomly initialised ResNet-50."""
+    if task == "siim_seg":
+        monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "10")
     values = {}
-    for spec in ("random:resnet50", "tests.test_segmentation_quality:intensity_pyramid"):
+    for spec in ("random:resnet50", "tests.test_encoder_quality:intensity_pyramid"):
         out = tmp_path / spec.split(":")[-1]
         args = ["--encoder", spec, "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(tmp_path / "c"),
-                "--output", str(out), "--no-progress", "--workers", "0", "--tasks", "siim_seg", "--fractions", "100"]
+                "--output", str(out), "--no-progress", "--workers", "0", "--tasks", task, "--fractions", "100"]
         assert main(args) == 0
-        values[spec] = read_result(out / "siim_seg" / "siim_seg_frac100_seed0.json").value
-    assert values["tests.test_segmentation_quality:intensity_pyramid"] > values["random:resnet50"], values
+        values[spec] = read_result(out / task / f"{task}_frac100_seed0.json").value
+    assert values["tests.test_encoder_quality:intensity_pyramid"] > values["random:resnet50"], values
