@@ -48,7 +48,7 @@ class Pretraining(Strict):
 
     def label(self) -> str:
         if self.images in ("synthetic", "mixed"):
-            generator = {"sd21": "SD 2.1", "roentgen": "RoentGen", "other": "other"}[self.generator or "other"]
+            generator = {"sd21": "SD 2.1", "roentgen": "RoentGen", "other": "synthetic (other generator)"}[self.generator or "other"]
             return f"{generator}" if self.images == "synthetic" else f"mixed ({generator}, {self.mix_ratio})"
         return self.images
 
