@@ -29,6 +29,21 @@ class RunContext:
     def encoder(self):
         return self.loaded.encoder
 
+    def result_header(self, task, unit) -> dict:
+        """The Result fields every family fills the same way: unit, suite, task identity,
+        encoder (with its load report) and provenance."""
+        from .provenance import harness_provenance
+
+        return {
+            "unit": unit,
+            "suite": self.suite.name,
+            "family": task.family,
+            "dataset": task.dataset,
+            "metric": task.metric,
+            "encoder": {**self.encoder_identity(), "load_report": getattr(self.loaded, "load_report", {})},
+            "provenance": harness_provenance(self.device),
+        }
+
     def encoder_identity(self) -> dict:
         """What identifies the encoder's features (goes into cache keys and results)."""
         loaded = self.loaded

@@ -15,7 +15,6 @@ from ..features import ViewDataset, ViewPlan, compute_in_memory
 from ..linear_probe import predict, train_linear_probe
 from ..metrics import classification_metrics
 from ..preprocess import PreprocessSpec
-from ..provenance import harness_provenance
 from ..results import Result, UnitId
 from ..task_data import TaskData, limited, unit_train_ids
 from ..task_spec import ClassificationTaskSpec
@@ -174,14 +173,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     from ..splits import ids_hash
 
     result = Result(
-        unit=unit,
-        suite=ctx.suite.name,
-        family=task.family,
-        dataset=task.dataset,
-        metric=task.metric,
+        **ctx.result_header(task, unit),
         value=float(metrics[task.metric]),
         metrics=metrics,
-        encoder={**ctx.encoder_identity(), "load_report": getattr(ctx.loaded, "load_report", {})},
         data={**data.describe(unit.fraction, unit.seed), "n_train": len(train_ids), "train_ids_sha256": ids_hash(train_ids), "n_test": len(test_ids)},
         hyperparameters={
             "probe": task.probe.model_dump(mode="json"),
@@ -200,7 +194,6 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             "feature_cache": cache_stats,
         },
         timings=timings,
-        provenance=harness_provenance(ctx.device),
         flags={**ctx.flags, "exact_features": exact, **({"limit": ctx.limit} if ctx.limit is not None else {})},
         unit_key=unit_key(ctx, data, unit, spec, ids_hash(train_ids)),
     )

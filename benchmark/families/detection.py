@@ -30,7 +30,6 @@ from ..context import RunContext
 from ..det_metrics import detection_metrics
 from ..features import ViewDataset, ViewPlan
 from ..preprocess import PreprocessSpec
-from ..provenance import harness_provenance
 from ..results import Result, UnitId
 from ..task_data import TaskData, limited, unit_train_ids
 from ..task_spec import DetectionTaskSpec
@@ -418,14 +417,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
 
     resolved = json.loads(json.dumps(cfg.to_dict(), default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
     result = Result(
-        unit=unit,
-        suite=ctx.suite.name,
-        family=task.family,
-        dataset=task.dataset,
-        metric=task.metric,
+        **ctx.result_header(task, unit),
         value=float(metrics["map"]),
         metrics=metrics,
-        encoder={**ctx.encoder_identity(), "load_report": getattr(ctx.loaded, "load_report", {})},
         data={**data.describe(unit.fraction, unit.seed), "n_train": len(train_ids), "train_ids_sha256": ids_hash(train_ids),
               "n_val": len(ids["val"]), "n_test": len(ids["test"]),
               "n_train_with_boxes": int(sum(len(targets["train"].original[i]) > 0 for i in train_ids))},
@@ -443,7 +437,6 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         },
         training={**training, "feature_cache": cache_stats},
         timings=timings,
-        provenance=harness_provenance(ctx.device),
         flags={**ctx.flags, "exact_features": ctx.feature_cache is None or bn_drift(ctx), "mgca_det_map": mgca,
                "mgca_bn_drift": bn_drift(ctx),
                **({"limit": ctx.limit} if ctx.limit is not None else {})},

@@ -43,7 +43,6 @@ from ..context import RunContext
 from ..features import autocast_context, file_lock
 from ..images import read_grey
 from ..preprocess import resize_and_pad
-from ..provenance import harness_provenance
 from ..results import Result, UnitId
 from ..seg_metrics import mask_counts, segmentation_metrics
 from ..segmentation_spec import SegmentationTaskSpec, ShiftScaleRotate
@@ -431,21 +430,15 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         "suite": ctx.suite.describe(),
     }
     result = Result(
-        unit=unit,
-        suite=ctx.suite.name,
-        family=task.family,
-        dataset=task.dataset,
-        metric=task.metric,
+        **ctx.result_header(task, unit),
         value=float(metrics["dice"]),
         metrics=metrics,
-        encoder={**ctx.encoder_identity(), "load_report": getattr(ctx.loaded, "load_report", {})},
         data={**data.describe(unit.fraction, unit.seed), "n_train": len(train_ids), "train_ids_sha256": ids_hash(train_ids),
               "n_val": len(val_ids), "n_test": len(test_ids), "n_train_positive": int(train_masks.reshape(len(train_ids), -1).any(1).sum())},
         hyperparameters=hyper,
         training={"best_epoch": best_epoch, "epochs_run": epochs_run, "best_val_loss": best_loss, "history": history,
                   "feature_cache": cache_info},
         timings=timings,
-        provenance=harness_provenance(device),
         flags={**ctx.flags, **({"limit": ctx.limit} if ctx.limit is not None else {}),
                **({"max_epochs_capped": epochs_cap} if epochs_cap < recipe.max_epochs else {})},
         unit_key=unit_key(ctx, data, unit, train_ids),

@@ -32,7 +32,6 @@ from ..errors import BenchmarkError
 from ..features import ViewDataset, ViewPlan
 from ..metrics import classification_metrics
 from ..preprocess import PreprocessSpec
-from ..provenance import harness_provenance
 from ..results import Result, UnitId
 from ..splits import ids_hash
 from ..task_data import TaskData
@@ -115,15 +114,17 @@ def _global_embeddings(ctx: RunContext, data: TaskData, vl, ids: list[str], spec
 
 def _base_result(ctx, data, unit, vl, prompts, metrics, value, timings, extra_h, n, training) -> Result:
     task: ZeroShotTaskSpec = data.task
+    header = ctx.result_header(task, unit)
+    header["encoder"]["text_side"] = vl.describe()
     return Result(
-        unit=unit, suite=ctx.suite.name, family=task.family, dataset=task.dataset, metric=task.metric, value=float(value),
+        **header,
+        value=float(value),
         metrics=metrics,
-        encoder={**ctx.encoder_identity(), "load_report": getattr(ctx.loaded, "load_report", {}), "text_side": vl.describe()},
         data={**data.describe(100, 0), "n_train": 0, "train_ids_sha256": ids_hash([]), **n},
         hyperparameters={"mode": task.mode, "prompts": prompts.describe(), "threshold_split": threshold_split(ctx),
                          "suite": ctx.suite.describe(), **extra_h},
         training={"best_epoch": None, "epochs_run": 0, "zero_shot": True, **training},
-        timings=timings, provenance=harness_provenance(ctx.device),
+        timings=timings,
         flags={**ctx.flags, **({"limit": ctx.limit} if ctx.limit is not None else {})},
         unit_key=unit_key(ctx, data, unit, vl, prompts),
     )
