@@ -7,7 +7,7 @@ image never change: the harness computes them once (fp16 on disk, FeatureCache) 
 YOLOv3 neck + head on them. Exact mode runs the mmdet model's frozen backbone on the decoded
 images in every training and validation step instead. This script runs one unit three ways
 (cached with a cold cache, cached with a warm cache, exact) and prints wall times, the
-speed-up and both mAPs (equal up to fp16 rounding of the cached maps). Not a test: timings
+speed-up and both mAPs (identical: exact mode recomputes the same fp16-rounded maps in every step). Not a test: timings
 depend on the machine.
 """
 

@@ -64,7 +64,7 @@ def test_boxes_follow_the_letterbox_transform():
 
 
 def test_frozen_backbone_weights_and_statistics_are_unchanged_after_training(demo_root, tmp_path):
-    """Exact mode: the mmdet model's backbone runs in every training step (model in train mode)."""
+    """Exact mode: the encoder runs in every training step, with the model in train mode."""
     from benchmark.context import RunContext
     from benchmark.suites import demo_suite
     from benchmark.task_data import load_task_data
@@ -84,6 +84,32 @@ def test_frozen_backbone_weights_and_statistics_are_unchanged_after_training(dem
     assert not loaded.encoder.training
     assert result.flags["exact_features"] and result.training["epochs_run"] == 2 and result.flags["limit"] == 12
     assert set(predictions["kind"]) <= {"image", "gt", "pred"}
+
+
+def test_exact_mode_equals_cached_mode_bit_for_bit(demo_root, tmp_path):
+    """--no-feature-cache recomputes the very fp16-rounded maps the cache stores, so the
+    cache is a pure speed-up: same training history, same predictions, same mAP."""
+    from benchmark.context import RunContext
+    from benchmark.features import FeatureCache
+    from benchmark.suites import demo_suite
+    from benchmark.task_data import load_task_data
+    from models.loading import load_encoder
+
+    task = all_tasks()["objectcxr_det"]
+    suite = demo_suite(demo_root, generate=False)
+    suite.extra["detection_recipe"] = {**suite.extra["detection_recipe"], "max_epochs": 3}
+    data = load_task_data(task, suite, tmp_path)
+    loaded = load_encoder("random:resnet_tiny")
+    runs = {}
+    for mode, cache in (("cached", FeatureCache(tmp_path / "features")), ("exact", None)):
+        ctx = RunContext(loaded, torch.device("cpu"), suite, tmp_path / mode, tmp_path, feature_cache=cache, progress=False, limit=24)
+        runs[mode] = detection.run_unit(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
+    (cached, cached_preds), (exact, exact_preds) = runs["cached"], runs["exact"]
+    assert cached.training["feature_cache"]["train"]["computed"] > 0 and exact.flags["exact_features"]
+    assert not cached.flags["exact_features"]
+    assert cached.training["history"] == exact.training["history"]
+    assert cached.value == exact.value
+    pd.testing.assert_frame_equal(cached_preds, exact_preds)
 
 
 @pytest.fixture(scope="module")
