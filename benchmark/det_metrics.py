@@ -44,6 +44,46 @@ def _as_preds(value) -> np.ndarray:
     return np.asarray(value if value is not None else [], dtype=np.float64).reshape(-1, 5)
 
 
+def match_image(gt_boxes: np.ndarray, preds: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """One image, one threshold: its predictions' scores in descending order (stable) and
+    whether each matched a ground-truth box (COCO's greedy matching: each detection takes the
+    unmatched ground truth of highest IoU >= threshold)."""
+    g, p = _as_boxes(gt_boxes), _as_preds(preds)
+    if not len(p):
+        return np.zeros(0), np.zeros(0, dtype=bool)
+    p = p[np.argsort(-p[:, 4], kind="mergesort")]
+    ious = box_iou(p[:, :4], g)
+    taken = np.zeros(len(g), dtype=bool)
+    matched = np.zeros(len(p), dtype=bool)
+    for d in range(len(p)):
+        best, best_iou = -1, min(iou_threshold, 1 - 1e-10)
+        for j in range(len(g)):
+            if taken[j] or ious[d, j] < best_iou:
+                continue
+            best, best_iou = j, ious[d, j]
+        if best >= 0:
+            taken[best] = matched[d] = True
+    return p[:, 4].copy(), matched
+
+
+def ap_from_matches(matched: np.ndarray, n_gt: float, weights: np.ndarray | None = None) -> float:
+    """101-point interpolated AP of detections already sorted by descending score.
+    ``weights``: how many times each detection counts (a bootstrap resample of images)."""
+    if n_gt == 0:
+        return float("nan")
+    if not len(matched):
+        return 0.0
+    tp = np.asarray(matched, dtype=np.float64)
+    w = np.ones_like(tp) if weights is None else np.asarray(weights, dtype=np.float64)
+    tp_sum, fp_sum = np.cumsum(tp * w), np.cumsum((1.0 - tp) * w)
+    recall = tp_sum / n_gt
+    precision = tp_sum / np.maximum(tp_sum + fp_sum, np.spacing(1))
+    precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
+    index = np.searchsorted(recall, RECALL_POINTS, side="left")
+    sampled = np.where(index < len(precision), precision[np.minimum(index, len(precision) - 1)], 0.0)
+    return float(sampled.mean())
+
+
 def average_precision(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], iou_threshold: float,
                       images: list[str] | None = None) -> float:
     """AP at one IoU threshold. ``gt[image]``: (n, 4) xyxy; ``preds[image]``: (m, 5) xyxy + score.
@@ -53,37 +93,45 @@ def average_precision(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarr
     images = sorted(set(gt) | set(preds)) if images is None else sorted(images)
     scores, matched, n_gt = [], [], 0
     for image in images:
-        g, p = _as_boxes(gt.get(image)), _as_preds(preds.get(image))
-        n_gt += len(g)
-        if not len(p):
-            continue
-        order = np.argsort(-p[:, 4], kind="mergesort")
-        p = p[order]
-        ious = box_iou(p[:, :4], g)
-        taken = np.zeros(len(g), dtype=bool)
-        for d in range(len(p)):
-            best, best_iou = -1, min(iou_threshold, 1 - 1e-10)
-            for j in range(len(g)):
-                if taken[j] or ious[d, j] < best_iou:
-                    continue
-                best, best_iou = j, ious[d, j]
-            if best >= 0:
-                taken[best] = True
-            scores.append(p[d, 4])
-            matched.append(best >= 0)
-    if n_gt == 0:
-        return float("nan")
-    if not scores:
-        return 0.0
-    order = np.argsort(-np.asarray(scores), kind="mergesort")
-    tp = np.asarray(matched, dtype=np.float64)[order]
-    tp_sum, fp_sum = np.cumsum(tp), np.cumsum(1.0 - tp)
-    recall = tp_sum / n_gt
-    precision = tp_sum / np.maximum(tp_sum + fp_sum, np.spacing(1))
-    precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
-    index = np.searchsorted(recall, RECALL_POINTS, side="left")
-    sampled = np.where(index < len(precision), precision[np.minimum(index, len(precision) - 1)], 0.0)
-    return float(sampled.mean())
+        n_gt += len(_as_boxes(gt.get(image)))
+        image_scores, image_matched = match_image(gt.get(image), preds.get(image), iou_threshold)
+        scores.append(image_scores)
+        matched.append(image_matched)
+    scores, matched = np.concatenate([np.zeros(0), *scores]), np.concatenate([np.zeros(0, dtype=bool), *matched])
+    order = np.argsort(-scores, kind="mergesort")
+    return ap_from_matches(matched[order], n_gt)
+
+
+class ResampledMAP:
+    """mAP of any multiset of ``images`` (the all-images rule), for the leaderboard's bootstrap.
+
+    Matching is per image, so it is done once; a resample only re-weights each image's
+    detections and ground truth by how often the image was drawn. ``score(arange(n))`` equals
+    :func:`detection_metrics`' ``map`` exactly, and a resample equals the mAP of the images
+    duplicated under new names (tests/test_det_metrics.py)."""
+
+    def __init__(self, gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str],
+                 iou_thresholds=IOU_THRESHOLDS):
+        self.images = sorted(images)
+        self.n_gt = np.array([len(_as_boxes(gt.get(i))) for i in self.images], dtype=np.float64)
+        image_of, scores, matched = [], [], {float(t): [] for t in iou_thresholds}
+        for k, image in enumerate(self.images):
+            for t in matched:
+                image_scores, image_matched = match_image(gt.get(image), preds.get(image), t)
+                matched[t].append(image_matched)
+            scores.append(image_scores)
+            image_of.append(np.full(len(image_scores), k))
+        scores = np.concatenate([np.zeros(0), *scores])
+        order = np.argsort(-scores, kind="mergesort")
+        self.image_of = np.concatenate([np.zeros(0, dtype=int), *image_of])[order]
+        self.matched = {t: np.concatenate([np.zeros(0, dtype=bool), *m])[order] for t, m in matched.items()}
+
+    def __call__(self, indices: np.ndarray) -> float:
+        """mAP of ``self.images[indices]`` (indices may repeat)."""
+        counts = np.bincount(np.asarray(indices, dtype=int), minlength=len(self.images)).astype(np.float64)
+        weights, n_gt = counts[self.image_of], float(counts @ self.n_gt)
+        values = [ap_from_matches(m, n_gt, weights) for m in self.matched.values()]
+        return float(np.mean([0.0 if np.isnan(v) else v for v in values]))
 
 
 def counted_images(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str], mgca: bool) -> list[str]:
@@ -116,10 +164,16 @@ def detection_metrics(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarr
 
 def metrics_from_table(table, iou_thresholds=IOU_THRESHOLDS, mgca: bool = False) -> dict:
     """Recompute the metric from a unit's predictions table (rows ``kind`` in image/gt/pred)."""
+    images, gt, preds = boxes_from_table(table)
+    return detection_metrics(gt, preds, images, iou_thresholds, mgca)
+
+
+def boxes_from_table(table) -> tuple[list[str], dict, dict]:
+    """(test images, ground truth, predictions) of a unit's predictions table."""
     images = table.loc[table["kind"] == "image", "image_id"].astype(str).tolist()
     gt, preds = {}, {}
     for image_id, group in table[table["kind"] == "gt"].groupby("image_id"):
         gt[str(image_id)] = group[["x1", "y1", "x2", "y2"]].to_numpy(float)
     for image_id, group in table[table["kind"] == "pred"].groupby("image_id"):
         preds[str(image_id)] = group[["x1", "y1", "x2", "y2", "score"]].to_numpy(float)
-    return detection_metrics(gt, preds, images, iou_thresholds, mgca)
+    return images, gt, preds

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmark.datasets.object_cxr import ObjectCXR, parse_annotation
-from benchmark.det_metrics import IOU_THRESHOLDS, average_precision, detection_metrics, metrics_from_table
+from benchmark.det_metrics import IOU_THRESHOLDS, ResampledMAP, average_precision, detection_metrics, metrics_from_table
 
 # ------------------------------------------------------------------ Object-CXR parsing
 TRAIN_CSV = """image_name,annotation
@@ -178,3 +178,45 @@ def test_metric_recomputes_from_a_predictions_table():
     preds = {"a": [[0, 0, 10, 11, 0.8]], "b": [[0, 0, 5, 5, 0.9]]}
     assert metrics_from_table(table)["map"] == pytest.approx(detection_metrics(gt, preds, ["a", "b"])["map"])
     assert average_precision(gt, preds, 0.5) == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------ bootstrap over test images
+@pytest.mark.parametrize("seed", range(4))
+def test_resampled_map_equals_the_metric_on_duplicated_images(seed):
+    """The leaderboard's bootstrap scorer: the identity resample is the unit's mAP exactly, and
+    a resample with repeats is the mAP of those images copied under new names (matching is
+    per image, so re-weighting equals copying)."""
+    rng = np.random.default_rng(100 + seed)
+    gt, preds = random_case(rng, n_images=15)  # continuous scores: no ties across copies
+    images = sorted(gt)
+    scorer = ResampledMAP(gt, preds, images)
+    assert scorer(np.arange(len(images))) == detection_metrics(gt, preds, images)["map"]
+    for _ in range(3):
+        draw = rng.integers(0, len(images), len(images))
+        copies_gt, copies_preds, names = {}, {}, []
+        for k, index in enumerate(draw):
+            name = f"copy{k:03d}"
+            image = scorer.images[index]
+            copies_gt[name] = gt[image]
+            if image in preds:
+                copies_preds[name] = preds[image]
+            names.append(name)
+        expected = detection_metrics(copies_gt, copies_preds, names)["map"]
+        assert scorer(draw) == pytest.approx(expected, abs=1e-12)
+    assert scorer(np.zeros(0, dtype=int)) == 0.0
+
+
+def test_detection_leaderboard_interval_is_a_bootstrap_over_images():
+    from benchmark.families import detection
+    from benchmark.registry import all_tasks
+
+    gt, preds = random_case(np.random.default_rng(7), n_images=20)
+    rows = []
+    for image in sorted(gt):
+        rows.append((image, "image", np.nan, *[np.nan] * 4))
+        rows += [(image, "gt", np.nan, *box) for box in gt[image]]
+        rows += [(image, "pred", box[4], *box[:4]) for box in preds.get(image, [])]
+    table = pd.DataFrame(rows, columns=["image_id", "kind", "score", "x1", "y1", "x2", "y2"])
+    ids, score = detection.bootstrap_scorer(all_tasks()["objectcxr_det"], table)
+    assert list(ids) == sorted(gt)
+    assert score(np.arange(len(ids))) == pytest.approx(metrics_from_table(table)["map"], abs=1e-12)

@@ -453,3 +453,13 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         unit_key=unit_key(ctx, data, unit, size, ids_hash(train_ids)),
     )
     return result, predictions
+
+
+def bootstrap_scorer(task: DetectionTaskSpec, predictions: pd.DataFrame):
+    """(image ids, score(indices)): the mAP (all-images rule) of a resample of test images.
+    Matching is per image, so it is done once here and each resample only re-weights it."""
+    from ..det_metrics import ResampledMAP, boxes_from_table
+
+    images, gt, preds = boxes_from_table(predictions)
+    scorer = ResampledMAP(gt, preds, images, task.recipe.iou_thresholds)
+    return np.array(scorer.images, dtype=object), scorer
