@@ -44,6 +44,26 @@ class RunContext:
             "provenance": harness_provenance(self.device),
         }
 
+    def unit_key(self, data, unit, **family_parts) -> str:
+        """Hash of everything that determines a unit's result: the parts every family shares
+        (task, suite, checkpoint sha256, architecture, manifest, unit, flags, limit) plus the
+        family's own ``family_parts``. A rerun reuses a finished unit only if this matches."""
+        import hashlib
+        import json
+
+        payload = {
+            "task": data.task.fingerprint(),
+            "suite": self.suite.describe(),
+            "encoder": self.loaded.sha256,
+            "arch": self.encoder.describe(),
+            "manifest": data.manifest.sha256,
+            "unit": unit.model_dump(),
+            "flags": self.flags,
+            "limit": self.limit,
+            **family_parts,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
     def encoder_identity(self) -> dict:
         """What identifies the encoder's features (goes into cache keys and results)."""
         loaded = self.loaded

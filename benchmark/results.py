@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from .atomic import atomic_write_text
+
 SCHEMA_VERSION = 1
 
 
@@ -53,16 +55,6 @@ class Result(BaseModel):
 def unit_paths(output: Path, unit: UnitId) -> tuple[Path, Path]:
     folder = output / unit.task
     return folder / f"{unit.name}.json", folder / f"{unit.name}.predictions.csv.gz"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def write_result(output: Path, result: Result, predictions: pd.DataFrame | None) -> Path:

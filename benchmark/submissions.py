@@ -141,7 +141,7 @@ def write_metadata_template(folder: Path, name: str, loaded, spec: str) -> Path:
     }
     merged = {**template, **existing, **known, "checkpoint": checkpoint}
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .results import atomic_write_text
+    from .atomic import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
     return path

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 
 import numpy as np
@@ -44,20 +42,7 @@ def targets_of(task: ClassificationTaskSpec, records: pd.DataFrame) -> np.ndarra
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, spec: PreprocessSpec, train_ids_hash: str) -> str:
-    payload = {
-        "task": data.task.fingerprint(),
-        "suite": ctx.suite.describe(),
-        "encoder": ctx.loaded.sha256,
-        "arch": ctx.encoder.describe(),
-        "manifest": data.manifest.sha256,
-        "train_ids": train_ids_hash,
-        "preprocess": spec.to_dict(),
-        "unit": unit.model_dump(),
-        "flags": ctx.flags,
-        "limit": ctx.limit,
-        "exact": ctx.feature_cache is None,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return ctx.unit_key(data, unit, train_ids=train_ids_hash, preprocess=spec.to_dict(), exact=ctx.feature_cache is None)
 
 
 

@@ -19,7 +19,6 @@ Predictions are mapped back to the original pixel space, where the metric is com
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -337,23 +336,9 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, mgca: bool, progr
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids_hash: str) -> str:
-    payload = {
-        "family": "detection",
-        "feature_version": DETECTION_FEATURE_VERSION,
-        "task": data.task.fingerprint(),
-        "suite": ctx.suite.describe(),
-        "encoder": ctx.loaded.sha256,
-        "arch": ctx.encoder.describe(),
-        "manifest": data.manifest.sha256,
-        "train_ids": train_ids_hash,
-        "input_size": size,
-        "recipe": effective_recipe(data.task, ctx).model_dump(mode="json"),
-        "unit": unit.model_dump(),
-        "flags": ctx.flags,
-        "limit": ctx.limit,
-        "exact": ctx.feature_cache is None,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return ctx.unit_key(data, unit, family="detection", feature_version=DETECTION_FEATURE_VERSION, train_ids=train_ids_hash,
+                        input_size=size, recipe=effective_recipe(data.task, ctx).model_dump(mode="json"),
+                        exact=ctx.feature_cache is None)
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:

@@ -81,21 +81,8 @@ def max_epochs(task: SegmentationTaskSpec, ctx: RunContext) -> int:
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, train_ids: list[str]) -> str:
-    payload = {
-        "family": "segmentation",
-        "task": data.task.fingerprint(),
-        "suite": ctx.suite.describe(),
-        "encoder": ctx.loaded.sha256,
-        "arch": ctx.encoder.describe(),
-        "manifest": data.manifest.sha256,
-        "train_ids": ids_hash(train_ids),
-        "input_size": input_size(data.task, ctx),
-        "max_epochs": max_epochs(data.task, ctx),
-        "unit": unit.model_dump(),
-        "flags": ctx.flags,
-        "limit": ctx.limit,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return ctx.unit_key(data, unit, family="segmentation", train_ids=ids_hash(train_ids),
+                        input_size=input_size(data.task, ctx), max_epochs=max_epochs(data.task, ctx))
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:

@@ -18,8 +18,6 @@ the zero-shot tasks before planning with a printed note and no result files, and
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 
 import numpy as np
@@ -77,20 +75,7 @@ def threshold_split(ctx: RunContext) -> str:
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, vl, prompts) -> str:
     text = {k: v for k, v in vl.describe().items() if k != "tokenizer_dir"}
-    payload = {
-        "family": "zeroshot",
-        "task": data.task.fingerprint(),
-        "suite": ctx.suite.describe(),
-        "encoder": ctx.loaded.sha256,
-        "arch": ctx.encoder.describe(),
-        "manifest": data.manifest.sha256,
-        "text_side": text,
-        "prompts": prompts.describe(),
-        "unit": unit.model_dump(),
-        "flags": ctx.flags,
-        "limit": ctx.limit,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return ctx.unit_key(data, unit, family="zeroshot", text_side=text, prompts=prompts.describe())
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:

@@ -161,7 +161,7 @@ def fill_submission(folder: Path, method: str, generator: str, meta: dict | None
     benchmark's ``--submission`` run created with the harness-known fields."""
     import yaml
 
-    from benchmark.results import atomic_write_text
+    from benchmark.atomic import atomic_write_text
     from benchmark.submissions import metadata_path
 
     path = metadata_path(folder)

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.atomic import atomic_write_text
 from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.provenance import git_state, package_versions
 from recipes.mimic import MimicLayout, load_pairs
@@ -117,18 +118,6 @@ class GenerationConfig:
             "guidance": float(preset.guidance if self.guidance is None else self.guidance),
             "scheduler": self.scheduler or preset.scheduler,
         }
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, rename (as ``benchmark.results`` does;
-    not imported from there to keep this recipe's imports light)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------------- shards
