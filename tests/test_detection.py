@@ -85,9 +85,10 @@ def test_frozen_backbone_weights_and_statistics_are_unchanged_after_training(dem
     assert set(predictions["kind"]) <= {"image", "gt", "pred"}
 
 
-def test_exact_mode_equals_cached_mode_bit_for_bit(demo_root, tmp_path):
+def test_exact_mode_equals_cached_mode_bit_for_bit(demo_root, tmp_path, monkeypatch):
     """--no-feature-cache recomputes the very fp16-rounded maps the cache stores, so the
-    cache is a pure speed-up: same training history, same predictions, same mAP."""
+    cache is a pure speed-up: same training history, same predictions, same mAP. Cached
+    maps held in device memory or read from the memmap in every step: the same again."""
     from benchmark.context import RunContext
     from benchmark.features import FeatureCache
     from benchmark.suites import demo_suite
@@ -100,15 +101,19 @@ def test_exact_mode_equals_cached_mode_bit_for_bit(demo_root, tmp_path):
     data = load_task_data(task, suite, tmp_path)
     loaded = load_encoder("random:resnet_tiny")
     runs = {}
-    for mode, cache in (("cached", FeatureCache(tmp_path / "features")), ("exact", None)):
+    for mode, cache, budget_gb in (("cached", FeatureCache(tmp_path / "features"), "1"), ("memmap", FeatureCache(tmp_path / "features"), "0"),
+                                   ("exact", None, "1")):
+        monkeypatch.setenv("MEDVLP_RESIDENT_GB", budget_gb)
         ctx = RunContext(loaded, torch.device("cpu"), suite, tmp_path / mode, tmp_path, feature_cache=cache, progress=False, limit=24)
         runs[mode] = detection.run_unit(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
-    (cached, cached_preds), (exact, exact_preds) = runs["cached"], runs["exact"]
+    (cached, cached_preds), (memmap, memmap_preds), (exact, exact_preds) = runs["cached"], runs["memmap"], runs["exact"]
     assert cached.training["feature_cache"]["train"]["computed"] > 0 and exact.flags["exact_features"]
-    assert not cached.flags["exact_features"]
-    assert cached.training["history"] == exact.training["history"]
-    assert cached.value == exact.value
-    pd.testing.assert_frame_equal(cached_preds, exact_preds)
+    assert cached.training["feature_cache"]["train"]["resident_bytes"] > 0 and not cached.flags["exact_features"]
+    assert memmap.training["feature_cache"]["train"] == {"computed": 0, "cached": 24, "resident_bytes": 0}
+    for other, other_preds in ((memmap, memmap_preds), (exact, exact_preds)):
+        assert cached.training["history"] == other.training["history"]
+        assert cached.value == other.value
+        pd.testing.assert_frame_equal(cached_preds, other_preds)
 
 
 @pytest.fixture(scope="module")

@@ -157,6 +157,16 @@ def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root
     assert len(predictions) == result.data["n_test"] == 12
     assert result.value == pytest.approx(predictions["dice"].mean())
 
+    # the cached pyramids were held in device memory; read from the memmap on every pass
+    # instead, the unit gives the same numbers bit for bit
+    assert result.training["feature_cache"]["val"]["resident_bytes"] > 0
+    monkeypatch.setenv("MEDVLP_RESIDENT_GB", "0")
+    again, again_predictions = segmentation.run_unit(ctx, data, UnitId(task="siim_seg", fraction=100, seed=0))
+    assert again.training["feature_cache"]["val"] == {**result.training["feature_cache"]["val"], "source": "disk cache (reused)",
+                                                      "resident_bytes": 0}
+    assert again.training["history"] == result.training["history"] and again.value == result.value
+    pd.testing.assert_frame_equal(again_predictions, predictions)
+
     config = result.hyperparameters["mmengine_config"]
     assert config["randomness"]["seed"] == 0 and config["optim_wrapper"]["optimizer"]["lr"] == 5e-4
     assert config["model"]["decode_head"]["decoder_channels"] == [256, 128, 64, 32, 16]

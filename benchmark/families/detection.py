@@ -34,6 +34,7 @@ from ..context import RunContext
 from ..det_metrics import detection_metrics
 from ..features import ViewDataset, ViewPlan, encode_batch
 from ..preprocess import PreprocessSpec
+from ..resident import fits, rows_to_device
 from ..results import Result, UnitId
 from ..task_data import TaskData, limited, unit_train_ids
 from ..task_spec import DetectionTaskSpec
@@ -137,7 +138,7 @@ class SplitPyramids:
         self.spec = PreprocessSpec(resize=size, crop=size)  # centre crop of a full-size square: identity
         self.dataset = ViewDataset(data.records.loc[ids, "path"].tolist(), ids, self.spec, ViewPlan(train=False))
         self.array = None
-        self.stats = {"computed": 0, "cached": 0}
+        self.resident, self.resident_row = None, {}
 
     def key_parts(self) -> dict:
         from ..splits import ids_hash
@@ -166,11 +167,26 @@ class SplitPyramids:
             desc=f"{self.data.task.id} {self.split} pyramid features", progress=ctx.progress,
         )
         self.array = array
-        return stats
+        return {**stats, **self.make_resident(needed)}
+
+    def make_resident(self, needed: list[str]) -> dict:
+        """Copy the rows of ``needed`` from the on-disk cache into device memory when they fit
+        (:mod:`benchmark.resident`), so epochs gather there instead of re-reading the memmap
+        (RSNA at 224: ~22 GB of train maps per epoch). Same fp16 values: same results."""
+        ids = list(dict.fromkeys(needed))
+        size = len(ids) * self.array.shape[-1] * 2
+        if not fits(size, self.ctx.device):
+            return {"resident_bytes": 0}
+        self.resident = rows_to_device(self.array[0], [self.position[i] for i in ids], self.ctx.device)
+        self.resident_row = {image_id: k for k, image_id in enumerate(ids)}
+        return {"resident_bytes": size}
 
     def levels(self, ids: list[str], backbone) -> tuple[torch.Tensor, ...]:
         """float32 pyramid levels of ``ids`` on the device."""
         device = self.ctx.device
+        if self.resident is not None and all(i in self.resident_row for i in ids):
+            index = torch.tensor([self.resident_row[i] for i in ids], device=device)
+            return split_levels(self.resident.index_select(0, index).float(), self.shapes)
         if self.array is not None:
             rows = [self.position[i] for i in ids]
             flat = torch.from_numpy(np.asarray(self.array[0, rows, :], dtype=np.float32))
