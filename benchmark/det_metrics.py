@@ -44,25 +44,32 @@ def _as_preds(value) -> np.ndarray:
     return np.asarray(value if value is not None else [], dtype=np.float64).reshape(-1, 5)
 
 
-def match_image(gt_boxes: np.ndarray, preds: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """One image, one threshold: its predictions' scores in descending order (stable) and
-    whether each matched a ground-truth box (COCO's greedy matching: each detection takes the
-    unmatched ground truth of highest IoU >= threshold)."""
+def match_image(gt_boxes: np.ndarray, preds: np.ndarray, iou_thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """One image at every threshold: its predictions' scores in descending order (stable) and
+    a (thresholds, predictions) array saying whether each matched a ground-truth box. COCO's
+    greedy matching, per threshold: each detection takes the unmatched ground truth of highest
+    IoU >= threshold (the last of equal IoUs, as pycocotools' loop does). The IoU matrix is
+    computed once and the thresholds are matched together."""
+    thresholds = np.minimum(np.atleast_1d(np.asarray(iou_thresholds, dtype=np.float64)), 1 - 1e-10)
     g, p = _as_boxes(gt_boxes), _as_preds(preds)
+    matched = np.zeros((len(thresholds), len(p)), dtype=bool)
     if not len(p):
-        return np.zeros(0), np.zeros(0, dtype=bool)
+        return np.zeros(0), matched
     p = p[np.argsort(-p[:, 4], kind="mergesort")]
-    ious = box_iou(p[:, :4], g)
-    taken = np.zeros(len(g), dtype=bool)
-    matched = np.zeros(len(p), dtype=bool)
-    for d in range(len(p)):
-        best, best_iou = -1, min(iou_threshold, 1 - 1e-10)
-        for j in range(len(g)):
-            if taken[j] or ious[d, j] < best_iou:
+    if len(g):
+        ious = box_iou(p[:, :4], g)
+        taken = np.zeros((len(thresholds), len(g)), dtype=bool)
+        rows = np.arange(len(thresholds))
+        last = len(g) - 1
+        for d in range(len(p)):
+            candidate = ~taken & (ious[d][None, :] >= thresholds[:, None])
+            found = candidate.any(axis=1)
+            if not found.any():
                 continue
-            best, best_iou = j, ious[d, j]
-        if best >= 0:
-            taken[best] = matched[d] = True
+            masked = np.where(candidate, ious[d][None, :], -1.0)
+            best = last - np.argmax(masked[:, ::-1], axis=1)  # highest IoU; the last one on ties
+            taken[rows[found], best[found]] = True
+            matched[found, d] = True
     return p[:, 4].copy(), matched
 
 
@@ -90,16 +97,22 @@ def average_precision(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarr
 
     ``images``: the images that count (default: every image in ``gt`` or ``preds``).
     Returns NaN when no counted image has ground truth (COCO's -1: AP undefined)."""
+    return average_precisions(gt, preds, [iou_threshold], images)[0]
+
+
+def average_precisions(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], iou_thresholds,
+                       images: list[str] | None = None) -> list[float]:
+    """:func:`average_precision` at each threshold, matching every image once."""
     images = sorted(set(gt) | set(preds)) if images is None else sorted(images)
-    scores, matched, n_gt = [], [], 0
+    scores, matched, n_gt = [np.zeros(0)], [np.zeros((len(iou_thresholds), 0), dtype=bool)], 0
     for image in images:
         n_gt += len(_as_boxes(gt.get(image)))
-        image_scores, image_matched = match_image(gt.get(image), preds.get(image), iou_threshold)
+        image_scores, image_matched = match_image(gt.get(image), preds.get(image), iou_thresholds)
         scores.append(image_scores)
         matched.append(image_matched)
-    scores, matched = np.concatenate([np.zeros(0), *scores]), np.concatenate([np.zeros(0, dtype=bool), *matched])
-    order = np.argsort(-scores, kind="mergesort")
-    return ap_from_matches(matched[order], n_gt)
+    order = np.argsort(-np.concatenate(scores), kind="mergesort")
+    matched = np.concatenate(matched, axis=1)[:, order]
+    return [ap_from_matches(row, n_gt) for row in matched]
 
 
 class ResampledMAP:
@@ -114,23 +127,21 @@ class ResampledMAP:
                  iou_thresholds=IOU_THRESHOLDS):
         self.images = sorted(images)
         self.n_gt = np.array([len(_as_boxes(gt.get(i))) for i in self.images], dtype=np.float64)
-        image_of, scores, matched = [], [], {float(t): [] for t in iou_thresholds}
+        image_of, scores, matched = [np.zeros(0, dtype=int)], [np.zeros(0)], [np.zeros((len(iou_thresholds), 0), dtype=bool)]
         for k, image in enumerate(self.images):
-            for t in matched:
-                image_scores, image_matched = match_image(gt.get(image), preds.get(image), t)
-                matched[t].append(image_matched)
+            image_scores, image_matched = match_image(gt.get(image), preds.get(image), iou_thresholds)
             scores.append(image_scores)
+            matched.append(image_matched)
             image_of.append(np.full(len(image_scores), k))
-        scores = np.concatenate([np.zeros(0), *scores])
-        order = np.argsort(-scores, kind="mergesort")
-        self.image_of = np.concatenate([np.zeros(0, dtype=int), *image_of])[order]
-        self.matched = {t: np.concatenate([np.zeros(0, dtype=bool), *m])[order] for t, m in matched.items()}
+        order = np.argsort(-np.concatenate(scores), kind="mergesort")
+        self.image_of = np.concatenate(image_of)[order]
+        self.matched = np.concatenate(matched, axis=1)[:, order]
 
     def __call__(self, indices: np.ndarray) -> float:
         """mAP of ``self.images[indices]`` (indices may repeat)."""
         counts = np.bincount(np.asarray(indices, dtype=int), minlength=len(self.images)).astype(np.float64)
         weights, n_gt = counts[self.image_of], float(counts @ self.n_gt)
-        values = [ap_from_matches(m, n_gt, weights) for m in self.matched.values()]
+        values = [ap_from_matches(m, n_gt, weights) for m in self.matched]
         return float(np.mean([0.0 if np.isnan(v) else v for v in values]))
 
 
@@ -146,7 +157,7 @@ def detection_metrics(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarr
     (default: all keys). An undefined AP (no ground truth counted) is reported as 0."""
     images = sorted(set(gt) | set(preds)) if images is None else list(images)
     counted = counted_images(gt, preds, images, mgca)
-    per_threshold = {float(t): average_precision(gt, preds, float(t), counted) for t in iou_thresholds}
+    per_threshold = dict(zip((float(t) for t in iou_thresholds), average_precisions(gt, preds, list(iou_thresholds), counted)))
     values = [0.0 if np.isnan(v) else v for v in per_threshold.values()]
     out = {"map": float(np.mean(values))}
     out.update({f"ap@{t:.2f}": (0.0 if np.isnan(v) else v) for t, v in per_threshold.items()})
