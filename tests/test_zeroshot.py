@@ -16,7 +16,15 @@ import torch.nn.functional as F
 from benchmark.zeroshot import scoring
 from tests.test_pretraining import tiny_bert, tiny_config  # noqa: F401 - fixture reuse
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tiny models run faster on one thread; restored afterwards (set at import time,
+    it slowed every later test module)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------- arithmetic
