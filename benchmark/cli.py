@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--train-views", type=int, default=None, help="cached augmented views per training image (default: 4 paper, 2 demo)")
     run.add_argument("--no-feature-cache", action="store_true", help="exact mode: run the encoder on freshly augmented images every epoch\n(slow; for validating the cache)")
     run.add_argument("--limit", type=int, default=None, help="debug: use at most N images per split (results are flagged and rejected by submissions)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars only when stderr is a terminal)")
+    run.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal (e.g. a batch-job log)")
     run.add_argument("--mgca-bn-drift", action="store_true", help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\nas MGCA's code did (for comparison with published numbers; recorded in results)")
     run.add_argument("--mgca-det-map", action="store_true", help="detection: MGCA's mAP rule (only images with ground truth and >= 1 surviving prediction count; recorded in results)")
     run.add_argument("--zeroshot-threshold-on-test", action="store_true", help="zero-shot: choose the F1/accuracy and grounding thresholds on the TEST split, as earlier papers did\n(compatibility switch, recorded in results; default: the validation split)")
@@ -106,13 +107,21 @@ def resolve_device(name: str):
     return device
 
 
+def show_progress(args) -> bool:
+    """Bars on a terminal; in a batch-job log (stderr not a terminal) they would write one
+    line per update, so they are off there unless --progress asks for them."""
+    if args.no_progress:
+        return False
+    return bool(args.progress or sys.stderr.isatty())
+
+
 def make_suite(args, cache_dir: Path):
     from .data_roots import resolve_data_roots
     from .suites import demo_suite, paper_suite
 
     if args.suite == "demo":
         root = Path(args.demo_root) if args.demo_root else cache_dir / "demo-suite"
-        return demo_suite(root, train_views=args.train_views or 2, generate=not args.list_tasks, progress=not args.no_progress)
+        return demo_suite(root, train_views=args.train_views or 2, generate=not args.list_tasks, progress=show_progress(args))
     return paper_suite(resolve_data_roots(args.data_root), train_views=args.train_views or 4)
 
 
@@ -202,7 +211,7 @@ def run(args) -> int:
     ctx = RunContext(
         loaded=loaded, device=device, suite=suite, output=output, cache_dir=cache_dir,
         feature_cache=None if args.no_feature_cache else FeatureCache(cache_dir / "features"),
-        encode_batch_size=batch, workers=workers, progress=not args.no_progress, limit=args.limit, flags=flags,
+        encode_batch_size=batch, workers=workers, progress=show_progress(args), limit=args.limit, flags=flags,
     )
     shard_index, shard_count = parse_shard(args.shard)
     units = shard_units(plan_units(tasks, fractions, seeds), shard_index, shard_count)

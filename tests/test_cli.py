@@ -239,3 +239,18 @@ def test_half_renamed_checkpoint_is_refused_by_the_cli(demo_root, demo_run, chec
     renamed = [k for i, k in enumerate(keys) if i % 2 and not k.endswith("num_batches_tracked")]
     plain = [k for i, k in enumerate(keys) if not i % 2 and not k.endswith("num_batches_tracked")]
     assert plain[0] in err or renamed[0] in err  # the message names the keys that did not load
+
+
+def test_progress_bars_follow_the_terminal_unless_forced(monkeypatch):
+    """A batch-job log (stderr not a terminal) gets no bars unless --progress asks for them."""
+    import argparse
+
+    from benchmark.cli import show_progress
+
+    def args(**flags):
+        return argparse.Namespace(progress=flags.get("progress", False), no_progress=flags.get("no_progress", False))
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert (show_progress(args()), show_progress(args(progress=True)), show_progress(args(no_progress=True))) == (False, True, False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert (show_progress(args()), show_progress(args(no_progress=True))) == (True, False)
