@@ -224,9 +224,15 @@ class Targets:
                 bboxes=torch.as_tensor(to_input(xyxy, geometry), dtype=torch.float32),
                 labels=torch.zeros(len(xyxy), dtype=torch.long))
             self.samples[image_id] = sample
+        self.on_device, self.device = self.samples, torch.device("cpu")
 
     def batch(self, ids: list[str], device) -> list:
-        return [self.samples[i].to(device) for i in ids]
+        """The samples of ``ids`` on ``device``; moved there once, not in every step (mmdet's
+        head only reads them)."""
+        device = torch.device(device)
+        if device != self.device:
+            self.on_device, self.device = {k: s.to(device) for k, s in self.samples.items()}, device
+        return [self.on_device[i] for i in ids]
 
 
 # ---------------------------------------------------------------------------- model
