@@ -6,8 +6,9 @@ stored in the on-disk fp16 :class:`~benchmark.features.FeatureCache` (flattened 
 vector per image), then every epoch trains the mmdet model's ``neck`` and ``bbox_head`` on
 them. ``--no-feature-cache`` (exact mode) instead runs the frozen encoder on the decoded images
 in every training and validation step, through the same function the cache stores (bf16
-autocast on CUDA, rounded to fp16), so both modes give the same numbers bit for bit and the
-cache is a pure speed-up (``bench/detection_speed.py``; tests/test_detection.py). fp16
+autocast on CUDA, rounded to fp16), so both modes give the same numbers (bit for bit on CPU;
+on a GPU up to the convolution algorithm cuDNN picks for a batch size) and the cache is a
+pure speed-up (``bench/detection_speed.py``; tests/test_detection.py). fp16
 rounding moves random ResNet-50 maps by 0.15% of their spread across images; training a head
 is chaotic enough to turn that into seed-like noise (demo Object-CXR, seeds 0-4: fp32 maps
 10.2 +- 1.5 mAP, fp16 9.0 +- 1.0, paired differences +3.5 to -1.0, not significant). Under
@@ -196,7 +197,7 @@ class SplitPyramids:
             with torch.no_grad():
                 return tuple(backbone(images.to(device)))
         # exact mode: the very function the cache stores (same autocast, same fp16 rounding),
-        # recomputed in every step instead of read from disk; so exact == cached, bit for bit
+        # recomputed in every step instead of read from disk; so exact == cached
         flat = encode_batch(PyramidAsVector(self.ctx.encoder, self.out_indices), images, device, None)
         flat = torch.from_numpy(flat.cpu().numpy().astype(np.float16).astype(np.float32))
         return split_levels(flat.to(device), self.shapes)
