@@ -104,15 +104,23 @@ def average_precisions(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndar
                        images: list[str] | None = None) -> list[float]:
     """:func:`average_precision` at each threshold, matching every image once."""
     images = sorted(set(gt) | set(preds)) if images is None else sorted(images)
-    scores, matched, n_gt = [np.zeros(0)], [np.zeros((len(iou_thresholds), 0), dtype=bool)], 0
-    for image in images:
-        n_gt += len(_as_boxes(gt.get(image)))
+    n_gt = sum(len(_as_boxes(gt.get(image))) for image in images)
+    _, matched = sorted_matches(gt, preds, images, iou_thresholds)
+    return [ap_from_matches(row, n_gt) for row in matched]
+
+
+def sorted_matches(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str],
+                   iou_thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """Every detection of ``images`` (in that order) by descending score, stable: the index of
+    its image in ``images`` and the (thresholds, detections) matched array."""
+    image_of, scores, matched = [np.zeros(0, dtype=int)], [np.zeros(0)], [np.zeros((len(iou_thresholds), 0), dtype=bool)]
+    for k, image in enumerate(images):
         image_scores, image_matched = match_image(gt.get(image), preds.get(image), iou_thresholds)
         scores.append(image_scores)
         matched.append(image_matched)
+        image_of.append(np.full(len(image_scores), k))
     order = np.argsort(-np.concatenate(scores), kind="mergesort")
-    matched = np.concatenate(matched, axis=1)[:, order]
-    return [ap_from_matches(row, n_gt) for row in matched]
+    return np.concatenate(image_of)[order], np.concatenate(matched, axis=1)[:, order]
 
 
 class ResampledMAP:
@@ -127,15 +135,7 @@ class ResampledMAP:
                  iou_thresholds=IOU_THRESHOLDS):
         self.images = sorted(images)
         self.n_gt = np.array([len(_as_boxes(gt.get(i))) for i in self.images], dtype=np.float64)
-        image_of, scores, matched = [np.zeros(0, dtype=int)], [np.zeros(0)], [np.zeros((len(iou_thresholds), 0), dtype=bool)]
-        for k, image in enumerate(self.images):
-            image_scores, image_matched = match_image(gt.get(image), preds.get(image), iou_thresholds)
-            scores.append(image_scores)
-            matched.append(image_matched)
-            image_of.append(np.full(len(image_scores), k))
-        order = np.argsort(-np.concatenate(scores), kind="mergesort")
-        self.image_of = np.concatenate(image_of)[order]
-        self.matched = np.concatenate(matched, axis=1)[:, order]
+        self.image_of, self.matched = sorted_matches(gt, preds, self.images, iou_thresholds)
 
     def __call__(self, indices: np.ndarray) -> float:
         """mAP of ``self.images[indices]`` (indices may repeat)."""

@@ -81,7 +81,6 @@ def train_demo_encoder(demo_root: Path, cache: Path, out: Path, *, steps: int = 
         loss.backward()
         optimiser.step()
         losses.append(float(loss.detach()))
-    encoder.training_losses = losses
     encoder.eval()
     assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:20]), f"the helper encoder did not learn: {losses[:3]} ... {losses[-3:]}"
     out = Path(out)

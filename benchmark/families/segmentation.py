@@ -321,8 +321,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             t0 = time.perf_counter()
             stores[split] = PyramidStore.get(ctx, model, images, key_parts(split, ids), eval_batch, f"{task.id} {split} pyramid")
             timings[f"features_{split}"] = time.perf_counter() - t0
+            # the validation pyramids are read every epoch; the test ones once (no copy for them)
             cache_info[split] = {"source": stores[split].source, "key": stores[split].key,
-                                 "resident_bytes": stores[split].make_resident(device)}
+                                 "resident_bytes": stores[split].make_resident(device) if split == "val" else 0}
 
     def eval_features(split: str, images: np.ndarray, index: np.ndarray) -> list[torch.Tensor]:
         if split in stores:
