@@ -1,6 +1,6 @@
 """The linear probe: one randomly initialised linear layer on frozen features.
 
-PROTOCOL.md: Flatten -> Linear(features, outputs); AdamW (lr 5e-4, betas 0.9/0.999, weight
+docs/protocol.md: Flatten -> Linear(features, outputs); AdamW (lr 5e-4, betas 0.9/0.999, weight
 decay 1e-6), batch 48, at most 50 epochs, early stopping on validation loss with patience
 10, test with the best head. BCE-with-logits for multi-label and binary tasks, cross-entropy
 for multi-class ones.

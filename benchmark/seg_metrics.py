@@ -1,4 +1,4 @@
-"""Segmentation metrics (PROTOCOL.md): Dice of binary masks at probability threshold 0.5.
+"""Segmentation metrics (docs/protocol.md): Dice of binary masks at probability threshold 0.5.
 
 - ``dice`` (headline): per-image Dice, averaged over test images. An image whose ground
   truth is empty scores 1 when the prediction is empty too, else 0.

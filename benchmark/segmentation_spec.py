@@ -1,6 +1,6 @@
 """Task spec of the segmentation family (frozen encoder + U-Net decoder, Dice).
 
-PROTOCOL.md: U-Net decoder (channels 256, 128, 64, 32, 16, batch norm) over the frozen
+docs/protocol.md: U-Net decoder (channels 256, 128, 64, 32, 16, batch norm) over the frozen
 encoder's stages, one output channel, 224 input; train augmentation shift-scale-rotate
 (scale 0.1, rotate 10 degrees, p 0.5); loss 10 x focal (gamma 2) - log(soft Dice); AdamW
 lr 5e-4, weight decay 0.05, batch 8 (SIIM) / 16 (RSNA), at most 50 epochs, early stopping on

@@ -24,7 +24,7 @@ class Spec(BaseModel):
 
 
 class LinearProbeRecipe(Spec):
-    """PROTOCOL.md: AdamW lr 5e-4, betas (0.9, 0.999), weight decay 1e-6, batch 48, at most
+    """docs/protocol.md: AdamW lr 5e-4, betas (0.9, 0.999), weight decay 1e-6, batch 48, at most
     50 epochs, early stopping on validation loss with patience 10, test with the best head."""
 
     lr: float = 5e-4
@@ -81,7 +81,7 @@ COCO_YOLOV3_ANCHORS = (  # mmdet/darknet YOLOv3 anchors at 416 input, per level 
 
 
 class DetectionRecipe(Spec):
-    """PROTOCOL.md: YOLOv3 neck + head on layer2/3/4 (strides 8/16/32) at 224 input, COCO
+    """docs/protocol.md: YOLOv3 neck + head on layer2/3/4 (strides 8/16/32) at 224 input, COCO
     anchors scaled by input/416; AdamW wd 1e-6; 1% -> ``lr_1pct`` with batch 8, 10%/100% ->
     lr 5e-4 with batch 16; at most 50 epochs, early stopping on val mAP (patience 10);
     objectness >= 0.5 and NMS IoU 0.5 at test; mAP over IoU 0.40:0.05:0.75."""

@@ -1,4 +1,4 @@
-"""Image decoding per PROTOCOL.md and dataset adapters on hand-written official layouts."""
+"""Image decoding per docs/protocol.md and dataset adapters on hand-written official layouts."""
 
 import numpy as np
 import pytest
