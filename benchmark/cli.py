@@ -75,7 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars only when stderr is a terminal)")
     run.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal (e.g. a batch-job log)")
     run.add_argument("--mgca-bn-drift", action="store_true", help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\nas MGCA's code did (for comparison with published numbers; recorded in results)")
-    run.add_argument("--mgca-det-map", action="store_true", help="detection: MGCA's mAP rule (only images with ground truth and >= 1 surviving prediction count; recorded in results)")
     run.add_argument("--zeroshot-threshold-on-test", action="store_true", help="zero-shot: choose the F1/accuracy and grounding thresholds on the TEST split, as earlier papers did\n(compatibility switch, recorded in results; default: the validation split)")
     parser.add_argument("--version", action="version", version=f"medvlp-bench {__version__}")
     return parser
@@ -206,7 +205,6 @@ def run(args) -> int:
     batch = args.batch_size or (256 if device.type == "cuda" else 32)
     flags = {"allow_partial_load": True} if args.allow_partial_load else {}
     flags.update({"mgca_bn_drift": True} if args.mgca_bn_drift else {})  # [seg]
-    flags.update({"mgca_det_map": True} if args.mgca_det_map else {})  # [det]
     flags.update({"zeroshot_threshold_on_test": True} if args.zeroshot_threshold_on_test else {})  # [zeroshot]
     ctx = RunContext(
         loaded=loaded, device=device, suite=suite, output=output, cache_dir=cache_dir,
@@ -245,9 +243,12 @@ def leaderboard_main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=LEADERBOARDS)
     parser.add_argument("--suites", default="paper,demo")
     args = parser.parse_args(argv)
-    written = render_all(args.submissions_dir, args.out, tuple(args.suites.split(",")))
+    skipped: list[str] = []
+    written = render_all(args.submissions_dir, args.out, tuple(args.suites.split(",")), skipped)
     for path in written:
         print(path)
+    for line in skipped:
+        print(f"not shown: {line}")
     return 0
 
 

@@ -8,8 +8,12 @@ greedy matching of each detection to the unmatched ground truth of highest IoU >
 precision made monotone, sampled at recall 0, 0.01, ..., 1 (precision 0 beyond the reached
 recall), averaged. IoU is computed on continuous coordinates (area = w * h, as COCO).
 
-``mgca=True`` reproduces MGCA's evaluation rule (a compatibility switch, recorded in the
-result): only images that have a ground-truth box AND at least one surviving prediction count.
+The REFERENCE rule (MGCA's evaluation, ``mgca=True``): only images that have a ground-truth
+box AND at least one surviving prediction count, so missed images and false positives on
+negative images cost nothing. It is a bug of the reference code, kept only so measured rows
+can be set beside published ones: every unit reports both, from the same predictions
+(:func:`unit_detection_metrics`: ``map`` under the sound all-images rule, ``map_reference``
+under MGCA's), and the leaderboard shows each in its own table.
 """
 
 from __future__ import annotations
@@ -124,7 +128,9 @@ def sorted_matches(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray]
 
 
 class ResampledMAP:
-    """mAP of any multiset of ``images`` (the all-images rule), for the leaderboard's bootstrap.
+    """mAP of any multiset of ``images``, for the leaderboard's bootstrap; the all-images rule,
+    or with ``reference=True`` MGCA's rule (images without ground truth or without a
+    prediction weigh nothing, wherever the resample puts them).
 
     Matching is per image, so it is done once; a resample only re-weights each image's
     detections and ground truth by how often the image was drawn. ``score(arange(n))`` equals
@@ -132,14 +138,16 @@ class ResampledMAP:
     duplicated under new names (tests/test_det_metrics.py)."""
 
     def __init__(self, gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str],
-                 iou_thresholds=IOU_THRESHOLDS):
+                 iou_thresholds=IOU_THRESHOLDS, reference: bool = False):
         self.images = sorted(images)
         self.n_gt = np.array([len(_as_boxes(gt.get(i))) for i in self.images], dtype=np.float64)
         self.image_of, self.matched = sorted_matches(gt, preds, self.images, iou_thresholds)
+        counted = set(counted_images(gt, preds, self.images, mgca=reference))
+        self.counts = np.array([float(i in counted) for i in self.images])
 
     def __call__(self, indices: np.ndarray) -> float:
         """mAP of ``self.images[indices]`` (indices may repeat)."""
-        counts = np.bincount(np.asarray(indices, dtype=int), minlength=len(self.images)).astype(np.float64)
+        counts = np.bincount(np.asarray(indices, dtype=int), minlength=len(self.images)).astype(np.float64) * self.counts
         weights, n_gt = counts[self.image_of], float(counts @ self.n_gt)
         values = [ap_from_matches(m, n_gt, weights) for m in self.matched]
         return float(np.mean([0.0 if np.isnan(v) else v for v in values]))
@@ -170,6 +178,17 @@ def detection_metrics(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarr
         "rule": "mgca" if mgca else "all_images",
         "iou_thresholds": [float(t) for t in iou_thresholds],
     })
+    return out
+
+
+def unit_detection_metrics(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str],
+                           iou_thresholds=IOU_THRESHOLDS) -> dict:
+    """What every detection result carries: the sound metrics (``map``, ``ap@...``, counts)
+    and, under ``reference``, the same from MGCA's rule, with ``map_reference`` beside ``map``."""
+    out = detection_metrics(gt, preds, images, iou_thresholds)
+    reference = detection_metrics(gt, preds, images, iou_thresholds, mgca=True)
+    out["map_reference"] = reference["map"]
+    out["reference"] = {k: v for k, v in reference.items() if k not in ("images", "images_with_gt", "iou_thresholds")}
     return out
 
 

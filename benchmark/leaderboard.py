@@ -3,27 +3,49 @@
 Never edit ``leaderboards/`` by hand: ``run_benchmark.py leaderboard`` rewrites it, and a
 test fails when the committed files differ from what the results produce.
 
-Per suite (``paper``; ``demo`` = the smoke suite) and task family: one table of MEASURED
-rows (one per submission; mean over seeds with a 95% bootstrap interval over test images and
-seeds; best per column in bold; † = statistically tied with the best by a paired bootstrap;
-▲/▼ = difference to the same method's real-image row) and, for the paper suite, a separate
-table of numbers REPORTED by Liu et al. (Tables 1-3 of "Utilizing Synthetic Data for Medical
-Vision-Language Pre-training"), never mixed with measured rows. Plus a label-efficiency
-plot per task and a one-number summary per method (mean over tasks at each fraction).
+Every measured number is RECOMPUTED from the units' saved per-image predictions
+(:mod:`benchmark.scoring`); a result whose JSON value disagrees with its predictions keeps its
+submission off the board, and the run says why. Per suite (``paper``; ``demo`` = the smoke
+suite) and task family, the measured rows (one per submission; mean over seeds with a 95%
+bootstrap interval over test images and seeds; best per column in bold; † = statistically
+tied with the best by a paired bootstrap; ▲/▼ = difference to the same method's real-image
+row) appear in up to two tables:
+
+- **reference rule** (segmentation and detection): the metric as the reference code (MGCA)
+  computes it, laid out like the paper's tables, so it can be read beside the REPORTED rows
+  of Liu et al. (Tables 1-3 of "Utilizing Synthetic Data for Medical Vision-Language
+  Pre-training"; a separate table, never mixed with measured rows). Segmentation adds the
+  rows of two trivial heads ("Predict nothing", "Predict everything") on the same test set.
+- **sound metrics** (every family): segmentation ranks on ``dice_positive`` with
+  ``specificity`` beside it, detection on ``map`` over all test images.
+
+Plus a label-efficiency plot per task and a one-number summary per method (sound metrics).
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .registry import all_tasks
+from .scoring import UnitScores, reference_key, sound_key, unit_scores
 from .statistics import CellStats, cell_stats, tied_with_best
 from .submissions import SubmissionMetadata, list_submissions, load_metadata, submission_results
+
+VALUE_TOLERANCE = 1e-6  # |JSON value - value recomputed from the predictions| allowed (float round-off)
+WHY_TWO_TABLES = (
+    "Why two tables: the reference code's rules can be won by doing nothing. Under its Dice an image with "
+    "an empty ground truth scores 1 when the prediction is empty, so on SIIM and RSNA, where most test images "
+    "are negative, a head that predicts no pixel at all scores 77.9 and 77.5, above every published "
+    "segmentation row; its detection mAP ignores every image without a ground-truth box or without a "
+    "prediction. The first table keeps those rules so measured rows stand beside the published ones; the "
+    "second ranks on rules that abstaining cannot win (Dice over images with a finding, with the share of "
+    "negative images left empty beside it; mAP over all test images)."
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_CSV = Path(__file__).resolve().parent / "data" / "paper_tables.csv"
@@ -38,14 +60,40 @@ METHOD_TITLES = {"random": "Random init", "imagenet": "ImageNet init", "convirt"
 
 
 @dataclass
+class Cell:
+    """One (task, fraction) of a submission: the per-seed scores, and statistics per metric."""
+
+    task: object
+    units: list[UnitScores]
+    _stats: dict = field(default_factory=dict)
+
+    def stats(self, key: str) -> CellStats:
+        if key not in self._stats:
+            self._stats[key] = cell_stats(self.units, key)
+        return self._stats[key]
+
+    @property
+    def floors(self):
+        return self.units[0].floors
+
+
+@dataclass
 class Row:
     metadata: SubmissionMetadata
-    cells: dict[tuple[str, int], CellStats]
+    cells: dict[tuple[str, int], Cell]
 
     @property
     def images_key(self) -> tuple:
         p = self.metadata.pretraining
         return (not self.metadata.baseline, self.metadata.method_id, IMAGES_ORDER[p.images], p.generator or "", self.metadata.name)
+
+
+@dataclass
+class TrivialRow:
+    """A head that needs no encoder, shown for comparison only (never bold, never ranked)."""
+
+    label: str
+    values: dict[tuple[str, int], dict[str, float]]  # column -> {metric key: fraction}
 
 
 DATASET_ORDER = ("chexpert", "rsna", "covidx", "siim", "object_cxr")  # as in the paper's tables
@@ -63,24 +111,54 @@ def family_tasks(family: str) -> list:
     return sorted(tasks, key=lambda t: (DATASET_ORDER.index(t.dataset) if t.dataset in DATASET_ORDER else 99, t.id))
 
 
-def measured_rows(suite: str, root: Path) -> list[Row]:
+def submission_cells(folder: Path, suite: str) -> dict[tuple[str, int], Cell]:
+    """Every (task, fraction) cell of a submission, recomputed from its predictions. Raises
+    ValueError naming the file when a result cannot be recomputed or disagrees with it."""
+    tasks = all_tasks()
+    groups: dict[tuple[str, int], list] = {}
+    for result, base in submission_results(folder, suite):
+        groups.setdefault((result.unit.task, result.unit.fraction), []).append((result, base))
+    cells = {}
+    for key, members in sorted(groups.items()):
+        task = tasks.get(key[0])
+        if task is None:
+            raise ValueError(f"{members[0][1] / key[0]}: unknown task {key[0]!r}")
+        units = []
+        for result, base in sorted(members, key=lambda pair: pair[0].unit.seed):
+            where = base / result.unit.task
+            path = where / (result.predictions_file or f"{result.unit.name}.predictions.csv.gz")
+            if not path.is_file():
+                raise ValueError(f"{where / (result.unit.name + '.json')}: its predictions file {path.name} is missing, so its numbers cannot be checked or resampled")
+            size = result.hyperparameters.get("input_size")
+            scores = unit_scores(task, pd.read_csv(path), pixels=size * size if size else None)
+            headline = result.metric if result.metric in scores.scores else task.metric
+            recomputed = scores.value(headline) if headline in scores.scores else float("nan")
+            if not (abs(recomputed - result.value) <= VALUE_TOLERANCE or (np.isnan(recomputed) and np.isnan(result.value))):
+                raise ValueError(f"{where / (result.unit.name + '.json')}: its {headline} {result.value:.6f} disagrees with "
+                                 f"{recomputed:.6f} recomputed from {path.name}")
+            units.append(scores)
+        cells[key] = Cell(task, units)
+    return cells
+
+
+def measured_rows(suite: str, root: Path, skipped: list[str] | None = None) -> list[Row]:
+    """One row per submission with results on ``suite``; submissions that cannot be shown are
+    left out and described in ``skipped``."""
+    skipped = [] if skipped is None else skipped
     rows = []
     for folder in list_submissions(root):
         try:
             metadata = load_metadata(folder)
-        except Exception:
-            continue  # invalid submissions are reported by validate-submission, not shown
-        pairs = submission_results(folder, suite)
-        if not pairs:
+        except Exception as error:  # validate-submission lists the details
+            skipped.append(f"{folder.name}: invalid submission.yaml ({type(error).__name__}); run `run_benchmark.py validate-submission {folder}`")
             continue
-        groups: dict[tuple[str, int], list] = {}
-        for result, base in pairs:
-            groups.setdefault((result.unit.task, result.unit.fraction), []).append((result, base))
-        cells = {}
-        for key, members in sorted(groups.items()):
-            members.sort(key=lambda pair: pair[0].unit.seed)
-            cells[key] = cell_stats([r for r, _ in members], {id(r): b for r, b in members})
-        rows.append(Row(metadata, cells))
+        try:
+            cells = submission_cells(folder, suite)
+        except ValueError as error:
+            skipped.append(f"{folder.name}: {error}")
+            continue
+        if cells:
+            rows.append(Row(metadata, cells))
     return sorted(rows, key=lambda row: row.images_key)
 
 
@@ -92,35 +170,91 @@ def delta_marker(value: float, reference: float | None) -> str:
     return f" {arrow}{abs(diff):.1f}"
 
 
-def measured_table(rows: list[Row], tasks: list) -> str:
-    columns = [(t.id, f) for t in tasks for f in t.fractions]
-    header = ["Method", "Pretraining images"] + [column_title(t, f) for t in tasks for f in t.fractions]
+def fmt(value: float) -> str:
+    return "–" if value is None or np.isnan(value) else f"{value:.1f}"
+
+
+def measured_table(rows: list[Row], tasks: list, key_of, trivial: list[TrivialRow] = (), beside: str | None = None) -> str:
+    """Measured rows ranked on the metric ``key_of(task)`` (bold and † computed in this table
+    alone); ``beside``: a second metric printed after each cell (not ranked); ``trivial``:
+    rows of trivial heads, shown in italics after the measured ones."""
+    columns = [(t, f) for t in tasks for f in t.fractions]
+    header = ["Method", "Pretraining images"] + [column_title(t, f) for t, f in columns] + ["Seeds"]
     best: dict = {}
-    for column in columns:
-        present = [row for row in rows if column in row.cells]
+    for task, fraction in columns:
+        present = [row for row in rows if (task.id, fraction) in row.cells and not np.isnan(row.cells[(task.id, fraction)].stats(key_of(task)).mean)]
         if present:
-            best[column] = max(present, key=lambda row: row.cells[column].mean)
+            best[(task.id, fraction)] = max(present, key=lambda row: row.cells[(task.id, fraction)].stats(key_of(task)).mean)
     real_rows = {row.metadata.method_id: row for row in rows if row.metadata.pretraining.images == "real"}
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row.metadata.method, row.metadata.pretraining.label()]
         reference = real_rows.get(row.metadata.method_id)
-        for column in columns:
-            stats = row.cells.get(column)
-            if stats is None:
+        seeds = set()
+        for task, fraction in columns:
+            cell = row.cells.get((task.id, fraction))
+            if cell is None:
                 cells.append("–")
                 continue
-            text = f"{stats.mean:.1f}"
-            if best.get(column) is row:
+            key = key_of(task)
+            stats = cell.stats(key)
+            seeds.add(stats.seeds)
+            text = fmt(stats.mean)
+            champion = best.get((task.id, fraction))
+            if champion is row:
                 text = f"**{text}**"
-            elif tied_with_best(stats, best[column].cells[column]):
+            elif champion is not None and tied_with_best(stats, champion.cells[(task.id, fraction)].stats(key)):
                 text += "†"
-            text += f" [{stats.low:.1f}, {stats.high:.1f}]"
-            if reference is not None and reference is not row and column in reference.cells:
-                text += delta_marker(stats.mean, reference.cells[column].mean)
+            text += f" [{fmt(stats.low)}, {fmt(stats.high)}]"
+            if reference is not None and reference is not row and (task.id, fraction) in reference.cells:
+                text += delta_marker(stats.mean, reference.cells[(task.id, fraction)].stats(key).mean)
+            if beside:
+                text += f" · {beside[:4]} {fmt(cell.stats(beside).mean)}"
             cells.append(text)
+        cells.append("–" if not seeds else str(min(seeds)) if len(seeds) == 1 else f"{min(seeds)}-{max(seeds)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    for row in trivial:
+        cells = [f"_{row.label}_", "no encoder"]
+        for task, fraction in columns:
+            values = row.values.get((task.id, fraction))
+            if values is None:
+                cells.append("–")
+                continue
+            text = f"_{fmt(100 * values[key_of(task)])}_"
+            if beside:
+                text += f" · {beside[:4]} {fmt(100 * values[beside])}"
+            cells.append(text)
+        cells.append("–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def trivial_rows(suite: str, rows: list[Row], tasks: list) -> list[TrivialRow]:
+    """The predict-nothing / predict-everything rows of the segmentation tasks: on the paper
+    suite from the real test manifests and label files (:mod:`benchmark.paper_floors`), on
+    other suites from any measured unit's ground truth (every unit shares the test set)."""
+    found: dict[tuple[str, int], dict] = {}
+    for task in tasks:
+        if task.family != "segmentation":
+            continue
+        floors = None
+        if suite == "paper":
+            from .paper_floors import paper_floors
+
+            floors = paper_floors(task)
+        else:
+            for row in rows:
+                cell = next((c for (t, _), c in sorted(row.cells.items()) if t == task.id and c.floors), None)
+                if cell is not None:
+                    floors = cell.floors
+                    break
+        if floors:
+            for fraction in task.fractions:
+                found[(task.id, fraction)] = floors
+    if not found:
+        return []
+    return [TrivialRow(label, {column: floors[name] for column, floors in found.items()})
+            for name, label in (("predict_nothing", "Predict nothing"), ("predict_everything", "Predict everything"))]
 
 
 def reported_frame() -> pd.DataFrame:
@@ -160,7 +294,8 @@ def efficiency_plot(task, rows: list[Row], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = [(row, [(f, row.cells[(task.id, f)]) for f in task.fractions if (task.id, f) in row.cells]) for row in rows]
+    key = sound_key(task)
+    series = [(row, [(f, row.cells[(task.id, f)].stats(key)) for f in task.fractions if (task.id, f) in row.cells]) for row in rows]
     series = [(row, points) for row, points in series if points]
     if not series:
         return False
@@ -174,7 +309,7 @@ def efficiency_plot(task, rows: list[Row], path: Path) -> bool:
     axis.set_xscale("log")
     axis.set_xticks(list(task.fractions), [f"{f}%" for f in task.fractions])
     axis.set_xlabel("labelled training images")
-    axis.set_ylabel(f"{task.metric} (%)")
+    axis.set_ylabel(f"{key} (%)")
     axis.set_title(task.id)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
@@ -195,16 +330,60 @@ def summary_table(rows: list[Row]) -> str:
     for row in rows:
         cells = []
         for fraction in fractions:
-            values = [row.cells[(t, fraction)].mean for t in tasks if (t, fraction) in row.cells]
+            values = [row.cells[(t, fraction)].stats(sound_key(known[t])).mean for t in tasks if (t, fraction) in row.cells]
             complete = len(values) == len(tasks)
             cells.append(f"{np.mean(values):.1f}" + ("" if complete else f" ({len(values)}/{len(tasks)} tasks)") if values else "–")
         lines.append(f"| {row.metadata.method} | {row.metadata.pretraining.label()} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def render_suite(suite: str, submissions_root: Path, out: Path) -> list[Path]:
-    """Write ``out/<suite>/*.md`` (+ plots); return the files written."""
-    rows = measured_rows(suite, submissions_root)
+LEGEND = (
+    "Cells: mean over seeds (%) with a 95% bootstrap interval over test images and seeds, recomputed from "
+    "the saved per-image predictions. **Bold**: best measured row of the column in this table; †: not "
+    "distinguishable from it (paired bootstrap, 95% interval of the difference contains 0; each † is its own "
+    "comparison with the best row, uncorrected for the number of rows, so with many rows some † are luck); "
+    "▲/▼: difference to the same method's real-image row; Seeds: how many seeds each cell averages."
+)
+
+
+def family_page(suite: str, family: str, tasks: list, rows: list[Row], banner: str) -> str:
+    parts = [f"# {FAMILY_TITLES[family]} — {suite} suite\n", banner + LEGEND + "\n"]
+    none = "_No submissions yet._"
+    if family in ("segmentation", "detection"):
+        parts.append(WHY_TWO_TABLES + "\n")
+        trivial = trivial_rows(suite, rows, tasks)
+        rule = {"segmentation": "per-image Dice; an image with an empty ground truth scores 1 if the prediction is empty, else 0",
+                "detection": "mAP over only the images that have a ground-truth box and at least one surviving prediction"}[family]
+        parts.append(f"## Reference rule (MGCA's {rule}; comparable with the reported rows)\n")
+        if trivial:
+            parts.append("Italic rows: heads that need no encoder, scored on the same test images (never ranked).\n")
+        parts.append(measured_table(rows, tasks, reference_key, trivial) if rows or trivial else none)
+        if suite == "paper":
+            parts.append("\n\n### Reported by Liu et al. (not measured by this harness)\n")
+            parts.append("Values as printed in Tables 1-3 of the paper (ResNet-50), under the reference rule; `-` = printed as '-'.\n")
+            parts.append(reported_table(family, tasks))
+        sound = {"segmentation": "ranked by Dice over the test images with a finding (`dice_positive`); `spec` = share of negative test images predicted empty",
+                 "detection": "ranked by mAP over ALL test images (a box on a negative image is a false positive; a missed image counts)"}[family]
+        parts.append(f"\n\n## Sound metrics ({sound})\n")
+        beside = "specificity" if family == "segmentation" else None
+        parts.append(measured_table(rows, tasks, sound_key, trivial, beside=beside) if rows or trivial else none)
+    else:
+        parts.append("## Measured\n")
+        parts.append(measured_table(rows, tasks, sound_key) if rows else none)
+        if suite == "paper":
+            parts.append("\n\n## Reported by Liu et al. (not measured by this harness)\n")
+            parts.append("Values as printed in Tables 1-3 of the paper (ResNet-50); `-` = printed as '-'.\n")
+            parts.append(reported_table(family, tasks))
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[str] | None = None) -> list[Path]:
+    """Write ``out/<suite>/*.md`` (+ plots); return the files written. Submissions that
+    cannot be shown are listed on the suite's index page and appended to ``skipped``."""
+    skipped = [] if skipped is None else skipped
+    own_skipped: list[str] = []
+    rows = measured_rows(suite, submissions_root, own_skipped)
+    skipped.extend(f"{suite}: {line}" for line in own_skipped)
     folder = out / suite
     folder.mkdir(parents=True, exist_ok=True)
     banner = (
@@ -212,29 +391,22 @@ def render_suite(suite: str, submissions_root: Path, out: Path) -> list[Path]:
         "leaderboard looks like and are NOT comparable with published results.\n\n"
         if suite == "demo" else ""
     )
-    legend = (
-        "Cells: mean over seeds (%) with a 95% bootstrap interval over test images and seeds. "
-        "**Bold**: best measured row of the column; †: statistically tied with it (paired bootstrap, 95%); "
-        "▲/▼: difference to the same method's real-image row.\n"
-    )
     written = []
-    index = [f"# {suite} suite leaderboard\n", banner, "Generated by `run_benchmark.py leaderboard` from `submissions/`; do not edit.\n"]
+    index = [f"# {suite} suite leaderboard\n", banner, "Generated by `run_benchmark.py leaderboard` from `submissions/`; do not edit.\n",
+             WHY_TWO_TABLES + "\n"]
     for family in FAMILY_ORDER:
         tasks = family_tasks(family)
         if not tasks:
             continue
-        parts = [f"# {FAMILY_TITLES[family]} — {suite} suite\n", banner + legend, "## Measured\n"]
-        parts.append(measured_table(rows, tasks) if rows else "_No submissions yet._")
-        if suite == "paper":
-            parts.append("\n\n## Reported by Liu et al. (not measured by this harness)\n")
-            parts.append("Values as printed in Tables 1-3 of the paper (ResNet-50); `-` = printed as '-'.\n")
-            parts.append(reported_table(family, tasks))
         path = folder / f"{family}.md"
-        path.write_text("\n".join(parts).rstrip() + "\n")
+        path.write_text(family_page(suite, family, tasks, rows, banner))
         written.append(path)
         index.append(f"- [{FAMILY_TITLES[family]}]({family}.md)")
+    if own_skipped:
+        index.append("\n## Not shown\n")
+        index.extend(f"- {line}" for line in own_skipped)
     index.append("\n## Label efficiency\n")
-    index.append("Mean of the task metrics at each label fraction (measured rows):\n")
+    index.append("Mean of the tasks' sound metrics (segmentation `dice_positive`, detection `map`) at each label fraction (measured rows):\n")
     index.append(summary_table(rows) if rows else "_No submissions yet._")
     for task in all_tasks().values():
         if task.family in FAMILY_ORDER and task.family != "zeroshot" and efficiency_plot(task, rows, folder / "plots" / f"{task.id}.png"):
@@ -245,8 +417,12 @@ def render_suite(suite: str, submissions_root: Path, out: Path) -> list[Path]:
     return written
 
 
-def render_all(submissions_root: Path, out: Path = LEADERBOARDS, suites=("paper", "demo")) -> list[Path]:
+def render_all(submissions_root: Path, out: Path = LEADERBOARDS, suites=("paper", "demo"), skipped: list[str] | None = None) -> list[Path]:
     written = []
     for suite in suites:
-        written += render_suite(suite, submissions_root, out)
+        written += render_suite(suite, submissions_root, out, skipped)
+    top = out / "README.md"
+    top.write_text("# Leaderboards\n\nGenerated from `submissions/` and the reported numbers by `run_benchmark.py leaderboard`; "
+                   "never edited by hand.\n\n" + "\n".join(f"- [{suite} suite]({suite}/README.md)" for suite in suites) + "\n\n" + WHY_TWO_TABLES + "\n")
+    written.append(top)
     return written

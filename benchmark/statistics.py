@@ -8,8 +8,9 @@ resamples for both and reports the share of replicates in which the challenger i
 as good as the best row; a row is "tied with the best" when the 95% interval of the
 difference contains 0. Everything is seeded, so rerendering is byte-identical.
 
-A family provides ``bootstrap_scorer(task, predictions) -> (image_ids, score(indices))``;
-families without one fall back to a normal interval over seeds.
+The per-seed scores come from :mod:`benchmark.scoring` (recomputed from the saved
+predictions, never read from the result JSON). Seeds that did not see the same test images
+cannot be resampled together: that is an error, not a silent fallback.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .families import family_module
-from .registry import all_tasks
-from .results import Result
+from .scoring import UnitScores
 
 N_BOOTSTRAP = 1000
 
@@ -39,46 +38,32 @@ class CellStats:
     replicates: np.ndarray | None = None  # bootstrap distribution of the seed mean (percent)
 
 
-def _scorers(results: list[Result], folder_of: dict) -> tuple[np.ndarray, list] | None:
-    task = all_tasks()[results[0].unit.task]
-    module = family_module(task.family)
-    if not hasattr(module, "bootstrap_scorer"):
-        return None
-    ids, scorers = None, []
-    for result in results:
-        path = folder_of[id(result)] / result.unit.task / (result.predictions_file or "")
-        if not result.predictions_file or not path.is_file():
-            return None
-        image_ids, score = module.bootstrap_scorer(task, pd.read_csv(path))
-        order = np.argsort(image_ids, kind="stable")
-        if ids is None:
-            ids = image_ids[order]
-        elif len(ids) != len(image_ids) or not (ids == image_ids[order]).all():
-            return None  # seeds saw different test sets: no paired resampling
-        scorers.append((order, score))
-    return ids, scorers
-
-
 @lru_cache(maxsize=64)
 def resamples(n_images: int, n_seeds: int, n: int = N_BOOTSTRAP, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.integers(0, n_images, size=(n, n_images)), rng.integers(0, n_seeds, size=(n, n_seeds))
 
 
-def cell_stats(results: list[Result], folder_of: dict) -> CellStats:
-    values = np.array([100 * r.value for r in results])
-    mean = float(values.mean())
-    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    scorers = _scorers(results, folder_of)
-    if scorers is None:
-        half = 1.96 * std / np.sqrt(len(values)) if len(values) > 1 else float("nan")
-        return CellStats(mean, mean - half, mean + half, len(values), std, "seeds")
-    ids, per_seed = scorers
+def cell_stats(per_seed: list[UnitScores], key: str) -> CellStats:
+    """Mean over seeds of metric ``key`` (percent) with its 95% bootstrap interval over test
+    images and seeds; every value recomputed from the seeds' predictions."""
+    ids = per_seed[0].image_ids
+    for other in per_seed[1:]:
+        if len(other.image_ids) != len(ids) or not (other.image_ids == ids).all():
+            raise ValueError("the seeds of one cell were tested on different images: they cannot be averaged or resampled together")
+    values = np.array([100 * unit.value(key) for unit in per_seed])
+    mean = float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
+    std = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0
     image_draws, seed_draws = resamples(len(ids), len(per_seed))
+    scores = [unit.scores[key] for unit in per_seed]
     replicates = np.empty(len(image_draws))
-    for b, (images, seeds) in enumerate(zip(image_draws, seed_draws)):
-        replicates[b] = np.nanmean([per_seed[s][1](per_seed[s][0][images]) for s in seeds])
+    with np.errstate(all="ignore"):
+        for b, (images, seeds) in enumerate(zip(image_draws, seed_draws)):
+            draws = [scores[s](images) for s in seeds]
+            replicates[b] = np.nanmean(draws) if not np.isnan(draws).all() else np.nan
     replicates *= 100
+    if np.isnan(replicates).all():
+        return CellStats(mean, float("nan"), float("nan"), len(values), std, "bootstrap", replicates)
     low, high = np.nanpercentile(replicates, [2.5, 97.5])
     return CellStats(mean, float(low), float(high), len(values), std, "bootstrap", replicates)
 
@@ -90,7 +75,3 @@ def tied_with_best(challenger: CellStats, best: CellStats) -> bool:
     diff = best.replicates - challenger.replicates
     low, high = np.nanpercentile(diff, [2.5, 97.5])
     return bool(low <= 0.0 <= high)
-
-
-def result_folders(pairs: list[tuple[Result, Path]]) -> dict:
-    return {id(result): folder for result, folder in pairs}

@@ -141,3 +141,42 @@ def test_committed_leaderboards_match_the_results(tmp_path):
         committed = LEADERBOARDS / path.relative_to(tmp_path)
         assert committed.is_file(), f"{committed} is not committed: run `run_benchmark.py leaderboard`"
         assert committed.read_text() == path.read_text(), f"{committed} differs from the results: run `run_benchmark.py leaderboard`"
+
+
+def test_an_edited_result_value_keeps_the_submission_off_the_board(two_submissions, tmp_path):
+    root = tmp_path / "subs"
+    shutil.copytree(two_submissions, root)
+    source = sorted((root / "tiny-real" / "results" / "demo" / "rsna_cls").glob("*.json"))[0]
+    data = json.loads(source.read_text())
+    data["value"] = 0.70
+    source.write_text(json.dumps(data))
+    skipped: list[str] = []
+    render_suite("demo", root, tmp_path / "board", skipped)
+    assert len(skipped) == 1 and source.name in skipped[0] and "disagrees with" in skipped[0] and "recomputed from" in skipped[0]
+    table = (tmp_path / "board" / "demo" / "classification.md").read_text()
+    assert "70.0" not in table and len([line for line in table.splitlines() if line.startswith("| Tiny")]) == 1
+    assert "tiny-real" in (tmp_path / "board" / "demo" / "README.md").read_text().split("## Not shown")[1]
+
+
+def test_missing_predictions_keep_the_submission_off_the_board(two_submissions, tmp_path):
+    root = tmp_path / "subs"
+    shutil.copytree(two_submissions, root)
+    victim = sorted((root / "tiny-sd" / "results" / "demo" / "covidx_cls").glob("*.predictions.csv.gz"))[0]
+    victim.unlink()
+    skipped: list[str] = []
+    render_suite("demo", root, tmp_path / "board", skipped)
+    assert len(skipped) == 1 and victim.name in skipped[0] and "missing" in skipped[0]
+
+
+def test_paper_segmentation_board_shows_both_rules_and_the_trivial_heads(tmp_path):
+    render_suite("paper", tmp_path / "no-submissions", tmp_path)
+    page = (tmp_path / "paper" / "segmentation.md").read_text()
+    reference, sound = page.split("## Sound metrics")
+    nothing = next(line for line in reference.splitlines() if line.startswith("| _Predict nothing_"))
+    assert [c.strip() for c in nothing.strip("|").split("|")][2:8] == ["_77.5_"] * 3 + ["_77.9_"] * 3  # RSNA, SIIM
+    assert "Reported by Liu et al." in reference and "Predict everything" in reference
+    nothing = next(line for line in sound.splitlines() if line.startswith("| _Predict nothing_"))
+    assert nothing.count("_0.0_ · spec 100.0") == 6
+    assert "Why two tables" in page and "Why two tables" in (tmp_path / "paper" / "README.md").read_text()
+    detection = (tmp_path / "paper" / "detection.md").read_text()
+    assert "## Reference rule" in detection and "## Sound metrics" in detection

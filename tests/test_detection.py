@@ -135,24 +135,22 @@ def test_cli_runs_both_detection_tasks_and_writes_results(det_run):
         config = r.hyperparameters["mmengine_config"]
         assert config["model"]["type"] == "YOLOV3" and config["model"]["backbone"]["type"] == "FrozenEncoderBackbone"
         assert config["randomness"]["seed"] == 0
-        assert r.flags["mgca_det_map"] is False and r.metrics["rule"] == "all_images"
+        assert r.metrics["rule"] == "all_images" and r.metrics["reference"]["rule"] == "mgca"
+        assert "sound all-images rule" in r.training["selection"]
         assert r.training["epochs_run"] <= 20 and len(r.training["history"]) == r.training["epochs_run"]
         assert r.hyperparameters["lr"] == (all_tasks()[r.unit.task].recipe.lr_for(r.unit.fraction))
         table = pd.read_csv(output / r.unit.task / r.predictions_file, dtype={"image_id": str})
         assert (table["kind"] == "image").sum() == r.data["n_test"]
         assert metrics_from_table(table)["map"] == pytest.approx(r.value, abs=1e-9)
+        assert metrics_from_table(table, mgca=True)["map"] == pytest.approx(r.metrics["map_reference"], abs=1e-9)
         assert (table["kind"] == "gt").sum() == r.metrics["gt_boxes"]
 
 
-def test_rerun_resumes_and_mgca_switch_is_recorded(demo_root, det_run, capsys):
+def test_rerun_resumes_and_the_reference_rule_switch_is_gone(demo_root, det_run, capsys):
     cache, output = det_run
     capsys.readouterr()
     assert main(demo_args(demo_root, cache, output, "--tasks", "detection", "--fractions", "1,10")) == 0
     assert "4 of 4 units already finished" in capsys.readouterr().out
-    mgca_out = output.parent / "mgca"
-    assert main(demo_args(demo_root, cache, mgca_out, "--tasks", "objectcxr_det", "--fractions", "1", "--mgca-det-map")) == 0
-    result = read_result(mgca_out / "objectcxr_det" / "objectcxr_det_frac1_seed0.json")
-    assert result.flags["mgca_det_map"] is True and result.metrics["rule"] == "mgca"
-    assert result.training["feature_cache"]["test"]["cached"] > 0  # the pyramids were reused from the first run
-    table = pd.read_csv(mgca_out / "objectcxr_det" / result.predictions_file, dtype={"image_id": str})
-    assert metrics_from_table(table, mgca=True)["map"] == pytest.approx(result.value, abs=1e-9)
+    # both rules are in every result now: the old switch is refused, not silently ignored
+    with pytest.raises(SystemExit):
+        main(demo_args(demo_root, cache, output.parent / "mgca", "--tasks", "objectcxr_det", "--fractions", "1", "--mgca-det-map"))

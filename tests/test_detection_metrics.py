@@ -207,8 +207,8 @@ def test_resampled_map_equals_the_metric_on_duplicated_images(seed):
 
 
 def test_detection_leaderboard_interval_is_a_bootstrap_over_images():
-    from benchmark.families import detection
     from benchmark.registry import all_tasks
+    from benchmark.scoring import unit_scores
 
     gt, preds = random_case(np.random.default_rng(7), n_images=20)
     rows = []
@@ -217,6 +217,30 @@ def test_detection_leaderboard_interval_is_a_bootstrap_over_images():
         rows += [(image, "gt", np.nan, *box) for box in gt[image]]
         rows += [(image, "pred", box[4], *box[:4]) for box in preds.get(image, [])]
     table = pd.DataFrame(rows, columns=["image_id", "kind", "score", "x1", "y1", "x2", "y2"])
-    ids, score = detection.bootstrap_scorer(all_tasks()["objectcxr_det"], table)
+    scores = unit_scores(all_tasks()["objectcxr_det"], table)
+    ids = scores.image_ids
     assert list(ids) == sorted(gt)
-    assert score(np.arange(len(ids))) == pytest.approx(metrics_from_table(table)["map"], abs=1e-12)
+    assert scores.value("map") == pytest.approx(metrics_from_table(table)["map"], abs=1e-12)
+    assert scores.value("map_reference") == pytest.approx(metrics_from_table(table, mgca=True)["map"], abs=1e-12)
+
+
+def test_reference_rule_resample_equals_the_reference_map_of_duplicated_images():
+    """MGCA's rule under the bootstrap: a resample's reference mAP equals the reference mAP of
+    the resampled images duplicated under new names (images without a box or a prediction
+    weigh nothing wherever they are drawn)."""
+    rng = np.random.default_rng(3)
+    gt, preds = random_case(rng, n_images=15)
+    images = sorted(set(gt) | set(preds))
+    scorer = ResampledMAP(gt, preds, images, reference=True)
+    assert scorer(np.arange(len(images))) == pytest.approx(detection_metrics(gt, preds, images, mgca=True)["map"], abs=1e-12)
+    for _ in range(5):
+        draw = rng.integers(0, len(images), size=len(images))
+        copies_gt, copies_preds, names = {}, {}, []
+        for k, index in enumerate(draw):
+            image, name = images[index], f"copy{k}"
+            if image in gt:
+                copies_gt[name] = gt[image]
+            if image in preds:
+                copies_preds[name] = preds[image]
+            names.append(name)
+        assert scorer(draw) == pytest.approx(detection_metrics(copies_gt, copies_preds, names, mgca=True)["map"], abs=1e-12)

@@ -99,6 +99,45 @@ def test_dice_metrics_against_hand_computation():
     # dataset-level Dice over positive images 0 and 1: 2 * 2 / ((2 + 0) + (4 + 4))
     assert metrics["dice_positive_dataset"] == pytest.approx(4 / 10)
     assert metrics["n_positive"] == 2 and metrics["n_images"] == 4
+    # the sound metrics: Dice over the two positives only; 1 of the 2 negatives left empty
+    assert metrics["dice_positive"] == pytest.approx((2 / 3 + 0) / 2)
+    assert metrics["specificity"] == pytest.approx(1 / 2)
+
+
+def test_trivial_head_floors_by_hand():
+    from benchmark.seg_metrics import trivial_floors
+
+    # 16-pixel images: two positives (4 and 8 true pixels), three negatives
+    floors = trivial_floors([4, 8, 0, 0, 0], 16)
+    nothing, everything = floors["predict_nothing"], floors["predict_everything"]
+    assert nothing == {"dice": pytest.approx(3 / 5), "dice_positive": 0.0, "specificity": 1.0}
+    # predicting all 16 pixels: Dice 2*4/(16+4) = 0.4 and 2*8/(16+8) = 2/3 on the positives, 0 on the negatives
+    assert everything["dice_positive"] == pytest.approx((0.4 + 2 / 3) / 2)
+    assert everything["dice"] == pytest.approx((0.4 + 2 / 3) / 5)
+    assert everything["specificity"] == 0.0
+    # the floors are what the metric itself gives those two heads
+    counts = {"intersection": [0, 0, 0, 0, 0], "pred_pixels": [0] * 5, "true_pixels": [4, 8, 0, 0, 0], "pixels": [16] * 5}
+    assert segmentation_metrics(counts)["dice"] == pytest.approx(nothing["dice"])
+    assert segmentation_metrics(counts)["floors"] == floors
+
+
+def test_predict_nothing_floors_on_the_real_test_manifests():
+    """On the committed SIIM and RSNA test sets the reference rule gives an empty-mask head
+    77.9 and 77.5 (the share of negative test images), and dice_positive gives it 0."""
+    from benchmark.paper_floors import paper_floors, test_true_pixels
+    from benchmark.registry import all_tasks
+
+    tasks = all_tasks()
+    expected = {"siim_seg": (1807, 1407), "rsna_seg": (5337, 4135)}
+    for task_id, (n_test, n_negative) in expected.items():
+        ids, true = test_true_pixels(tasks[task_id].dataset, tasks[task_id].mask_source, 224)
+        assert len(ids) == n_test and int((true == 0).sum()) == n_negative
+        floors = paper_floors(tasks[task_id])
+        assert floors["predict_nothing"]["dice"] == pytest.approx(n_negative / n_test)
+        assert floors["predict_nothing"]["dice_positive"] == 0.0
+        assert 0.0 < floors["predict_everything"]["dice_positive"] < 0.25 and floors["predict_everything"]["specificity"] == 0.0
+    assert round(100 * paper_floors(tasks["siim_seg"])["predict_nothing"]["dice"], 1) == 77.9
+    assert round(100 * paper_floors(tasks["rsna_seg"])["predict_nothing"]["dice"], 1) == 77.5
 
 
 def test_focal_log_dice_loss_matches_formula():
@@ -212,6 +251,10 @@ def test_cli_demo_run_writes_segmentation_results_and_resumes(demo_root, tmp_pat
         frame = pd.read_csv(output / r.unit.task / r.predictions_file)
         assert segmentation_metrics(frame)["dice"] == pytest.approx(r.value)
         assert r.metrics["dice_positive_dataset"] == pytest.approx(segmentation_metrics(frame)["dice_positive_dataset"], nan_ok=True)
+        recomputed = segmentation_metrics(frame)
+        for key in ("dice_positive", "specificity"):
+            assert r.metrics[key] == pytest.approx(recomputed[key], nan_ok=True)
+        assert r.metrics["floors"] == recomputed["floors"] and (frame["pixels"] == 64 * 64).all()
     assert any(r.training["feature_cache"]["val"]["source"].startswith("memory (reused)") for r in results)
     capsys.readouterr()
     assert main(args) == 0

@@ -158,8 +158,9 @@ def test_constructed_model_scores_perfectly_and_shuffled_prompts_do_not(task_id,
         assert result.metric == "dice" and result.value > 0.7, result.metrics
         assert result.metrics["pointing_game"] > 0.9 and result.metrics["iou"] > 0.5
         assert len(predictions) == result.data["n_test"] > 0
-        _, score = zs.bootstrap_scorer(task, predictions)
-        assert score(np.arange(len(predictions))) == pytest.approx(result.value)
+        from benchmark.scoring import unit_scores
+
+        assert unit_scores(task, predictions).value("dice") == pytest.approx(result.value)
 
 
 # ---------------------------------------------------------------------------- real checkpoints

@@ -183,36 +183,3 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         unit_key=unit_key(ctx, data, unit, spec, ids_hash(train_ids)),
     )
     return result, predictions
-
-
-# ----------------------------------------------------------------------------- statistics
-def fast_auc(targets: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC by the rank-sum (Mann-Whitney) identity, ties averaged; NaN if one class."""
-    from scipy.stats import rankdata
-
-    positives = targets > 0
-    n_pos = int(positives.sum())
-    n_neg = len(targets) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def bootstrap_scorer(task: ClassificationTaskSpec, predictions: pd.DataFrame):
-    """(image ids, score(indices)) recomputing the task metric on a resample of test images."""
-    targets = predictions[[c for c in predictions.columns if c.startswith("target:")]].to_numpy()
-    probs = predictions[[c for c in predictions.columns if c.startswith("prob:")]].to_numpy(dtype=np.float64)
-    image_ids = predictions["image_id"].to_numpy()
-    if task.metric == "accuracy":
-        labels = targets[:, 0]
-        correct = (probs.argmax(axis=1) == labels).astype(np.float64)
-        return image_ids, lambda idx: float(correct[idx].mean())
-    onehot = targets if targets.shape[1] == probs.shape[1] else np.eye(probs.shape[1], dtype=int)[targets[:, 0]]
-
-    def score(idx: np.ndarray) -> float:
-        aucs = [fast_auc(onehot[idx, c], probs[idx, c]) for c in range(probs.shape[1])]
-        aucs = [a for a in aucs if not np.isnan(a)]
-        return float(np.mean(aucs)) if aucs else float("nan")
-
-    return image_ids, score

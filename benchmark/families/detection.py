@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..context import RunContext
-from ..det_metrics import detection_metrics
+from ..det_metrics import detection_metrics, unit_detection_metrics
 from ..features import ViewDataset, ViewPlan, encode_batch
 from ..preprocess import PreprocessSpec
 from ..resident import fits, rows_to_device
@@ -315,8 +315,12 @@ def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], ba
     return (out, loss_sum / max(1, len(ids))) if with_loss else out
 
 
-def train_detector(model, recipe, unit: UnitId, train, val, *, mgca: bool, progress: bool, desc: str):
-    """AdamW on neck + head; early stopping on validation mAP; returns the best state."""
+SELECTION_RULE = "validation map under the sound all-images rule (never MGCA's reference rule)"
+
+
+def train_detector(model, recipe, unit: UnitId, train, val, *, progress: bool, desc: str):
+    """AdamW on neck + head; early stopping on the validation mAP under the sound all-images
+    rule (a head that predicts nothing cannot look good on it); returns the best state."""
     pyramids, targets, ids = train
     val_pyramids, val_targets, val_ids = val
     device = pyramids.ctx.device
@@ -342,7 +346,7 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, mgca: bool, progr
             total += float(loss.detach())
             batches += 1
         val_preds, val_loss = predict(model, val_pyramids, val_targets, val_ids, max(16, batch_size), with_loss=True)
-        val_map = detection_metrics(val_targets.original, val_preds, val_ids, recipe.iou_thresholds, mgca=mgca)["map"]
+        val_map = detection_metrics(val_targets.original, val_preds, val_ids, recipe.iou_thresholds)["map"]
         history.append({"epoch": epoch, "train_loss": total / max(1, batches), "val_loss": val_loss, "val_map": val_map})
         bar.set_postfix(loss=f"{total / max(1, batches):.3f}", val_map=f"{val_map:.3f}")
         # early stopping on val mAP; an equal mAP (typically 0 while no box passes objectness
@@ -353,7 +357,8 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, mgca: bool, progr
         elif epoch - best["epoch"] >= recipe.patience:
             break
     model.load_state_dict(best["state"], strict=False)
-    return {"best_epoch": best["epoch"], "epochs_run": len(history), "best_val_map": best["map"], "best_val_loss": best["loss"], "history": history}
+    return {"best_epoch": best["epoch"], "epochs_run": len(history), "best_val_map": best["map"], "best_val_loss": best["loss"],
+            "selection": SELECTION_RULE, "history": history}
 
 
 # ---------------------------------------------------------------------------- unit
@@ -392,7 +397,6 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
 
     task: DetectionTaskSpec = data.task
     recipe = effective_recipe(task, ctx)
-    mgca = bool(ctx.flags.get("mgca_det_map", False))
     timings: dict[str, float] = {}
     size = input_size(task, ctx)
     ctx.encoder.eval()
@@ -422,7 +426,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     try:
         training = train_detector(
             model, recipe, unit, (pyramids["train"], targets["train"], train_ids), (pyramids["val"], targets["val"], ids["val"]),
-            mgca=mgca, progress=ctx.progress, desc=f"{unit.name} YOLOv3",
+            progress=ctx.progress, desc=f"{unit.name} YOLOv3",
         )
         timings["train"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -431,9 +435,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     finally:
         torch.set_num_threads(threads)
 
-    metrics = detection_metrics(targets["test"].original, test_preds, ids["test"], recipe.iou_thresholds, mgca=mgca)
-    other = detection_metrics(targets["test"].original, test_preds, ids["test"], recipe.iou_thresholds, mgca=not mgca)
-    metrics["map_other_rule"] = {"rule": other["rule"], "map": other["map"]}
+    metrics = unit_detection_metrics(targets["test"].original, test_preds, ids["test"], recipe.iou_thresholds)
     predictions = predictions_table(ids["test"], targets["test"], test_preds)
 
     resolved = json.loads(json.dumps(cfg.to_dict(), default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
@@ -458,19 +460,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         },
         training={**training, "feature_cache": cache_stats},
         timings=timings,
-        flags={**ctx.flags, "exact_features": ctx.feature_cache is None or bn_drift(ctx), "mgca_det_map": mgca,
+        flags={**ctx.flags, "exact_features": ctx.feature_cache is None or bn_drift(ctx),
                "mgca_bn_drift": bn_drift(ctx),
                **({"limit": ctx.limit} if ctx.limit is not None else {})},
         unit_key=unit_key(ctx, data, unit, size, ids_hash(train_ids)),
     )
     return result, predictions
-
-
-def bootstrap_scorer(task: DetectionTaskSpec, predictions: pd.DataFrame):
-    """(image ids, score(indices)): the mAP (all-images rule) of a resample of test images.
-    Matching is per image, so it is done once here and each resample only re-weights it."""
-    from ..det_metrics import ResampledMAP, boxes_from_table
-
-    images, gt, preds = boxes_from_table(predictions)
-    scorer = ResampledMAP(gt, preds, images, task.recipe.iou_thresholds)
-    return np.array(scorer.images, dtype=object), scorer

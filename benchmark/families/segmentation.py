@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from ..context import RunContext
 from ..features import autocast_context, file_lock
 from ..images import read_grey
+from ..masks import boxes_mask, record_mask  # noqa: F401  (boxes_mask: re-exported for tests)
 from ..preprocess import resize_and_pad
 from ..resident import fits, rows_to_device
 from ..results import Result, UnitId
@@ -77,6 +78,12 @@ def max_epochs(task: SegmentationTaskSpec, ctx: RunContext) -> int:
     return int(min(task.recipe.max_epochs, cap)) if cap else task.recipe.max_epochs
 
 
+def patience(task: SegmentationTaskSpec, ctx: RunContext) -> int:
+    """The recipe's patience (10), or a smoke suite's ``Suite.extra['segmentation_patience']``
+    (with its shorter epoch cap, early stopping must be able to fire before the cap)."""
+    return int((ctx.suite.extra or {}).get("segmentation_patience") or task.recipe.patience)
+
+
 
 
 
@@ -91,22 +98,8 @@ def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
 
 
 # ---------------------------------------------------------------------------- images and masks
-def boxes_mask(boxes, height: int, width: int) -> np.ndarray:
-    """Union of filled (x, y, width, height) boxes in pixel coordinates."""
-    mask = np.zeros((height, width), dtype=bool)
-    for x, y, w, h in boxes or ():
-        x0, y0 = max(0, int(math.floor(x))), max(0, int(math.floor(y)))
-        x1, y1 = min(width, int(math.ceil(x + w))), min(height, int(math.ceil(y + h)))
-        mask[y0:y1, x0:x1] = True
-    return mask
-
-
 def full_mask(task: SegmentationTaskSpec, record: pd.Series, height: int, width: int) -> np.ndarray:
-    if task.mask_source == "rle":
-        from ..datasets.siim import siim_mask
-
-        return siim_mask(record["rle"], height, width)
-    return boxes_mask(record["boxes"], height, width)
+    return record_mask(task.mask_source, record, height, width)
 
 
 class _Decode(Dataset):
@@ -393,7 +386,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             best_state = {k: v.detach().clone() for k, v in state.items()}
         else:
             stale += 1
-            if stale >= recipe.patience:
+            if stale >= patience(task, ctx):
                 break
     bar.close()
     timings["training"] = time.perf_counter() - t_train
@@ -416,6 +409,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             for name, values in mask_counts(probabilities, test_masks[index], recipe.threshold).items():
                 counts[name].extend(values.tolist())
     timings["test"] = time.perf_counter() - t0
+    counts["pixels"] = [size * size] * len(test_ids)
     metrics = segmentation_metrics(counts)
     predictions = pd.DataFrame({"image_id": test_ids, **counts})
     from ..seg_metrics import per_image_dice
@@ -448,9 +442,3 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         unit_key=unit_key(ctx, data, unit, train_ids),
     )
     return result, predictions
-
-
-def bootstrap_scorer(task: SegmentationTaskSpec, predictions: pd.DataFrame):
-    """(image ids, score(indices)): mean per-image Dice of a resample of test images."""
-    dice = predictions["dice"].to_numpy(dtype=np.float64)
-    return predictions["image_id"].to_numpy(), lambda idx: float(dice[idx].mean())

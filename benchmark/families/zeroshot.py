@@ -224,10 +224,3 @@ def _grounding(ctx, data, unit, vl, prompts):
 
 
 # ---------------------------------------------------------------------------- statistics
-def bootstrap_scorer(task: ZeroShotTaskSpec, predictions: pd.DataFrame):
-    if task.mode == "classification":
-        from .classification import bootstrap_scorer as classification_scorer
-
-        return classification_scorer(task, predictions)
-    dice = predictions["dice"].to_numpy(dtype=np.float64)
-    return predictions["image_id"].to_numpy(), lambda idx: float(dice[idx].mean())
