@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 
 from .registry import all_tasks
-from .scoring import UnitScores, reference_key, sound_key, unit_scores
+from .result_checks import checked_scores
+from .scoring import UnitScores, reference_key, sound_key
 from .statistics import CellStats, cell_stats, tied_with_best
-from .submissions import SubmissionMetadata, list_submissions, load_metadata, submission_results
+from .submissions import SubmissionMetadata, list_submissions, load_metadata, results_dir, submission_results, validate_submission
 
-VALUE_TOLERANCE = 1e-6  # |JSON value - value recomputed from the predictions| allowed (float round-off)
 WHY_TWO_TABLES = (
     "Why two tables: the reference code's rules can be won by doing nothing. Under its Dice an image with "
     "an empty ground truth scores 1 when the prediction is empty, so on SIIM and RSNA, where most test images "
@@ -123,27 +123,15 @@ def submission_cells(folder: Path, suite: str) -> dict[tuple[str, int], Cell]:
         task = tasks.get(key[0])
         if task is None:
             raise ValueError(f"{members[0][1] / key[0]}: unknown task {key[0]!r}")
-        units = []
-        for result, base in sorted(members, key=lambda pair: pair[0].unit.seed):
-            where = base / result.unit.task
-            path = where / (result.predictions_file or f"{result.unit.name}.predictions.csv.gz")
-            if not path.is_file():
-                raise ValueError(f"{where / (result.unit.name + '.json')}: its predictions file {path.name} is missing, so its numbers cannot be checked or resampled")
-            size = result.hyperparameters.get("input_size")
-            scores = unit_scores(task, pd.read_csv(path), pixels=size * size if size else None)
-            headline = result.metric if result.metric in scores.scores else task.metric
-            recomputed = scores.value(headline) if headline in scores.scores else float("nan")
-            if not (abs(recomputed - result.value) <= VALUE_TOLERANCE or (np.isnan(recomputed) and np.isnan(result.value))):
-                raise ValueError(f"{where / (result.unit.name + '.json')}: its {headline} {result.value:.6f} disagrees with "
-                                 f"{recomputed:.6f} recomputed from {path.name}")
-            units.append(scores)
-        cells[key] = Cell(task, units)
+        members.sort(key=lambda pair: pair[0].unit.seed)
+        cells[key] = Cell(task, [checked_scores(task, result, base) for result, base in members])
     return cells
 
 
-def measured_rows(suite: str, root: Path, skipped: list[str] | None = None) -> list[Row]:
-    """One row per submission with results on ``suite``; submissions that cannot be shown are
-    left out and described in ``skipped``."""
+def measured_rows(suite: str, root: Path, skipped: list[str] | None = None, require_complete: bool = True) -> list[Row]:
+    """One row per submission with results on ``suite`` that validates
+    (:func:`~benchmark.submissions.validate_submission`); the others are left out and
+    described in ``skipped``. ``require_complete=False`` also shows partial submissions."""
     skipped = [] if skipped is None else skipped
     rows = []
     for folder in list_submissions(root):
@@ -151,6 +139,13 @@ def measured_rows(suite: str, root: Path, skipped: list[str] | None = None) -> l
             metadata = load_metadata(folder)
         except Exception as error:  # validate-submission lists the details
             skipped.append(f"{folder.name}: invalid submission.yaml ({type(error).__name__}); run `run_benchmark.py validate-submission {folder}`")
+            continue
+        if not (results_dir(folder, suite)).is_dir():
+            continue
+        problems = validate_submission(folder, (suite,), require_complete=require_complete)
+        if problems:
+            more = f" (+{len(problems) - 3} more; run `run_benchmark.py validate-submission {folder}`)" if len(problems) > 3 else ""
+            skipped.append(f"{folder.name}: " + "; ".join(problems[:3]) + more)
             continue
         try:
             cells = submission_cells(folder, suite)
@@ -377,12 +372,12 @@ def family_page(suite: str, family: str, tasks: list, rows: list[Row], banner: s
     return "\n".join(parts).rstrip() + "\n"
 
 
-def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[str] | None = None) -> list[Path]:
+def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[str] | None = None, require_complete: bool = True) -> list[Path]:
     """Write ``out/<suite>/*.md`` (+ plots); return the files written. Submissions that
     cannot be shown are listed on the suite's index page and appended to ``skipped``."""
     skipped = [] if skipped is None else skipped
     own_skipped: list[str] = []
-    rows = measured_rows(suite, submissions_root, own_skipped)
+    rows = measured_rows(suite, submissions_root, own_skipped, require_complete)
     skipped.extend(f"{suite}: {line}" for line in own_skipped)
     folder = out / suite
     folder.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,36 @@ def check_datasets(ctx: RunContext, tasks: list[TaskSpec]) -> list[str]:
     return messages
 
 
+def encoder_owner(encoder: dict) -> tuple:
+    """What makes two results come from the same encoder: checkpoint sha256 and architecture."""
+    return (encoder.get("sha256"), encoder.get("arch"))
+
+
+def check_single_encoder(ctx: RunContext) -> None:
+    """One results folder holds one encoder: refuse to add ANY unit (new or existing) to a
+    folder that already holds another encoder's results, since summaries and submissions
+    average everything in it."""
+    mine = encoder_owner(ctx.encoder_identity())
+    foreign = []
+    for path in sorted(Path(ctx.output).glob("*/*.json")):
+        try:
+            other = read_result(path)
+        except Exception:
+            continue
+        if encoder_owner(other.encoder) != mine:
+            foreign.append((path, other.encoder))
+    if foreign:
+        path, encoder = foreign[0]
+        raise BenchmarkError(
+            f"{ctx.output} already holds results of a different encoder ({len(foreign)} file(s), e.g. {path}: "
+            f"{encoder.get('spec')}, sha256 {str(encoder.get('sha256'))[:12]}, {encoder.get('arch')}); this run's encoder is "
+            f"{ctx.loaded.spec} (sha256 {str(ctx.loaded.sha256)[:12]}, {ctx.encoder.arch}). One results folder holds one encoder: "
+            "use another --output (--overwrite only replaces units of the same encoder)."
+        )
+
+
 def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrite: bool = False, log=print) -> list[Result]:
+    check_single_encoder(ctx)
     task_data: dict[str, TaskData] = {}
     results: list[Result] = []
     conflicts = []

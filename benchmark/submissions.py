@@ -189,8 +189,12 @@ def current_manifest_hashes() -> dict[str, str]:
     return {p.name.removesuffix(".csv.gz"): read_manifest(p, p.name).sha256 for p in sorted(REPO_MANIFESTS.glob("*.csv.gz"))}
 
 
-def validate_submission(folder: Path, suites: tuple[str, ...] | None = None) -> list[str]:
-    """Every problem found, as one actionable line each (empty list = valid)."""
+def validate_submission(folder: Path, suites: tuple[str, ...] | None = None, *, require_complete: bool = True) -> list[str]:
+    """Every problem found, as one actionable line each (empty list = valid).
+    ``require_complete=False`` skips only the missing-units check (partial runs, tests)."""
+    from .registry import all_tasks
+    from .result_checks import ResultCheckError, checked_scores
+
     folder = Path(folder)
     problems: list[str] = []
     if not metadata_path(folder).is_file():
@@ -211,16 +215,35 @@ def validate_submission(folder: Path, suites: tuple[str, ...] | None = None) -> 
     if not suites:
         problems.append(f"no results under {folder / 'results'}: run `run_benchmark.py --encoder ... --submission {folder.name}`")
     manifests = current_manifest_hashes()
+    tasks = all_tasks()
     raw = yaml.safe_load(metadata_path(folder).read_text()) or {}
     declared_sha = (raw.get("checkpoint") or {}).get("sha256")
     for suite in suites:
-        pairs = submission_results(folder, suite)
-        have = {(r.unit.task, r.unit.fraction, r.unit.seed) for r, _ in pairs}
-        missing = sorted(expected_units(suite, zeroshot=any(r.family == "zeroshot" for r, _ in pairs)) - have)
-        if missing:
+        base = results_dir(folder, suite)
+        pairs = []
+        for path in sorted(base.glob("*/*.json")):
+            try:
+                result = read_result(path)
+            except Exception as error:
+                problems.append(f"{path}: not a readable result file ({type(error).__name__}: {str(error).splitlines()[0][:120]})")
+                continue
+            if path.name != f"{result.unit.name}.json" or path.parent.name != result.unit.task:
+                problems.append(f"{path}: holds the unit {result.unit.name}, which belongs in {result.unit.task}/{result.unit.name}.json")
+                continue
+            pairs.append((result, base))
+        units = [(r.unit.task, r.unit.fraction, r.unit.seed) for r, _ in pairs]
+        have = set(units)
+        expected = expected_units(suite, zeroshot=any(r.family == "zeroshot" for r, _ in pairs))
+        missing = sorted(expected - have)
+        if missing and require_complete:
             listing = ", ".join(f"{t} {f}% seed {s}" for t, f, s in missing[:12])
             more = f" (+{len(missing) - 12} more)" if len(missing) > 12 else ""
             problems.append(f"{suite}: {len(missing)} missing unit(s): {listing}{more}")
+        extra = sorted(have - expected)
+        if extra:
+            listing = ", ".join(f"{t} {f}% seed {s}" for t, f, s in extra[:12])
+            problems.append(f"{suite}: {len(extra)} unexpected unit(s) that the {suite} suite does not define: {listing} "
+                            "(they would be averaged into the cells; remove them)")
         by_dataset: dict[str, set[str]] = {}
         for result, _ in pairs:
             name = f"{suite}/{result.unit.task}/{result.unit.name}"
@@ -237,6 +260,14 @@ def validate_submission(folder: Path, suites: tuple[str, ...] | None = None) -> 
             by_dataset.setdefault(result.dataset, set()).add(digest)
             if suite == "paper" and result.dataset in manifests and digest != manifests[result.dataset]:
                 problems.append(f"{name}: split manifest {str(digest)[:12]}... no longer matches the current {result.dataset} manifest {manifests[result.dataset][:12]}...: rerun this unit")
+            task = tasks.get(result.unit.task)
+            if task is None:
+                problems.append(f"{name}: unknown task {result.unit.task!r}")
+                continue
+            try:
+                checked_scores(task, result, base)
+            except ResultCheckError as error:
+                problems.append(str(error))
         for dataset, digests in by_dataset.items():
             if len(digests) > 1:
                 problems.append(f"{suite}: results on {dataset} use {len(digests)} different split manifests")

@@ -40,8 +40,8 @@ def two_submissions(demo_root, tmp_path_factory):
 
 
 def test_two_submissions_render_with_cis_and_deltas_byte_identically(two_submissions, tmp_path):
-    first = render_suite("demo", two_submissions, tmp_path / "a")
-    second = render_suite("demo", two_submissions, tmp_path / "b")
+    first = render_suite("demo", two_submissions, tmp_path / "a", require_complete=False)
+    second = render_suite("demo", two_submissions, tmp_path / "b", require_complete=False)
     for a, b in zip(first, second):
         assert a.read_bytes() == b.read_bytes(), a.name
     table = (tmp_path / "a" / "demo" / "classification.md").read_text()
@@ -151,8 +151,9 @@ def test_an_edited_result_value_keeps_the_submission_off_the_board(two_submissio
     data["value"] = 0.70
     source.write_text(json.dumps(data))
     skipped: list[str] = []
-    render_suite("demo", root, tmp_path / "board", skipped)
+    render_suite("demo", root, tmp_path / "board", skipped, require_complete=False)
     assert len(skipped) == 1 and source.name in skipped[0] and "disagrees with" in skipped[0] and "recomputed from" in skipped[0]
+    assert any(source.name in p and "disagrees with" in p for p in validate_submission(root / "tiny-real"))
     table = (tmp_path / "board" / "demo" / "classification.md").read_text()
     assert "70.0" not in table and len([line for line in table.splitlines() if line.startswith("| Tiny")]) == 1
     assert "tiny-real" in (tmp_path / "board" / "demo" / "README.md").read_text().split("## Not shown")[1]
@@ -164,8 +165,72 @@ def test_missing_predictions_keep_the_submission_off_the_board(two_submissions, 
     victim = sorted((root / "tiny-sd" / "results" / "demo" / "covidx_cls").glob("*.predictions.csv.gz"))[0]
     victim.unlink()
     skipped: list[str] = []
-    render_suite("demo", root, tmp_path / "board", skipped)
+    render_suite("demo", root, tmp_path / "board", skipped, require_complete=False)
     assert len(skipped) == 1 and victim.name in skipped[0] and "missing" in skipped[0]
+
+
+def test_incomplete_submissions_are_not_rendered_by_default(two_submissions, tmp_path):
+    skipped: list[str] = []
+    render_suite("demo", two_submissions, tmp_path / "board", skipped)
+    assert len(skipped) == 2 and all("missing unit" in line for line in skipped)
+    assert "_No submissions yet._" in (tmp_path / "board" / "demo" / "classification.md").read_text()
+
+
+def attack(two_submissions, tmp_path, edit) -> tuple[Path, list[str], list[str]]:
+    """Copy the submissions, apply ``edit(folder)`` to tiny-real, return (folder, its validation
+    problems, what the leaderboard left out)."""
+    root = tmp_path / "subs"
+    shutil.copytree(two_submissions, root)
+    folder = root / "tiny-real"
+    edit(folder)
+    skipped: list[str] = []
+    render_suite("demo", root, tmp_path / "board", skipped, require_complete=False)
+    return folder, validate_submission(folder, ("demo",), require_complete=False), skipped
+
+
+def test_an_extra_seed_is_refused(two_submissions, tmp_path):
+    def extra_seed(folder):
+        for path in (folder / "results" / "demo" / "rsna_cls").glob("rsna_cls_frac100_seed0.*"):
+            shutil.copy(path, path.with_name(path.name.replace("seed0", "seed7")))
+        target = folder / "results" / "demo" / "rsna_cls" / "rsna_cls_frac100_seed7.json"
+        data = json.loads(target.read_text())
+        data["unit"]["seed"] = 7
+        data["predictions_file"] = "rsna_cls_frac100_seed7.predictions.csv.gz"
+        target.write_text(json.dumps(data))
+
+    _, problems, skipped = attack(two_submissions, tmp_path, extra_seed)
+    assert any("unexpected unit" in p and "rsna_cls 100% seed 7" in p for p in problems)
+    assert len(skipped) == 1 and "tiny-real" in skipped[0] and "unexpected unit" in skipped[0]
+
+
+def test_demo_results_filed_as_paper_results_are_refused(two_submissions, tmp_path):
+    def as_paper(folder):
+        shutil.copytree(folder / "results" / "demo", folder / "results" / "paper")
+
+    root_problems = attack(two_submissions, tmp_path, as_paper)[0]
+    problems = validate_submission(root_problems, ("paper",), require_complete=False)
+    assert any("produced on the 'demo' suite, filed under 'paper'" in p for p in problems)
+    skipped: list[str] = []
+    render_suite("paper", root_problems.parent, tmp_path / "paper-board", skipped, require_complete=False)
+    assert any("tiny-real" in line and "filed under 'paper'" in line for line in skipped)
+    assert "| Tiny" not in (tmp_path / "paper-board" / "paper" / "classification.md").read_text()
+
+
+@pytest.mark.parametrize("how", ["duplicated", "renamed"])
+def test_duplicated_or_renamed_prediction_ids_are_refused(two_submissions, tmp_path, how):
+    def tamper(folder):
+        path = sorted((folder / "results" / "demo" / "covidx_cls").glob("*.predictions.csv.gz"))[0]
+        table = pd.read_csv(path, dtype={"image_id": str})
+        if how == "duplicated":
+            table.loc[1, "image_id"] = table.loc[0, "image_id"]
+        else:
+            table["image_id"] = "x" + table["image_id"]
+        table.to_csv(path, index=False, compression="gzip")
+
+    _, problems, skipped = attack(two_submissions, tmp_path, tamper)
+    expected = "more than once" if how == "duplicated" else "not the test images the result records"
+    assert any(expected in p and ".predictions.csv.gz" in p for p in problems), problems
+    assert len(skipped) == 1 and expected in skipped[0]
 
 
 def test_paper_segmentation_board_shows_both_rules_and_the_trivial_heads(tmp_path):

@@ -102,7 +102,13 @@ def test_other_encoder_into_same_output_is_refused(demo_root, demo_run, capsys):
     cache, output = demo_run
     assert main(demo_args(demo_root, cache, output, "random:resnet_tiny@1", "--tasks", "rsna_cls")) == 2
     err = capsys.readouterr().err
-    assert "different encoder" in err and "--overwrite" in err
+    assert "different encoder" in err and "One results folder holds one encoder" in err
+    # also for units the folder does not hold yet (another task, another seed), and with --overwrite
+    for extra in (["--tasks", "covidx_cls", "--seeds", "7"], ["--tasks", "rsna_cls", "--overwrite"]):
+        before = sorted(output.glob("*/*"))
+        assert main(demo_args(demo_root, cache, output, "random:resnet_tiny@1", *extra)) == 2
+        assert "different encoder" in capsys.readouterr().err
+        assert sorted(output.glob("*/*")) == before
 
 
 def test_same_seed_same_numbers_and_cache_reuse(demo_root, demo_run, tmp_path):

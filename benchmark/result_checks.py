@@ -1,0 +1,68 @@
+"""Does a result say what its predictions say? The checks behind validation and the leaderboard.
+
+A result JSON is a claim; the per-image predictions beside it are the evidence. Before a
+result is shown or accepted, :func:`checked_scores` recomputes its scores from the
+predictions (:mod:`benchmark.scoring`) and refuses, naming the file, when:
+
+- the predictions file is missing or unreadable;
+- an image id appears twice, or the ids are not the test ids the result says it was tested
+  on (their sha256, recorded at run time from the split manifest);
+- the headline value in the JSON differs from the value recomputed from the predictions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .results import Result
+from .scoring import UnitScores, unit_scores
+from .splits import ids_hash
+
+VALUE_TOLERANCE = 1e-6  # |JSON value - recomputed value| allowed (float round-off only)
+
+
+class ResultCheckError(ValueError):
+    """A result that cannot be trusted; the message names the file and the problem."""
+
+
+def predictions_path(result: Result, folder: Path) -> Path:
+    """``folder`` is the suite's results folder (``<output>`` or ``submissions/X/results/<suite>``)."""
+    return Path(folder) / result.unit.task / (result.predictions_file or f"{result.unit.name}.predictions.csv.gz")
+
+
+def tested_ids(task, table: pd.DataFrame) -> list[str]:
+    if task.family == "detection":
+        table = table[table["kind"] == "image"]
+    return table["image_id"].astype(str).tolist()
+
+
+def checked_scores(task, result: Result, folder: Path) -> UnitScores:
+    json_path = Path(folder) / result.unit.task / f"{result.unit.name}.json"
+    path = predictions_path(result, folder)
+    if not path.is_file():
+        raise ResultCheckError(f"{json_path}: its predictions file {path.name} is missing, so its numbers cannot be checked or resampled")
+    try:
+        table = pd.read_csv(path, dtype={"image_id": str})
+    except Exception as error:  # truncated gzip, not a CSV, ...
+        raise ResultCheckError(f"{path}: unreadable predictions file ({type(error).__name__}: {error})") from None
+    ids = tested_ids(task, table)
+    duplicated = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
+    if duplicated:
+        raise ResultCheckError(f"{path}: image ids appear more than once ({len(duplicated)}, e.g. {duplicated[:3]})")
+    recorded = result.data.get("test_ids_sha256")
+    if recorded and result.flags.get("limit") is None and ids_hash(ids) != recorded:
+        raise ResultCheckError(f"{path}: its {len(ids)} image ids are not the test images the result records "
+                               f"(test_ids_sha256 {recorded[:12]}...; ids renamed, dropped or added)")
+    size = result.hyperparameters.get("input_size")
+    scores = unit_scores(task, table, pixels=size * size if size else None)
+    headline = result.metric if result.metric in scores.scores else task.metric
+    if headline not in scores.scores:
+        raise ResultCheckError(f"{json_path}: its metric {result.metric!r} cannot be recomputed from {path.name}")
+    recomputed = scores.value(headline)
+    same = abs(recomputed - result.value) <= VALUE_TOLERANCE or (np.isnan(recomputed) and np.isnan(result.value))
+    if not same:
+        raise ResultCheckError(f"{json_path}: its {headline} {result.value:.6f} disagrees with {recomputed:.6f} recomputed from {path.name}")
+    return scores
