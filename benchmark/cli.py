@@ -11,6 +11,7 @@ import argparse
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tabulate import tabulate
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--submission", metavar="NAME", help="write results into submissions/NAME/ (plus a metadata file to fill in);\nsee `run_benchmark.py validate-submission --help`")
     data.add_argument("--submissions-dir", metavar="DIR", default=None, help="folder of submissions (default: the repository's submissions/)")
     data.add_argument("--skip-missing", action="store_true", help="skip tasks whose dataset is missing instead of stopping")
+    data.add_argument("--skip-bad-rows", action="store_true", help="leave out the images of bad label-file rows (listed in a warning) instead of stopping\n(recorded in results and rejected by submissions)")
 
     enc = parser.add_argument_group("encoder loading")
     enc.add_argument("--arch", help="architecture when it cannot be inferred from the checkpoint (e.g. resnet50, vit_base_patch16_224)")
@@ -151,6 +153,8 @@ def run(args) -> int:
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else DEFAULT_CACHE
     suite = make_suite(args, cache_dir)
+    if args.skip_bad_rows:  # the adapters read it from the data roots
+        suite = replace(suite, data_roots=replace(suite.data_roots, skip_bad_rows=True))
     if args.list_tasks:
         print(list_tasks(suite))
         return 0
@@ -205,6 +209,7 @@ def run(args) -> int:
     batch = args.batch_size or (256 if device.type == "cuda" else 32)
     flags = {"allow_partial_load": True} if args.allow_partial_load else {}
     flags.update({"mgca_bn_drift": True} if args.mgca_bn_drift else {})  # [seg]
+    flags.update({"skip_bad_rows": True} if args.skip_bad_rows else {})
     flags.update({"zeroshot_threshold_on_test": True} if args.zeroshot_threshold_on_test else {})  # [zeroshot]
     ctx = RunContext(
         loaded=loaded, device=device, suite=suite, output=output, cache_dir=cache_dir,

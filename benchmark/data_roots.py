@@ -31,6 +31,9 @@ class DataRoots:
     root: Path | None
     overrides: dict[str, Path] = field(default_factory=dict)
     source: str = "unset"  # where the root came from, for messages
+    # --skip-bad-rows: adapters leave out images whose label-file rows are bad (listed in a
+    # warning and in every result) instead of stopping with a LabelFileError
+    skip_bad_rows: bool = False
 
     def for_dataset(self, name: str) -> Path | None:
         """The explicit folder of ``name`` if configured, else the data root (or None)."""

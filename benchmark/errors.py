@@ -20,3 +20,15 @@ class CheckpointError(BenchmarkError):
 
 class ConfigError(BenchmarkError):
     """An option or configuration value is invalid."""
+
+
+class LabelFileError(BenchmarkError, ValueError):
+    """A row of an official label file holds a value its format does not allow.
+
+    The message names the file, the row (1-based line number as an editor shows it, the
+    header being line 1), the offending value and what is allowed. (Also a ``ValueError``,
+    which the low-level parsers raised before.)"""
+
+
+class BadRowsSkippedWarning(UserWarning):
+    """``--skip-bad-rows`` left images out because rows of their label file were bad."""

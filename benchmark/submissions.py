@@ -164,7 +164,7 @@ def list_submissions(root: Path = SUBMISSIONS_DIR) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- validation
-COMPAT_FLAGS = ("mgca_bn_drift", "mgca_det_map", "allow_partial_load", "zeroshot_threshold_on_test")
+COMPAT_FLAGS = ("mgca_bn_drift", "mgca_det_map", "allow_partial_load", "zeroshot_threshold_on_test", "skip_bad_rows")
 
 
 def expected_units(suite: str, zeroshot: bool = False) -> set[tuple[str, int, int]]:

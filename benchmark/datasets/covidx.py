@@ -7,6 +7,13 @@ WITHOUT a header, ``patient_id filename label source``. File names differ by ver
 The classification task needs the 3-class labels: normal -> 0, pneumonia -> 1,
 COVID-19 -> 2. The detected version (file names, label set, content hash) is recorded in
 every result.
+
+Classes and versions: every release this adapter accepts (the 3-class ones) has the class
+set ``CLASSES``. A release whose labels are all ``positive`` / ``negative`` is a BINARY
+release (COVIDx CXR-2/3/4, the 'B' versions) and is refused as a whole. Otherwise every row
+is validated as it is read (:class:`~benchmark.errors.LabelFileError` with file, line and
+value): at least ``patient_id filename label``, and the label one of ``CLASSES`` (case
+does not matter).
 """
 
 from __future__ import annotations
@@ -17,14 +24,21 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DatasetNotFoundError
-from .base import DatasetAdapter
+from .base import BadRows, DatasetAdapter
 
 CLASSES = ("normal", "pneumonia", "COVID-19")
 CLASS_INDEX = {name.lower(): i for i, name in enumerate(CLASSES)}
+BINARY_LABELS = {"positive", "negative"}  # COVIDx CXR-2/3/4 and the 'B' versions
 
 
-def read_covidx_labels(source, source_split: str) -> pd.DataFrame:
-    """Parse one space-separated COVIDx label file (``patient_id filename label source``)."""
+def read_covidx_labels(source, source_split: str, bad_rows: BadRows | None = None,
+                       classes: tuple[str, ...] | None = CLASSES) -> pd.DataFrame:
+    """Parse one space-separated COVIDx label file (``patient_id filename label source``;
+    no header, so line 1 is the first row), validating every row: at least three fields and,
+    unless ``classes`` is None, a label in ``classes`` (case-insensitive). ``bad_rows``
+    decides what a bad row does: raise (default) or be collected and left out."""
+    bad_rows = bad_rows if bad_rows is not None else BadRows()
+    known = None if classes is None else {c.lower() for c in classes}
     rows = []
     with open(source, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, 1):
@@ -32,15 +46,26 @@ def read_covidx_labels(source, source_split: str) -> pd.DataFrame:
             if not parts:
                 continue
             if len(parts) < 3:
-                raise ValueError(f"{source}:{line_number}: expected 'patient_id filename label source', got {line!r}")
-            # Some releases have 5 columns (a trailing note) or a source with spaces: the
-            # label is the first known class name after the filename.
+                bad_rows.add(source, line_number, line.strip(), f"{line.strip()!r} has {len(parts)} field(s)",
+                             "'patient_id filename label source', space-separated", image_id=f"{source_split}/{parts[-1]}")
+                continue
+            # Some releases have 5 columns (a trailing note) or a source with spaces.
             patient, filename = parts[0], parts[1]
             label = parts[2]
+            if known is not None and label.lower() not in known:
+                bad_rows.add(source, line_number, label, f"label {label!r} (image {filename}) is not a class of this release",
+                             f"the classes {', '.join(classes)}", image_id=f"{source_split}/{filename}")
+                continue
             rows.append((filename, patient, label, " ".join(parts[3:])))
     frame = pd.DataFrame(rows, columns=["image_id", "group", "label_name", "source"])
     frame["source_split"] = source_split
     return frame
+
+
+def release_labels(path: Path) -> set[str]:
+    """The (lower-case) labels a label file uses, read without validation."""
+    with open(path, encoding="utf-8") as handle:
+        return {parts[2].lower() for parts in (line.split() for line in handle) if len(parts) >= 3}
 
 
 def find_label_files(folder: Path) -> dict[str, Path]:
@@ -82,17 +107,16 @@ COVIDx/
         files = find_label_files(self.folder)
         if not files:
             raise DatasetNotFoundError(f"No COVIDx label files in {self.folder}.\n{self.layout}")
-        frames = [read_covidx_labels(path, split) for split, path in files.items()]
-        records = pd.concat(frames, ignore_index=True)
-        labels = records["label_name"].str.lower()
-        unknown = sorted(set(labels) - set(CLASS_INDEX))
-        if unknown:
+        labels_used = set().union(*(release_labels(path) for path in files.values()))
+        if labels_used and labels_used <= BINARY_LABELS:
             raise DatasetNotFoundError(
-                f"COVIDx label files {[p.name for p in files.values()]} hold labels {unknown}: this is a "
-                "binary release (COVIDx CXR-2/3/4 or a 'B' version). The covidx_cls task needs the "
+                f"COVIDx label files {[str(p) for p in files.values()]} hold only the labels {sorted(labels_used)}: "
+                "this is a binary release (COVIDx CXR-2/3/4 or a 'B' version). The covidx_cls task needs the "
                 "3-class labels normal / pneumonia / COVID-19 (COVIDx 'A' releases, e.g. train_COVIDx9A.txt)."
             )
-        records["label"] = labels.map(CLASS_INDEX).astype(int)
+        frames = [read_covidx_labels(path, split, self.bad_rows) for split, path in files.items()]
+        records = pd.concat(frames, ignore_index=True)
+        records["label"] = records["label_name"].str.lower().map(CLASS_INDEX).astype(int)
         folder_of = {"train": "train", "test": "test"}
         records["path"] = [
             str(self.folder / folder_of[split] / name) for split, name in zip(records["source_split"], records["image_id"])
@@ -108,7 +132,8 @@ COVIDx/
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
         names = "/".join(p.name for p in files.values())
-        return f"COVIDx label files {names}; 3-class (normal, pneumonia, COVID-19); sha256 {digest.hexdigest()[:16]}"
+        return (f"COVIDx label files {names}; 3-class (normal, pneumonia, COVID-19); sha256 {digest.hexdigest()[:16]}"
+                f"{self.skipped_rows_note()}")
 
     @staticmethod
     def label_columns() -> list[str]:
