@@ -18,7 +18,7 @@ import pandas as pd
 from .datasets import get_dataset
 from .datasets.base import DatasetAdapter
 from .errors import BenchmarkError
-from .splits import Manifest, build_manifest, draw_subsets, ids_hash, read_manifest, write_manifest
+from .splits import Manifest, build_manifest, draw_training_sets, ids_hash, read_manifest, write_manifest
 from .suites import DEFAULT_CACHE, REPO_MANIFESTS, Suite
 from .task_spec import TaskSpec
 
@@ -52,31 +52,59 @@ class TaskData:
             raise BenchmarkError(f"{self.adapter.title}: the test split is empty (no official test partition found)")
         return ids
 
+    @property
+    def split_recipe(self):
+        return self.suite.split_recipes[self.task.dataset]
+
+    @property
+    def balance_column(self) -> str | None:
+        """The 0/1 label column whose positives and as many negatives form the training set,
+        or None (natural mix)."""
+        if self.split_recipe.balance is None and self.manifest.balanced:
+            raise BenchmarkError(
+                f"{self.task.dataset}: the split manifest {self.manifest.path} lists balanced training sets "
+                "but the suite's split recipe has no 'balance' column; the recipe and manifest disagree"
+            )
+        return self.split_recipe.balance
+
     def train_ids(self, fraction: int, seed: int) -> list[str]:
-        """Image ids a unit trains on: the whole train split, or its nested 1% / 10% subset."""
+        """Image ids a unit trains on: the train split (or, for a recipe with ``balance``,
+        its balanced set: all positives plus as many negatives), or a nested 1% / 10% subset
+        of it. The single place units get their training ids."""
+        recipe = self.split_recipe
+        if fraction != 100 and fraction not in recipe.subset_percents:
+            raise BenchmarkError(f"label fraction {fraction}% is not defined; use one of 100, {', '.join(map(str, recipe.subset_percents))}")
         train = self.split_ids["train"]
-        if fraction == 100:
+        balance = self.balance_column
+        if fraction == 100 and balance is None:
             return train
-        column = f"sub{fraction}_s{seed}"
-        if column in self.manifest.frame.columns:
+        column = self.manifest.training_column(fraction, seed)
+        if column is not None:
             frame = self.manifest.frame
             return frame.loc[(frame["split"] == "train") & (frame[column] == 1), "image_id"].tolist()
-        # seeds beyond the manifest's draw extra subsets with the same deterministic rule
-        recipe = self.suite.split_recipes[self.task.dataset]
-        if fraction not in recipe.subset_percents:
-            raise BenchmarkError(f"label fraction {fraction}% is not defined; use one of 100, {', '.join(map(str, recipe.subset_percents))}")
+        # seeds beyond the manifest's draw extra training sets with the same deterministic rule
         rows = self.records.loc[train].reset_index(drop=True)
-        chosen = draw_subsets(rows, recipe, self.task.dataset, seed)[fraction]
+        chosen = draw_training_sets(rows, recipe, self.task.dataset, seed)[fraction]
         return rows.loc[chosen, "image_id"].tolist()
 
     def describe(self, fraction: int, seed: int) -> dict:
         train = self.train_ids(fraction, seed)
+        balance = self.balance_column
+        composition: dict = {"train_composition": "natural"}
+        if balance is not None:
+            labels = self.records.loc[train, balance]
+            composition = {
+                "train_composition": f"balanced (all positives + equal negatives, MGCA; label column {balance!r})",
+                "n_train_positive": int((labels == 1).sum()),
+                "n_train_negative": int((labels == 0).sum()),
+            }
         return {
             "dataset_version": self.adapter.version(),
             "dataset_folder": str(self.adapter.folder),
             "manifest": str(self.manifest.path),
             "manifest_sha256": self.manifest.sha256,
             "n_train": len(train),
+            **composition,
             "n_val": len(self.split_ids["val"]),
             "n_test": len(self.split_ids["test"]),
             "train_ids_sha256": ids_hash(train),
