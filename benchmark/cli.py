@@ -29,8 +29,58 @@ ENCODER_HELP = """encoder to score. One of:
   MODULE:FUNCTION      a Python factory returning an encoder"""
 
 
+class OptionParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``error: argument --limit: ...``) with
+    exit status 2, like every other user error, instead of the usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def int_option(minimum: int, meaning: str = ""):
+    """argparse ``type=``: an integer >= ``minimum``; argparse names the option in the error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expects an integer >= {minimum}{meaning}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}{meaning}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def int_list_option(minimum: int, maximum: int | None = None):
+    """argparse ``type=``: comma-separated distinct integers in [minimum, maximum]; returns
+    the text unchanged (parsed later by :func:`parse_int_list`)."""
+    allowed = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+
+    def parse(text: str) -> str:
+        parts = [t.strip() for t in text.split(",") if t.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"expects comma-separated integers {allowed}, got {text!r}")
+        values = []
+        for part in parts:
+            try:
+                value = int(part)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expects comma-separated integers {allowed}, got {part!r} in {text!r}") from None
+            if value < minimum or (maximum is not None and value > maximum):
+                raise argparse.ArgumentTypeError(f"values must be integers {allowed}, got {value}")
+            if value in values:
+                raise argparse.ArgumentTypeError(f"lists {value} twice (each value runs once)")
+            values.append(value)
+        return text
+
+    parse.__name__ = "integer list"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OptionParser(
         prog="run_benchmark.py",
         description="medvlp-bench: score a frozen chest X-ray image encoder on the MGCA downstream suite "
         "(linear-probe classification on CheXpert, RSNA Pneumonia and COVIDx at 1/10/100%% of the labels).",
@@ -45,8 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "demo: the built-in SMOKE suite of synthetic images in the official layouts,\n"
                            "generated on first use; its numbers are not comparable with published ones.")
     what.add_argument("--tasks", default="all", help="comma-separated task ids or families (see --list-tasks); default: all")
-    what.add_argument("--fractions", default=None, help="label fractions in percent, e.g. 1,10,100 (default: each task's)")
-    what.add_argument("--seeds", default=None, help="comma-separated seeds (default: 0,1,2 for the paper suite, 0 for demo)")
+    what.add_argument("--fractions", default=None, type=int_list_option(1, 100), help="label fractions in percent, e.g. 1,10,100 (default: each task's)")
+    what.add_argument("--seeds", default=None, type=int_list_option(0), help="comma-separated seeds (default: 0,1,2 for the paper suite, 0 for demo)")
     what.add_argument("--list-tasks", action="store_true", help="list every task with its family, dataset, metric and whether its data is present")
 
     data = parser.add_argument_group("data and outputs")
@@ -69,11 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = parser.add_argument_group("execution")
     run.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
-    run.add_argument("--batch-size", type=int, default=None, help="images per encoder forward pass (default: 256 on cuda, 32 on cpu)")
-    run.add_argument("--workers", type=int, default=None, help="image-decoding worker processes (default: min(8, cpus - 1))")
-    run.add_argument("--train-views", type=int, default=None, help="cached augmented views per training image (default: 4 paper, 2 demo)")
+    run.add_argument("--batch-size", type=int_option(1), default=None, help="images per encoder forward pass (default: 256 on cuda, 32 on cpu)")
+    run.add_argument("--workers", type=int_option(0, " (0: decode in the main process)"), default=None, help="image-decoding worker processes (default: min(8, cpus - 1))")
+    run.add_argument("--train-views", type=int_option(1), default=None, help="cached augmented views per training image (default: 4 paper, 2 demo)")
     run.add_argument("--no-feature-cache", action="store_true", help="exact mode: run the encoder on freshly augmented images every epoch\n(slow; for validating the cache)")
-    run.add_argument("--limit", type=int, default=None, help="debug: use at most N images per split (results are flagged and rejected by submissions)")
+    run.add_argument("--limit", type=int_option(1, " (images per split)"), default=None, help="debug: use at most N images per split (results are flagged and rejected by submissions)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars only when stderr is a terminal)")
     run.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal (e.g. a batch-job log)")
     run.add_argument("--mgca-bn-drift", action="store_true", help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\nas MGCA's code did (for comparison with published numbers; recorded in results)")
@@ -122,6 +172,12 @@ def make_suite(args, cache_dir: Path):
 
     if args.suite == "demo":
         root = Path(args.demo_root) if args.demo_root else cache_dir / "demo-suite"
+        if os.path.lexists(root) and not root.is_dir():
+            raise BenchmarkError(f"--demo-root {root} is a file, not a folder: give the folder the demo suite is (or will be) generated in")
+        if not root.exists() and not args.list_tasks:
+            from .runner import check_writable_folder
+
+            check_writable_folder(root, "--demo-root")
         return demo_suite(root, train_views=args.train_views or 2, generate=not args.list_tasks, progress=show_progress(args))
     return paper_suite(resolve_data_roots(args.data_root), train_views=args.train_views or 4)
 
@@ -152,6 +208,12 @@ def run(args) -> int:
     from .summary import summary_table
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else DEFAULT_CACHE
+    if not args.list_tasks:  # fail before any work (run_units checks again, e.g. the default --output)
+        from .runner import check_writable_folder
+
+        check_writable_folder(cache_dir, "--cache-dir")
+        if args.output:
+            check_writable_folder(Path(args.output), "--output")
     suite = make_suite(args, cache_dir)
     if args.skip_bad_rows:  # the adapters read it from the data roots
         suite = replace(suite, data_roots=replace(suite.data_roots, skip_bad_rows=True))
@@ -168,6 +230,7 @@ def run(args) -> int:
     device = resolve_device(args.device)
     fractions = parse_int_list(args.fractions, "fractions")
     seeds = parse_int_list(args.seeds, "seeds") or ([0, 1, 2] if suite.name == "paper" else [0])
+    plan_units(tasks, fractions, seeds)  # a fraction a task lacks: refused before the encoder loads
 
     missing = []
     if True:

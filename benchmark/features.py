@@ -3,8 +3,8 @@
 A frozen encoder must not run once per epoch. Features of a split are stored in a
 content-addressed cache entry whose key hashes everything that determines them: the
 checkpoint's sha256 and architecture/input contract, the preprocessing, the view seeds, the
-split's image ids (and manifest hash) and ``FEATURE_VERSION`` of this code. Nothing is keyed
-by a model name.
+split's image ids (and manifest hash), the split's image content (:func:`content_digest`)
+and ``FEATURE_VERSION`` of this code. Nothing is keyed by a model name.
 
 An entry is a folder holding ``features.f16`` (a float16 memmap of shape
 (views, images, dim)), ``done.npy`` (which images are finished) and ``meta.json``. Rows are
@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +31,60 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .errors import ImageDecodeError
 from .images import read_grey
 from .preprocess import PreprocessSpec, preprocess, resize_and_pad
 
 FEATURE_VERSION = 1
+CONTENT_CHUNK = 64 * 1024  # bytes hashed at each end of an image file by content_digest
+
+
+_FILE_FINGERPRINTS: dict[str, tuple[tuple, str]] = {}
+
+
+def file_fingerprint(path: str) -> str:
+    """``"size:mtime_ns:sha256(first 64 KiB + last 64 KiB)"`` of one image file.
+
+    Memoised per process by (size, mtime_ns, ctime_ns, inode, device): a file that has not
+    changed is only stat-ed again."""
+    path = str(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ImageDecodeError(path, "file not found") from None
+    signature = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+    memo = _FILE_FINGERPRINTS.get(path)
+    if memo is not None and memo[0] == signature:
+        return memo[1]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(CONTENT_CHUNK))
+        if st.st_size > CONTENT_CHUNK:
+            handle.seek(max(CONTENT_CHUNK, st.st_size - CONTENT_CHUNK))
+            digest.update(handle.read(CONTENT_CHUNK))
+    value = f"{st.st_size}:{st.st_mtime_ns}:{digest.hexdigest()}"
+    _FILE_FINGERPRINTS[path] = (signature, value)
+    return value
+
+
+def content_digest(paths: list[str]) -> str:
+    """sha256 over the :func:`file_fingerprint` of every image of a split, in order.
+
+    Goes into feature-cache keys beside the image ids, so a data folder whose images
+    changed (same ids, other bytes: re-exported, corrupted, another version) never reuses
+    features of the old ones. Rule per file: its size, its mtime_ns and a sha256 of its
+    first and last 64 KiB (the whole file when it is smaller than 128 KiB). Cost: one stat
+    and at most 128 KiB read per image, on 8 threads, once per process (later calls only
+    stat); a change in the middle of a large file that keeps its size and mtime goes
+    unnoticed. Touching or copying the data without preserving mtimes recomputes features."""
+    paths = [str(p) for p in paths]
+    unseen = [p for p in paths if p not in _FILE_FINGERPRINTS]
+    if len(unseen) >= 256:  # first reads: overlap the I/O (a network file system, a cold disk)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for _ in pool.map(file_fingerprint, unseen, chunksize=64):
+                pass
+    prints = [file_fingerprint(p) for p in paths]  # memoised: a stat per file
+    return hashlib.sha256("\n".join(prints).encode()).hexdigest()
 
 
 def view_seed(base: int, image_id: str, view: int) -> int:
@@ -67,6 +118,10 @@ class ViewDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def content_digest(self) -> str:
+        """:func:`content_digest` of this dataset's image files (for cache keys)."""
+        return content_digest(self.paths)
 
     def __getitem__(self, index: int):
         padded = resize_and_pad(read_grey(self.paths[index]), self.spec.resize)
@@ -126,8 +181,12 @@ def file_lock(path: Path):
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):  # the save failed (e.g. a full disk): no stray temp file
+            tmp.unlink(missing_ok=True)
 
 
 class FeatureCache:

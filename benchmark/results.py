@@ -8,14 +8,13 @@ fields change meaning; readers keep accepting older versions (tests/data/results
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write, atomic_write_text
 
 SCHEMA_VERSION = 1
 
@@ -59,11 +58,8 @@ def unit_paths(output: Path, unit: UnitId) -> tuple[Path, Path]:
 
 def write_result(output: Path, result: Result, predictions: pd.DataFrame | None) -> Path:
     json_path, pred_path = unit_paths(output, result.unit)
-    if predictions is not None:
-        pred_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pred_path.with_name(f".{pred_path.name}.{os.getpid()}.tmp")
-        predictions.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
-        os.replace(tmp, pred_path)
+    if predictions is not None:  # atomic: a failed write (full disk) leaves no temp file behind
+        atomic_write(pred_path, lambda tmp: predictions.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0}))
         result.predictions_file = pred_path.name
     # the JSON is written last: its presence means the unit is complete
     atomic_write_text(json_path, result.model_dump_json(indent=2) + "\n")

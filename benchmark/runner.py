@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .atomic import remove_stale_temp_files
 from .context import RunContext
 from .datasets import get_dataset
 from .errors import BenchmarkError, DatasetNotFoundError
 from .families import family_module
 from .results import Result, UnitId, read_result, unit_paths, write_result
-from .task_data import TaskData, load_task_data
+from .task_data import TaskData, limited, load_task_data, unit_train_ids
 from .task_spec import TaskSpec
 
 
@@ -21,7 +24,7 @@ def plan_units(tasks: list[TaskSpec], fractions: list[int] | None, seeds: list[i
     for task in tasks:
         for fraction in fractions or task.fractions:
             if fraction not in task.fractions:
-                raise BenchmarkError(f"{task.id} has no {fraction}% label fraction (it has {task.fractions})")
+                raise BenchmarkError(f"--fractions {fraction}: {task.id} has no {fraction}% label fraction (it has {', '.join(map(str, task.fractions))})")
             for seed in seeds:
                 units.append((task, UnitId(task=task.id, fraction=fraction, seed=seed)))
     return units
@@ -55,6 +58,124 @@ def check_datasets(ctx: RunContext, tasks: list[TaskSpec]) -> list[str]:
     return messages
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself or its nearest ancestor that exists."""
+    path = Path(path).expanduser()
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable_folder(path: Path, option: str) -> None:
+    """Refuse, before any work, a folder (or the nearest existing ancestor it would be
+    created in) that is a file or that this user cannot write."""
+    path = Path(path).expanduser()
+    existing = nearest_existing(path)
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"cannot be created: {existing} is a file"
+        raise BenchmarkError(f"{option} {path} {where}, not a folder; choose another {option}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" (it would be created in {existing})"
+        raise BenchmarkError(f"{option} {path} is not writable for this user{where}; choose another {option} or fix its permissions")
+
+
+def _splits_read(task: TaskSpec) -> tuple[str, ...]:
+    return ("val", "test") if task.family == "zeroshot" else ("train", "val", "test")
+
+
+def images_read(ctx: RunContext, data: TaskData, units: list[UnitId]) -> dict[str, list[str]]:
+    """Per split, the ids whose image files ``units`` of one task read (under --limit only
+    the first N of a split; of train only the units' training images)."""
+    out = {}
+    for split in _splits_read(data.task):
+        if split == "train":
+            ids = [i for u in units for i in unit_train_ids(data, u.fraction, u.seed, ctx.limit)]
+        else:
+            ids = limited(data.split_ids[split], ctx.limit)
+        out[split] = list(dict.fromkeys(ids))
+    return out
+
+
+def check_images(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data: dict[str, TaskData]) -> None:
+    """Before any encoding: every image file the units will read exists, and the first
+    image of each split decodes. Existence is checked for all (one ``os.path.exists`` per
+    image); decoding every header would cost minutes on the real datasets (RSNA's 26k
+    DICOMs), so only the first image of each split is decoded here: a later corrupt file
+    still stops the run, with a one-line :class:`~benchmark.errors.ImageDecodeError`."""
+    from .images import read_grey
+
+    by_task: dict[str, list[UnitId]] = {}
+    for task, unit in todo:
+        by_task.setdefault(task.id, []).append(unit)
+    for task_id, units in by_task.items():
+        data = task_data[task_id]
+        if "path" not in data.records.columns:
+            continue
+        for split, ids in images_read(ctx, data, units).items():
+            paths = data.records.loc[ids, "path"].astype(str).tolist()
+            missing = [p for p in paths if not os.path.exists(p)]
+            if missing:
+                raise BenchmarkError(
+                    f"{task_id}: {len(missing)} of the {len(paths)} {split} image file(s) this run reads are missing, e.g. "
+                    f"{', '.join(missing[:3])} (checked before encoding; is the dataset at {data.adapter.folder} complete?)"
+                )
+            if paths:
+                read_grey(paths[0])
+
+
+def feature_cache_bytes(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data: dict[str, TaskData]) -> tuple[int, list[str]]:
+    """Bytes the classification feature-cache entries of ``todo`` still have to write:
+    rows not yet done x views x feature dim x 2 (fp16), and a line per split. Segmentation
+    and detection pyramids are not estimated (their size needs a forward pass)."""
+    import numpy as np
+
+    from .families.classification import SplitFeatures, encoder_upsample, preprocess_spec
+
+    dim = int(getattr(ctx.encoder, "feature_dim", 0) or 0)
+    if ctx.feature_cache is None or dim <= 0:
+        return 0, []
+    total, lines = 0, []
+    by_task: dict[str, list[UnitId]] = {}
+    for task, unit in todo:
+        if task.family == "classification":
+            by_task.setdefault(task.id, []).append(unit)
+    for task_id, units in by_task.items():
+        data = task_data[task_id]
+        spec = preprocess_spec(data.task, ctx)
+        upsample = encoder_upsample(data.task, ctx, spec.crop)
+        for split, ids in images_read(ctx, data, units).items():
+            split_features = SplitFeatures(ctx, data, split, spec, upsample)
+            rows = split_features.rows(ids)
+            done_path = ctx.feature_cache.entry(ctx.feature_cache.key(split_features.key_parts())) / "done.npy"
+            if done_path.is_file():
+                done = np.load(done_path)
+                rows = [r for r in rows if r >= len(done) or not done[r]]
+            views = split_features.plan.count
+            size = len(rows) * views * dim * 2
+            if size:
+                total += size
+                lines.append(f"{task_id} {split}: {len(rows):,} images x {views} view(s) x {dim} dims x 2 B = {size / 1e6:,.1f} MB")
+    return total, lines
+
+
+def check_disk(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data: dict[str, TaskData]) -> None:
+    """Refuse a run whose feature-cache entries clearly do not fit on the cache's disk
+    (estimate: README "Feature cache"; only what is not cached yet; no safety margin)."""
+    if ctx.feature_cache is None:
+        return
+    need, lines = feature_cache_bytes(ctx, todo, task_data)
+    if not need:
+        return
+    root = Path(ctx.feature_cache.root)
+    free = shutil.disk_usage(nearest_existing(root)).free
+    if need > free:
+        raise BenchmarkError(
+            f"not enough free disk for the feature cache: this run writes about {need / 1e6:,.1f} MB to {root} "
+            f"but only {free / 1e6:,.1f} MB are free ({'; '.join(lines[:6])}{'; ...' if len(lines) > 6 else ''}). "
+            "Free some space, point --cache-dir at a larger disk, or run fewer tasks."
+        )
+
+
 def encoder_owner(encoder: dict) -> tuple:
     """What makes two results come from the same encoder: checkpoint sha256 and architecture."""
     return (encoder.get("sha256"), encoder.get("arch"))
@@ -84,6 +205,15 @@ def check_single_encoder(ctx: RunContext) -> None:
 
 
 def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrite: bool = False, log=print) -> list[Result]:
+    """Run the units not finished yet. Before any encoder work: the results folder and the
+    cache are writable, stale temporary files of killed writes are removed from the results
+    folder, every image file the units read exists (the first of each split decodes), and
+    the feature cache's new entries fit on its disk."""
+    check_writable_folder(ctx.output, "--output")
+    check_writable_folder(ctx.cache_dir, "--cache-dir")
+    removed = remove_stale_temp_files(ctx.output)
+    if removed:
+        log(f"removed {len(removed)} stale temporary file(s) of killed writes in {ctx.output}")
     check_single_encoder(ctx)
     task_data: dict[str, TaskData] = {}
     results: list[Result] = []
@@ -113,6 +243,9 @@ def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrit
             f"{len(conflicts)} result file(s) in {ctx.output} were produced with a different encoder, "
             f"split or configuration:\n  {listing}\nUse another --output, or --overwrite to replace them."
         )
+    if todo:
+        check_images(ctx, todo, task_data)
+        check_disk(ctx, todo, task_data)
     if results:
         log(f"resume: {len(results)} of {len(units)} units already finished in {ctx.output}; running {len(todo)}")
     for number, (task, unit) in enumerate(todo, 1):

@@ -79,6 +79,7 @@ class SplitFeatures:
             "manifest": self.data.manifest.sha256,
             "split": self.split,
             "ids": ids_hash(self.ids),
+            "content": self.dataset.content_digest(),  # same ids, other image bytes: other features
         }
 
     def rows(self, ids: list[str]) -> list[int]:

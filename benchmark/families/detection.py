@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ..context import RunContext
 from ..det_metrics import detection_metrics, unit_detection_metrics
+from ..errors import ImageDecodeError
 from ..features import ViewDataset, ViewPlan, encode_batch
 from ..preprocess import PreprocessSpec
 from ..resident import fits, rows_to_device
@@ -64,12 +65,22 @@ def image_shape(path: str) -> tuple[int, int]:
     if path.lower().endswith((".dcm", ".dicom")):
         import pydicom
 
-        header = pydicom.dcmread(path, stop_before_pixels=True)
-        return int(header.Rows), int(header.Columns)
+        from ..images import dicom_failure
+
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            return int(header.Rows), int(header.Columns)
+        except Exception as error:  # one line naming the file, not pydicom's traceback
+            raise ImageDecodeError(path, dicom_failure(path, error)) from error
     from PIL import Image
 
-    with Image.open(path) as image:
-        return image.height, image.width
+    from ..images import raster_failure
+
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageDecodeError(path, raster_failure(path, error)) from error
 
 
 def letterbox(height: int, width: int, size: int) -> tuple[float, float, int, int]:
@@ -154,6 +165,7 @@ class SplitPyramids:
             "manifest": self.data.manifest.sha256,
             "split": self.split,
             "ids": ids_hash(self.ids),
+            "content": self.dataset.content_digest(),  # same ids, other image bytes: other features
         }
 
     def prepare(self, needed: list[str]) -> dict:

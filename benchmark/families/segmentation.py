@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..context import RunContext
-from ..features import autocast_context, file_lock
+from ..features import autocast_context, content_digest, file_lock
 from ..images import read_grey
 from ..masks import boxes_mask, record_mask  # noqa: F401  (boxes_mask: re-exported for tests)
 from ..preprocess import resize_and_pad
@@ -245,7 +245,7 @@ class PyramidStore:
                 (folder / "meta.json").write_text(json.dumps({"key_parts": key_parts, "shapes": [list(s) for s in shapes]}, default=str))
                 source = "disk cache (computed)"
             else:
-                group = {k: v for k, v in key_parts.items() if k not in ("split", "ids", "order")}
+                group = {k: v for k, v in key_parts.items() if k not in ("split", "ids", "order", "content")}
                 for other in [k for k, (g, _) in cls._MEMORY.items() if g != group]:
                     del cls._MEMORY[other]  # keep one (dataset, encoder, size) at a time
                 source = "memory (computed)"
@@ -304,7 +304,8 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     # ---- val / test pyramids, computed once (not under bn drift)
     def key_parts(split: str, ids: list[str]) -> dict:
         return {"encoder": ctx.encoder_identity(), "size": size, "dataset": task.dataset, "mask_source": task.mask_source,
-                "manifest": data.manifest.sha256, "split": split, "ids": ids_hash(ids), "order": hashlib.sha256("\n".join(ids).encode()).hexdigest()}
+                "manifest": data.manifest.sha256, "split": split, "ids": ids_hash(ids), "order": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+                "content": content_digest(data.records.loc[ids, "path"].tolist())}  # same ids, other image bytes: other maps
 
     stores: dict[str, PyramidStore] = {}
     cache_info = {}
