@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write_text
 from .errors import ImageDecodeError
 from .images import read_grey
 from .preprocess import PreprocessSpec, preprocess, resize_and_pad
@@ -247,7 +248,7 @@ class FeatureCache:
                     dim = feats.shape[-1]
                     array = np.memmap(data_path, dtype=np.float16, mode="w+", shape=(views, n, dim))
                     meta = {"key_parts": key_parts, "dim": dim, "views": views, "images": n, "created": time.time()}
-                    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+                    atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str))  # never half a meta.json
                 array[:, batch_indices, :] = feats.permute(1, 0, 2).numpy().astype(np.float16)
                 done[batch_indices] = True
                 since_flush += len(batch_indices)
