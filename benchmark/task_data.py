@@ -39,6 +39,9 @@ class TaskData:
         ids = {split: self.manifest.ids(split) for split in ("train", "val", "test")}
         if not ids["test"]:  # the manifest leaves the official test partition implicit
             ids["test"] = sorted(self.records.index[self.records["source_split"] == "test"])
+        left_out = set(self.adapter.bad_rows.image_ids()) if self.adapter.skip_bad_rows else set()
+        if left_out:  # --skip-bad-rows: images of bad label rows leave every split (recorded in the results)
+            ids = {split: [i for i in v if i not in left_out] for split, v in ids.items()}
         missing = {s: [i for i in v if i not in self.records.index] for s, v in ids.items()}
         if any(missing.values()):
             examples = [i for v in missing.values() for i in v][:5]
@@ -81,7 +84,9 @@ class TaskData:
         column = self.manifest.training_column(fraction, seed)
         if column is not None:
             frame = self.manifest.frame
-            return frame.loc[(frame["split"] == "train") & (frame[column] == 1), "image_id"].tolist()
+            chosen = frame.loc[(frame["split"] == "train") & (frame[column] == 1), "image_id"].tolist()
+            kept = set(train)  # without images that --skip-bad-rows left out
+            return [i for i in chosen if i in kept] if len(kept) != int((frame["split"] == "train").sum()) else chosen
         # seeds beyond the manifest's draw extra training sets with the same deterministic rule
         rows = self.records.loc[train].reset_index(drop=True)
         chosen = draw_training_sets(rows, recipe, self.task.dataset, seed)[fraction]
