@@ -413,11 +413,32 @@ def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[st
 
 
 def render_all(submissions_root: Path, out: Path = LEADERBOARDS, suites=("paper", "demo"), skipped: list[str] | None = None) -> list[Path]:
-    written = []
-    for suite in suites:
-        written += render_suite(suite, submissions_root, out, skipped)
-    top = out / "README.md"
-    top.write_text("# Leaderboards\n\nGenerated from `submissions/` and the reported numbers by `run_benchmark.py leaderboard`; "
-                   "never edited by hand.\n\n" + "\n".join(f"- [{suite} suite]({suite}/README.md)" for suite in suites) + "\n\n" + WHY_TWO_TABLES + "\n")
-    written.append(top)
-    return written
+    """Render every suite into a staging copy of ``out`` and swap it in only when everything
+    rendered: a failure part-way leaves ``out`` as it was (all files or none). Returns the
+    files written, under ``out``."""
+    import os
+    import shutil
+
+    out = Path(out)
+    stage = out.with_name(f".{out.name}.staging-{os.getpid()}")
+    previous = out.with_name(f".{out.name}.previous-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        if out.is_dir():
+            shutil.copytree(out, stage)
+        for suite in suites:
+            shutil.rmtree(stage / suite, ignore_errors=True)  # files a suite no longer produces go
+        written = []
+        for suite in suites:
+            written += render_suite(suite, submissions_root, stage, skipped)
+        top = stage / "README.md"
+        top.write_text("# Leaderboards\n\nGenerated from `submissions/` and the reported numbers by `run_benchmark.py leaderboard`; "
+                       "never edited by hand.\n\n" + "\n".join(f"- [{suite} suite]({suite}/README.md)" for suite in suites) + "\n\n" + WHY_TWO_TABLES + "\n")
+        written.append(top)
+        if out.exists():
+            os.replace(out, previous)
+        os.replace(stage, out)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / path.relative_to(stage) for path in written]

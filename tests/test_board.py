@@ -245,3 +245,21 @@ def test_paper_segmentation_board_shows_both_rules_and_the_trivial_heads(tmp_pat
     assert "Why two tables" in page and "Why two tables" in (tmp_path / "paper" / "README.md").read_text()
     detection = (tmp_path / "paper" / "detection.md").read_text()
     assert "## Reference rule" in detection and "## Sound metrics" in detection
+
+
+def test_a_leaderboard_that_fails_part_way_leaves_the_old_one_untouched(tmp_path, monkeypatch):
+    from benchmark import leaderboard
+
+    out = tmp_path / "boards"
+    render_all(tmp_path / "no-submissions", out, suites=("paper",))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert before
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(leaderboard, "family_page", broken)
+    with pytest.raises(RuntimeError):
+        render_all(tmp_path / "no-submissions", out, suites=("paper",))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["boards"]  # no staging folder left behind
