@@ -124,8 +124,42 @@ def submission_cells(folder: Path, suite: str) -> dict[tuple[str, int], Cell]:
         if task is None:
             raise ValueError(f"{members[0][1] / key[0]}: unknown task {key[0]!r}")
         members.sort(key=lambda pair: pair[0].unit.seed)
-        cells[key] = Cell(task, [checked_scores(task, result, base) for result, base in members])
+        units = [checked_scores(task, result, base) for result, base in members]
+        digests = {unit.targets_sha256 for unit in units}
+        if len(digests) > 1:
+            raise ValueError(f"{members[0][1] / key[0]}: the seeds of {key[0]} {key[1]}% were scored against different "
+                             "ground truth (targets in their predictions files differ): rewritten targets?")
+        cells[key] = Cell(task, units)
     return cells
+
+
+def disagreeing_targets(rows: list[Row]) -> dict[str, str]:
+    """Submissions whose ground truth for a task differs from what most submissions hold
+    (every submission of a suite is tested on the same images with the same labels):
+    {submission name: reason}. With no majority, every disagreeing submission is named."""
+    from collections import Counter
+
+    flagged: dict[str, str] = {}
+    tasks = sorted({task for row in rows for (task, _) in row.cells})
+    for task in tasks:
+        digest_of = {}
+        for row in rows:
+            digests = {c.units[0].targets_sha256 for (t, _), c in row.cells.items() if t == task}
+            if len(digests) > 1:  # its label fractions disagree on the one test set
+                flagged.setdefault(row.metadata.name, f"its {task} label fractions were scored against different ground truth "
+                                                      "(targets in the predictions files differ): rewritten targets?")
+            elif digests:
+                digest_of[row.metadata.name] = digests.pop()
+        counts = Counter(digest_of.values())
+        if len(counts) < 2:
+            continue
+        top, top_count = counts.most_common(1)[0]
+        unique_majority = list(counts.values()).count(top_count) == 1
+        for name, digest in digest_of.items():
+            if not unique_majority or digest != top:
+                flagged.setdefault(name, f"its {task} ground truth (targets in the predictions files) differs from the other "
+                                         "submissions' on the same test set: rewritten targets?")
+    return flagged
 
 
 def measured_rows(suite: str, root: Path, skipped: list[str] | None = None, require_complete: bool = True) -> list[Row]:
@@ -154,6 +188,9 @@ def measured_rows(suite: str, root: Path, skipped: list[str] | None = None, requ
             continue
         if cells:
             rows.append(Row(metadata, cells))
+    flagged = disagreeing_targets(rows)
+    skipped.extend(f"{name}: {reason}" for name, reason in sorted(flagged.items()))
+    rows = [row for row in rows if row.metadata.name not in flagged]
     return sorted(rows, key=lambda row: row.images_key)
 
 

@@ -50,6 +50,7 @@ class UnitScores:
     image_ids: np.ndarray  # sorted test image ids
     scores: dict[str, Score]
     floors: dict[str, dict[str, float]] | None = None  # segmentation: the trivial heads on these images
+    targets_sha256: str = ""  # the ground truth the predictions were scored against (same test set, same digest)
 
     def value(self, key: str) -> float:
         return self.scores[key](np.arange(len(self.image_ids)))
@@ -101,6 +102,21 @@ def _masks(predictions: pd.DataFrame) -> dict[str, Score]:
     }
 
 
+def targets_digest(task, predictions: pd.DataFrame) -> str:
+    """sha256 of the ground truth a predictions table holds (ids and targets, canonical order):
+    every unit tested on the same images with the same labels has the same digest."""
+    import hashlib
+
+    if task.family == "detection":
+        gt = predictions[predictions["kind"].isin(["image", "gt"])][["image_id", "kind", "x1", "y1", "x2", "y2"]]
+        canonical = gt.assign(image_id=gt["image_id"].astype(str)).sort_values(["image_id", "kind", "x1", "y1", "x2", "y2"], kind="stable")
+    else:
+        columns = ["image_id"] + [c for c in predictions.columns if c.startswith("target:") or c == "true_pixels"]
+        canonical = predictions[columns].assign(image_id=predictions["image_id"].astype(str)).sort_values("image_id", kind="stable")
+    text = canonical.to_csv(index=False, lineterminator="\n", float_format="%.6g")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def unit_scores(task, predictions: pd.DataFrame, pixels: int | None = None) -> UnitScores:
     """The scores of one unit from its predictions table. ``pixels``: pixels per test image
     for segmentation results written before the table carried a ``pixels`` column."""
@@ -111,7 +127,8 @@ def unit_scores(task, predictions: pd.DataFrame, pixels: int | None = None) -> U
         thresholds = task.recipe.iou_thresholds
         sound = ResampledMAP(gt, preds, images, thresholds)
         reference = ResampledMAP(gt, preds, images, thresholds, reference=True)
-        return UnitScores(np.array(sound.images, dtype=object), {"map": sound, "map_reference": reference})
+        return UnitScores(np.array(sound.images, dtype=object), {"map": sound, "map_reference": reference},
+                          targets_sha256=targets_digest(task, predictions))
     table = predictions.assign(image_id=predictions["image_id"].astype(str)).sort_values("image_id", kind="stable").reset_index(drop=True)
     ids = table["image_id"].to_numpy(dtype=object)
     if task.family == "segmentation" or getattr(task, "mode", None) == "grounding":
@@ -119,5 +136,5 @@ def unit_scores(task, predictions: pd.DataFrame, pixels: int | None = None) -> U
         if "true_pixels" in table.columns:
             per_image = table["pixels"].to_numpy() if "pixels" in table.columns else pixels
             floors = trivial_floors(table["true_pixels"], per_image) if per_image is not None else None
-        return UnitScores(ids, _masks(table), floors)
-    return UnitScores(ids, _classification(table))
+        return UnitScores(ids, _masks(table), floors, targets_digest(task, table))
+    return UnitScores(ids, _classification(table), targets_sha256=targets_digest(task, table))

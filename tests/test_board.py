@@ -263,3 +263,28 @@ def test_a_leaderboard_that_fails_part_way_leaves_the_old_one_untouched(tmp_path
         render_all(tmp_path / "no-submissions", out, suites=("paper",))
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["boards"]  # no staging folder left behind
+
+
+@pytest.mark.parametrize("how", ["one_fraction", "every_fraction"])
+def test_rewritten_targets_are_refused(two_submissions, tmp_path, how):
+    from benchmark.registry import all_tasks
+    from benchmark.scoring import unit_scores
+
+    def rewrite(folder):
+        paths = sorted((folder / "results" / "demo" / "rsna_cls").glob("*.predictions.csv.gz"))
+        for path in paths[:1] if how == "one_fraction" else paths:
+            table = pd.read_csv(path, dtype={"image_id": str})
+            target = next(c for c in table.columns if c.startswith("target:"))
+            table = table.sort_values("image_id").reset_index(drop=True)
+            table.loc[:4, target] = 1 - table.loc[:4, target]  # five labels flipped
+            table.to_csv(path, index=False, compression="gzip")
+            result_path = path.with_name(path.name.replace(".predictions.csv.gz", ".json"))
+            data = json.loads(result_path.read_text())
+            data["value"] = unit_scores(all_tasks()["rsna_cls"], table).value("auc")  # the JSON made to agree
+            result_path.write_text(json.dumps(data))
+
+    _, problems, skipped = attack(two_submissions, tmp_path, rewrite)
+    if how == "one_fraction":  # its own label fractions disagree on one test set
+        assert len(skipped) == 1 and "tiny-real" in skipped[0] and "label fractions" in skipped[0] and "rewritten targets" in skipped[0]
+    else:  # consistent inside the submission, but two submissions disagree and neither is the majority: both go
+        assert len(skipped) == 2 and all("rsna_cls ground truth" in line and "rewritten targets" in line for line in skipped)
