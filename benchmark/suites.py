@@ -77,8 +77,9 @@ DEMO_SPLITS = {
 # still train to convergence: every demo unit's best epoch comes before its epoch cap (early
 # stopping fires). Segmentation: patience 4 (the recipe's 10 is sized for thousands of images)
 # within the recipe's own 50 epochs (the family never goes beyond the recipe; a 10% unit takes
-# only 2-3 steps per epoch and its validation loss still fell at epoch 40). Detection: lr 1e-3 with batches of 4 (1%) / 8 (10%, 100%),
-# so the 3-450 training images take enough steps per epoch, patience 6 within 60 epochs.
+# only 2-3 steps per epoch and its validation loss still fell at epoch 40). Detection: lr 1e-3
+# with batches of 4 (1%) / 8 (10%, 100%), so the 3-450 training images take enough steps per
+# epoch, patience 6 within 60 epochs.
 # The values are recorded in every result (suite.extra).
 DEMO_EXTRA = {
     "segmentation_max_epochs": 50,
