@@ -84,6 +84,14 @@ def patience(task: SegmentationTaskSpec, ctx: RunContext) -> int:
     return int((ctx.suite.extra or {}).get("segmentation_patience") or task.recipe.patience)
 
 
+def min_delta(ctx: RunContext) -> float:
+    """Relative improvement of the validation loss that resets the patience counter: 0 (any
+    improvement, the recipe's rule), or a smoke suite's ``Suite.extra['segmentation_min_delta']``.
+    The best decoder is always the one with the lowest validation loss; only the stopping
+    rule changes (as Lightning's EarlyStopping(min_delta) beside ModelCheckpoint)."""
+    return float((ctx.suite.extra or {}).get("segmentation_min_delta") or 0.0)
+
+
 
 
 
@@ -346,6 +354,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     # ---- training loop
     rng = np.random.default_rng(unit.seed)
     best_state, best_loss, best_epoch, stale = None, math.inf, 0, 0
+    reference_loss = math.inf  # the loss the patience counter measures improvements against
     history = []
     t_train = time.perf_counter()
     phase = {"train_steps": 0.0, "validation": 0.0, "augment": 0.0}
@@ -382,9 +391,11 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         history.append({"epoch": epoch, "train_loss": running / max(1, seen), "val_loss": current})
         bar.set_postfix(train=f"{running / max(1, seen):.3f}", val=f"{current:.3f}")
         if current < best_loss:
-            best_loss, best_epoch, stale = current, epoch, 0
+            best_loss, best_epoch = current, epoch
             state = model.state_dict() if drift else model.decode_head.state_dict()
             best_state = {k: v.detach().clone() for k, v in state.items()}
+        if current < reference_loss - min_delta(ctx) * abs(reference_loss):
+            reference_loss, stale = current, 0
         else:
             stale += 1
             if stale >= patience(task, ctx):
