@@ -73,6 +73,7 @@ def train_linear_probe(
     device: torch.device,
     progress: bool = True,
     desc: str = "probe",
+    min_delta: float = 0.0,
 ) -> ProbeResult:
     """Fit the head; ``train_views`` is (views, N, D) or a callable epoch -> (views, N, D)."""
     start = time.perf_counter()
@@ -90,7 +91,7 @@ def train_linear_probe(
     val_features, val_targets = val_features.to(device).float(), val_targets.to(device)
     n = len(train_targets)
     best = ProbeResult(copy.deepcopy(head), 0, 0, math.inf)
-    stale = 0
+    stale, reference = 0, math.inf
     bar = tqdm(range(recipe.max_epochs), desc=desc, unit="epoch", disable=not progress, leave=False, dynamic_ncols=True)
     for epoch in bar:
         views = first if epoch == 0 else (train_views if static else train_views(epoch))
@@ -110,8 +111,12 @@ def train_linear_probe(
         val_loss = evaluate_loss(head, val_features, val_targets, recipe.loss)
         best.history.append({"epoch": epoch + 1, "train_loss": float(running) / max(1, n), "val_loss": val_loss})
         bar.set_postfix(val_loss=f"{val_loss:.4f}")
-        if val_loss < best.best_val_loss:
-            best.head, best.best_epoch, best.best_val_loss, stale = copy.deepcopy(head), epoch + 1, val_loss, 0
+        if val_loss < best.best_val_loss:  # the best head: the lowest validation loss
+            best.head, best.best_epoch, best.best_val_loss = copy.deepcopy(head), epoch + 1, val_loss
+        # patience counts epochs without an improvement of more than ``min_delta`` (relative;
+        # 0 = any improvement, the recipe's rule; a smoke suite may ask for more)
+        if not math.isfinite(reference) or val_loss < reference - min_delta * abs(reference):
+            reference, stale = val_loss, 0
         else:
             stale += 1
         best.epochs_run = epoch + 1

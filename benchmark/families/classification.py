@@ -143,6 +143,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     probe = train_linear_probe(
         train_views, y_train, features["val"], y_val, task.num_outputs, task.probe,
         seed=unit.seed, device=ctx.device, progress=ctx.progress, desc=f"{unit.name} probe",
+        min_delta=float((ctx.suite.extra or {}).get("probe_min_delta") or 0.0),
     )
     timings["probe"] = time.perf_counter() - t0
     probabilities = predict(probe.head, features["test"].to(ctx.device), task.probe.loss).cpu().numpy()

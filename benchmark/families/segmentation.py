@@ -394,7 +394,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             best_loss, best_epoch = current, epoch
             state = model.state_dict() if drift else model.decode_head.state_dict()
             best_state = {k: v.detach().clone() for k, v in state.items()}
-        if current < reference_loss - min_delta(ctx) * abs(reference_loss):
+        if not math.isfinite(reference_loss) or current < reference_loss - min_delta(ctx) * abs(reference_loss):
             reference_loss, stale = current, 0
         else:
             stale += 1
