@@ -46,7 +46,8 @@ class RunContext:
 
     def unit_key(self, data, unit, **family_parts) -> str:
         """Hash of everything that determines a unit's result: the parts every family shares
-        (task, suite, checkpoint sha256, architecture, manifest, unit, flags, limit) plus the
+        (task, suite, checkpoint sha256, architecture, manifest, the image files' content digest,
+        unit, flags, limit) plus the
         family's own ``family_parts``. A rerun reuses a finished unit only if this matches."""
         import hashlib
         import json
@@ -57,6 +58,7 @@ class RunContext:
             "encoder": self.loaded.sha256,
             "arch": self.encoder.describe(),
             "manifest": data.manifest.sha256,
+            "images": data.content_sha256,
             "unit": unit.model_dump(),
             "flags": self.flags,
             "limit": self.limit,

@@ -70,6 +70,16 @@ class TaskData:
             )
         return self.split_recipe.balance
 
+    @cached_property
+    def content_sha256(self) -> str:
+        """Digest of the image files behind every split id (size, mtime and first/last 64 KiB
+        of each, :func:`benchmark.features.content_digest`): part of every unit key, so a
+        finished result is never reused once the images behind its ids changed."""
+        from .features import content_digest
+
+        ids = [i for split in ("train", "val", "test") for i in self.split_ids[split]]
+        return content_digest(self.records.loc[ids, "path"].astype(str).tolist())
+
     def train_ids(self, fraction: int, seed: int) -> list[str]:
         """Image ids a unit trains on: the train split (or, for a recipe with ``balance``,
         its balanced set: all positives plus as many negatives), or a nested 1% / 10% subset

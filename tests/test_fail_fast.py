@@ -247,6 +247,9 @@ def test_changed_image_behind_the_same_id_is_not_served_from_the_cache(demo_copy
     assert cache_changed["test"]["key"] != cache_clean["test"]["key"] and cache_changed["test"]["computed"] > 0
     assert cache_changed["train"]["key"] == cache_clean["train"]["key"] and cache_changed["train"]["computed"] == 0
 
+    # the finished result of the clean images is not reused for the changed ones either
+    assert main(args("clean")) == 2
+
     assert main(args("again")) == 0
     again = read_result(tmp_path / "again" / "rsna_cls" / "rsna_cls_frac100_seed0.json")
     assert all(stats["computed"] == 0 for stats in again.training["feature_cache"].values())
