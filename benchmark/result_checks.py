@@ -6,12 +6,14 @@ predictions (:mod:`benchmark.scoring`) and refuses, naming the file, when:
 
 - the predictions file is missing or unreadable;
 - an image id appears twice, or the ids are not the test ids the result says it was tested
-  on (their sha256, recorded at run time from the split manifest);
+  on (their sha256, recorded at run time from the split manifest), or, on the paper suite,
+  not the test ids the committed manifest lists;
 - the headline value in the JSON differs from the value recomputed from the predictions.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,20 @@ def tested_ids(task, table: pd.DataFrame) -> list[str]:
     return table["image_id"].astype(str).tolist()
 
 
+@lru_cache(maxsize=16)
+def paper_test_ids_hash(dataset: str) -> str | None:
+    """Hash of the test ids a committed manifest lists (None when the manifest leaves the
+    official test partition implicit, as CheXpert's does, or there is no committed one)."""
+    from .splits import read_manifest
+    from .suites import REPO_MANIFESTS
+
+    path = REPO_MANIFESTS / f"{dataset}.csv.gz"
+    if not path.is_file():
+        return None
+    ids = read_manifest(path, dataset).ids("test")
+    return ids_hash(ids) if ids else None
+
+
 def checked_scores(task, result: Result, folder: Path) -> UnitScores:
     json_path = Path(folder) / result.unit.task / f"{result.unit.name}.json"
     path = predictions_path(result, folder)
@@ -56,6 +72,10 @@ def checked_scores(task, result: Result, folder: Path) -> UnitScores:
     if recorded and result.flags.get("limit") is None and ids_hash(ids) != recorded:
         raise ResultCheckError(f"{path}: its {len(ids)} image ids are not the test images the result records "
                                f"(test_ids_sha256 {recorded[:12]}...; ids renamed, dropped or added)")
+    expected = paper_test_ids_hash(result.dataset) if result.suite == "paper" else None
+    if expected and result.flags.get("limit") is None and ids_hash(ids) != expected:
+        raise ResultCheckError(f"{path}: its {len(ids)} image ids are not the paper suite's {result.dataset} test images "
+                               f"(the committed manifest lists them; sha256 {expected[:12]}...)")
     size = result.hyperparameters.get("input_size")
     scores = unit_scores(task, table, pixels=size * size if size else None)
     headline = result.metric if result.metric in scores.scores else task.metric

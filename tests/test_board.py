@@ -288,3 +288,25 @@ def test_rewritten_targets_are_refused(two_submissions, tmp_path, how):
         assert len(skipped) == 1 and "tiny-real" in skipped[0] and "label fractions" in skipped[0] and "rewritten targets" in skipped[0]
     else:  # consistent inside the submission, but two submissions disagree and neither is the majority: both go
         assert len(skipped) == 2 and all("rsna_cls ground truth" in line and "rewritten targets" in line for line in skipped)
+
+
+def test_paper_results_must_be_tested_on_the_committed_test_ids(two_submissions, tmp_path):
+    """A result filed as paper-suite RSNA whose ids (and recorded id hash) are self-consistent
+    but are not the committed manifest's 5,337 test images is refused."""
+    from benchmark.splits import ids_hash
+
+    folder = tmp_path / "tiny-real"
+    shutil.copytree(two_submissions / "tiny-real", folder)
+    source_dir = folder / "results" / "demo" / "rsna_cls"
+    target_dir = folder / "results" / "paper" / "rsna_cls"
+    target_dir.mkdir(parents=True)
+    for path in source_dir.glob("rsna_cls_frac100_seed0.*"):
+        shutil.copy(path, target_dir / path.name)
+    target = target_dir / "rsna_cls_frac100_seed0.json"
+    data = json.loads(target.read_text())
+    table = pd.read_csv(target_dir / data["predictions_file"], dtype={"image_id": str})
+    data["suite"] = "paper"
+    data["data"]["test_ids_sha256"] = ids_hash(table["image_id"].tolist())
+    target.write_text(json.dumps(data))
+    problems = validate_submission(folder, ("paper",), require_complete=False)
+    assert any("not the paper suite's rsna test images" in p and data["predictions_file"] in p for p in problems), problems
