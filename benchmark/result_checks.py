@@ -55,7 +55,21 @@ def paper_test_ids_hash(dataset: str) -> str | None:
     return ids_hash(ids) if ids else None
 
 
+_CHECKED: dict[tuple, UnitScores] = {}  # validation and the leaderboard check each unit once per process
+
+
 def checked_scores(task, result: Result, folder: Path) -> UnitScores:
+    """The unit's scores, after the checks above (memoised on the result's content and the
+    predictions file's size and mtime, so validating and then rendering reads it once)."""
+    path = predictions_path(result, folder)
+    stat = path.stat() if path.is_file() else None
+    key = (str(path), stat and (stat.st_size, stat.st_mtime_ns), task.id, result.model_dump_json())
+    if key not in _CHECKED:
+        _CHECKED[key] = _checked_scores(task, result, folder)
+    return _CHECKED[key]
+
+
+def _checked_scores(task, result: Result, folder: Path) -> UnitScores:
     json_path = Path(folder) / result.unit.task / f"{result.unit.name}.json"
     path = predictions_path(result, folder)
     if not path.is_file():
