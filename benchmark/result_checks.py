@@ -8,6 +8,10 @@ predictions (:mod:`benchmark.scoring`) and refuses, naming the file, when:
 - an image id appears twice, or the ids are not the test ids the result says it was tested
   on (their sha256, recorded at run time from the split manifest), or, on the paper suite,
   not the test ids the committed manifest lists;
+- the targets in the predictions are not the labels the harness derives: where the project
+  commits reference targets for the test set (:mod:`benchmark.reference_targets`; paper RSNA
+  and SIIM, the standard demo suite) every image's targets must equal them, and a
+  segmentation file may not give a negative image ground-truth pixels;
 - the headline value in the JSON differs from the value recomputed from the predictions.
 """
 
@@ -69,6 +73,37 @@ def checked_scores(task, result: Result, folder: Path) -> UnitScores:
     return _CHECKED[key]
 
 
+def check_targets(task, result: Result, table: pd.DataFrame, path: Path, ids: list[str]) -> None:
+    from . import reference_targets as rt
+
+    if task.family == "segmentation" and {"true_pixels", f"target:{task.label_column}"} <= set(table.columns):
+        negative_with_mask = table[(table[f"target:{task.label_column}"] == 0) & (table["true_pixels"] > 0)]
+        if len(negative_with_mask):
+            raise ResultCheckError(f"{path}: {len(negative_with_mask)} image(s) labelled negative have ground-truth mask pixels "
+                                   f"(e.g. {negative_with_mask['image_id'].iloc[0]}); targets rewritten?")
+    if not rt.has_targets(task):
+        return
+    expected = rt.reference_targets(task, result.suite)
+    if expected is None:
+        return
+    expected_ids = sorted(set(expected["image_id"]))
+    if ids_hash(expected_ids) != ids_hash(sorted(ids)):
+        if result.suite == "paper":  # the test ids were checked against the manifest above; a reference on other ids is stale
+            raise ResultCheckError(f"{path}: the committed reference targets {rt.reference_path(result.suite, task)} list other test ids")
+        return  # a demo suite generated with other parameters (tests use a smaller one): no reference for it
+    try:
+        found = rt.predictions_targets(task, table)
+    except KeyError as missing:
+        raise ResultCheckError(f"{path}: lacks the target column(s) {missing}") from None
+    bad = rt.differences(task, found, expected)
+    if bad:
+        first = bad[0]
+        raise ResultCheckError(
+            f"{path}: the targets of {len(bad)} of {len(expected_ids)} test images differ from the labels the harness derives "
+            f"({rt.reference_path(result.suite, task).name} in benchmark/data/reference_targets/{result.suite}); e.g. {first}: "
+            f"the file says {rt.describe(task, found, first)}, the labels say {rt.describe(task, expected, first)}")
+
+
 def _checked_scores(task, result: Result, folder: Path) -> UnitScores:
     json_path = Path(folder) / result.unit.task / f"{result.unit.name}.json"
     path = predictions_path(result, folder)
@@ -90,6 +125,8 @@ def _checked_scores(task, result: Result, folder: Path) -> UnitScores:
     if expected and result.flags.get("limit") is None and ids_hash(ids) != expected:
         raise ResultCheckError(f"{path}: its {len(ids)} image ids are not the paper suite's {result.dataset} test images "
                                f"(the committed manifest lists them; sha256 {expected[:12]}...)")
+    if result.flags.get("limit") is None:
+        check_targets(task, result, table, path, ids)
     size = result.hyperparameters.get("input_size")
     scores = unit_scores(task, table, pixels=size * size if size else None)
     headline = result.metric if result.metric in scores.scores else task.metric

@@ -32,6 +32,12 @@ set is 3,738 images (1,869 + 1,869), 10% 374 (187 + 187) and 1% 37 (18 positives
 negatives) for every seed; val and test keep the natural mix (1,807 images, 400
 positives each). The sidecar records these (``balanced_sizes``).
 
+Reference targets: for every task on a dataset whose test ids the manifest lists (RSNA,
+SIIM), the targets the harness derives for those images from the same label file are written
+to ``benchmark/data/reference_targets/paper/<dataset>[.boxes].csv.gz`` (``--check`` compares them bit for
+bit); validation refuses a predictions file whose targets differ
+(benchmark/reference_targets.py).
+
 MGCA bug fixed here: MGCA drew CheXpert's 5,000 validation rows by POSITION (iloc) and then
 dropped them from train by LABEL (drop on a filtered frame's index), so train and val
 overlapped. Here val and train are disjoint by construction, by image and by patient (tested).
@@ -52,6 +58,8 @@ if str(ROOT) not in sys.path:
 from benchmark.datasets.chexpert import read_official_train_labels  # noqa: E402
 from benchmark.datasets.rsna import read_rsna_labels  # noqa: E402
 from benchmark.datasets.siim import read_siim_rle  # noqa: E402
+from benchmark import reference_targets as rt  # noqa: E402
+from benchmark.registry import all_tasks  # noqa: E402
 from benchmark.splits import build_manifest, manifest_bytes, sha256_bytes, sidecar_path, write_manifest  # noqa: E402
 from tasks.split_recipes import SPLIT_RECIPES  # noqa: E402
 
@@ -122,6 +130,16 @@ def val_group_report(manifest, records, recipe) -> dict:
     }
 
 
+def test_targets(dataset: str, manifest, records) -> dict[str, object]:
+    """{file stem: canonical reference targets} of the tasks on ``dataset`` whose predictions
+    carry targets, on the manifest's test ids (none when the test ids are not listed)."""
+    test_ids = manifest.loc[manifest["split"] == "test", "image_id"].astype(str).tolist()
+    if not test_ids:
+        return {}
+    indexed = records.assign(image_id=records["image_id"].astype(str)).set_index("image_id")
+    return rt.dataset_references([t for t in all_tasks().values() if t.dataset == dataset], indexed, test_ids)
+
+
 def build(dataset: str, data: Path):
     reader, source = SOURCES[dataset]
     records = reader(data)
@@ -138,7 +156,7 @@ def build(dataset: str, data: Path):
         meta["balanced_sizes"] = balanced_sizes(manifest, records, recipe)
     if recipe.val_groups:
         meta["val_by_patient"] = val_group_report(manifest, records, recipe)
-    return manifest, meta
+    return manifest, meta, test_targets(dataset, manifest, records)
 
 
 def report(meta: dict) -> list[str]:
@@ -161,11 +179,12 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="rebuild in memory and compare with the committed hashes")
     parser.add_argument("--datasets", default=",".join(SOURCES), help="comma-separated datasets (default: all)")
     parser.add_argument("--out", type=Path, default=MANIFEST_DIR)
+    parser.add_argument("--targets-out", type=Path, default=rt.REFERENCE_DIR, help="reference targets folder (paper/<dataset>[.boxes].csv.gz below it)")
     args = parser.parse_args(argv)
     data = txrv_data_dir()
     failures = 0
     for dataset in args.datasets.split(","):
-        manifest, meta = build(dataset, data)
+        manifest, meta, targets = build(dataset, data)
         path = args.out / f"{dataset}.csv.gz"
         digest = sha256_bytes(manifest_bytes(manifest))
         counts = manifest["split"].value_counts().to_dict()
@@ -181,6 +200,15 @@ def main(argv=None) -> int:
             print(f"{dataset}: wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} sha256 {digest[:12]}; {counts}")
         for line in report(meta):
             print(line)
+        for stem, table in targets.items():
+            target_path = args.targets_out / "paper" / f"{stem}.csv.gz"
+            if args.check:
+                same = target_path.is_file() and target_path.read_bytes() == rt.reference_bytes(table)
+                failures += not same
+                print(f"  reference targets {stem}: {len(table)} rows {'OK' if same else 'MISMATCH or missing: ' + str(target_path)}")
+            else:
+                rt.write_reference(table, target_path)
+                print(f"  reference targets {stem}: wrote {len(table)} rows to {target_path}")
     return 1 if failures else 0
 
 
