@@ -97,11 +97,13 @@ def images_read(ctx: RunContext, data: TaskData, units: list[UnitId]) -> dict[st
 
 
 def check_images(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data: dict[str, TaskData]) -> None:
-    """Before any encoding: every image file the units will read exists, and the first
-    image of each split decodes. Existence is checked for all (one ``os.path.exists`` per
-    image); decoding every header would cost minutes on the real datasets (RSNA's 26k
-    DICOMs), so only the first image of each split is decoded here: a later corrupt file
-    still stops the run, with a one-line :class:`~benchmark.errors.ImageDecodeError`."""
+    """Before any encoding: every image file the units will read exists and has a complete
+    header and end (:mod:`benchmark.image_headers`: empty, foreign and truncated files; about
+    a second per 10,000 files), and the first image of each split decodes (a missing
+    pixel-data handler shows there). A file corrupt only in its middle still stops the run
+    when it is decoded, with the same one-line :class:`~benchmark.errors.ImageDecodeError`."""
+    from .errors import ImageDecodeError
+    from .image_headers import header_problems
     from .images import read_grey
 
     by_task: dict[str, list[UnitId]] = {}
@@ -119,27 +121,50 @@ def check_images(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data
                     f"{task_id}: {len(missing)} of the {len(paths)} {split} image file(s) this run reads are missing, e.g. "
                     f"{', '.join(missing[:3])} (checked before encoding; is the dataset at {data.adapter.folder} complete?)"
                 )
+            bad = header_problems(paths)
+            if bad:
+                (path, problem), others = bad[0], [p for p, _ in bad[1:4]]
+                more = f"; {len(bad) - 1} more of them, e.g. {', '.join(others)}" if len(bad) > 1 else ""
+                raise ImageDecodeError(path, f"{problem} (checked before encoding: {len(bad)} of the {len(paths)} {split} "
+                                             f"image file(s) of {task_id} fail{more})")
             if paths:
                 read_grey(paths[0])
 
 
 def feature_cache_bytes(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data: dict[str, TaskData]) -> tuple[int, list[str]]:
-    """Bytes the classification feature-cache entries of ``todo`` still have to write:
-    rows not yet done x views x feature dim x 2 (fp16), and a line per split. Segmentation
-    and detection pyramids are not estimated (their size needs a forward pass)."""
+    """Bytes the feature-cache entries of ``todo`` still have to write, and a line per split:
+    classification features (rows not yet done x views x feature dim x 2, fp16), detection
+    pyramids (rows not yet done x the levels' values x 2) and segmentation val/test pyramids
+    that go to disk (larger than its memory budget, not cached yet). The pyramid sizes take
+    one forward pass of a blank image at the task's input size."""
     import numpy as np
 
+    from .families import detection, segmentation
     from .families.classification import SplitFeatures, encoder_upsample, preprocess_spec
 
-    dim = int(getattr(ctx.encoder, "feature_dim", 0) or 0)
-    if ctx.feature_cache is None or dim <= 0:
+    if ctx.feature_cache is None:
         return 0, []
     total, lines = 0, []
     by_task: dict[str, list[UnitId]] = {}
     for task, unit in todo:
-        if task.family == "classification":
-            by_task.setdefault(task.id, []).append(unit)
+        by_task.setdefault(task.id, []).append(unit)
     for task_id, units in by_task.items():
+        data = task_data[task_id]
+        if data.task.family == "detection":
+            size, split_lines = detection.pyramid_disk_bytes(ctx, data, units)
+            total, lines = total + size, lines + split_lines
+        elif data.task.family == "segmentation":
+            for split in ("val", "test"):
+                size = segmentation.pyramid_disk_bytes(ctx, data, split, limited(data.split_ids[split], ctx.limit))
+                if size:
+                    total += size
+                    lines.append(f"{task_id} {split} pyramids: {size / 1e6:,.1f} MB")
+    dim = int(getattr(ctx.encoder, "feature_dim", 0) or 0)
+    if dim <= 0:
+        return total, lines
+    for task_id, units in by_task.items():
+        if task_data[task_id].task.family != "classification":
+            continue
         data = task_data[task_id]
         spec = preprocess_spec(data.task, ctx)
         upsample = encoder_upsample(data.task, ctx, spec.crop)
@@ -207,7 +232,8 @@ def check_single_encoder(ctx: RunContext) -> None:
 def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrite: bool = False, log=print) -> list[Result]:
     """Run the units not finished yet. Before any encoder work: the results folder and the
     cache are writable, stale temporary files of killed writes are removed from the results
-    folder, every image file the units read exists (the first of each split decodes), and
+    folder, every image file the units read exists and is complete at both ends (the first
+    of each split decodes), and
     the feature cache's new entries fit on its disk."""
     check_writable_folder(ctx.output, "--output")
     check_writable_folder(ctx.cache_dir, "--cache-dir")

@@ -132,6 +132,44 @@ def test_insufficient_disk_for_the_feature_cache_is_refused_with_the_numbers(dem
     assert not computed_features(tmp_path / "c")
 
 
+def test_pyramid_caches_count_in_the_disk_estimate(demo_root, tmp_path, capsys, monkeypatch, no_encoder_work):
+    """Detection pyramids (every split) and segmentation val/test pyramids that go to disk
+    (here: a memory budget of 0) are estimated before any encoding, with exact byte counts:
+    random:resnet_tiny at the demo's 96 px (detection levels 2-4) and 64 px (segmentation)."""
+    import benchmark.families.segmentation as segmentation
+    import benchmark.runner as runner
+    from benchmark.registry import all_tasks
+    from benchmark.suites import demo_suite
+    from benchmark.task_data import load_task_data
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(runner.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 5000, 5000))
+    monkeypatch.setattr(segmentation, "MEMORY_BUDGET", 0)
+    cache = tmp_path / "c"
+    assert main(args_for(demo_root, cache, tmp_path / "o", "--fractions", "100", tasks="objectcxr_det,siim_seg")) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "not enough free disk for the feature cache" in line
+    suite = demo_suite(demo_root, generate=False)
+    det = load_task_data(all_tasks()["objectcxr_det"], suite, cache)
+    seg = load_task_data(all_tasks()["siim_seg"], suite, cache)
+    from models.loading import load_encoder
+
+    encoder = load_encoder("random:resnet_tiny").encoder.eval()
+    import torch
+
+    def values(size, levels):
+        with torch.inference_mode():
+            maps = encoder.forward_pyramid(encoder.prepare(torch.zeros(1, 1, size, size)))
+        return sum(maps[i][0].numel() for i in levels)
+
+    det_values = values(96, all_tasks()["objectcxr_det"].recipe.out_indices)
+    n_train = len(det.split_ids["train"])
+    assert f"objectcxr_det train pyramids: {n_train:,} images x {det_values:,} values x 2 B" in line, line
+    seg_test = len(seg.split_ids["test"]) * values(64, range(len(encoder.pyramid_channels))) * 2
+    assert f"siim_seg test pyramids: {seg_test / 1e6:,.1f} MB" in line, line
+    assert not computed_features(cache) and not list(cache.rglob("level0.f16"))
+
+
 def test_missing_test_image_is_refused_before_encoding(demo_copy, tmp_path, capsys, no_encoder_work):
     cache = tmp_path / "cache"
     victim = split_paths(demo_copy, cache, "covidx_cls", "test")[-1]
@@ -143,20 +181,48 @@ def test_missing_test_image_is_refused_before_encoding(demo_copy, tmp_path, caps
 
 
 # ---------------------------------------------------------------------------- 3. broken images
-@pytest.mark.parametrize("workers", ["0", "1"])
-def test_truncated_image_is_one_line_naming_the_file(demo_copy, tmp_path, capsys, workers):
-    """A truncated DICOM in the test split (not its first image, which the pre-flight check
-    decodes) fails in the encoding DataLoader, in a worker process with --workers 1."""
+@pytest.mark.parametrize("task_id, suffix, cut, cause", [
+    ("rsna_cls", ".dcm", 3, "truncated or corrupted DICOM ("),  # native pixel data cut short
+    ("rsna_cls", ".dcm", None, "truncated or corrupted DICOM header ("),  # 200 bytes left
+    ("siim_seg", ".dcm", 2, "truncated or corrupted DICOM ("),  # compressed: no sequence delimiter at its end
+    ("chexpert_cls", ".jpg", 2, "truncated JPEG ("),
+    ("covidx_cls", ".png", 2, "truncated PNG ("),
+])
+def test_truncated_images_anywhere_in_a_split_are_refused_before_encoding(demo_copy, tmp_path, capsys, no_encoder_work,
+                                                                         task_id, suffix, cut, cause):
+    """Every image file's header and end are checked before the encoder runs, not only the
+    first of each split: a truncated file in the MIDDLE of the test split is named, with the
+    count, before any feature is computed."""
     cache = tmp_path / "cache"
-    victim = split_paths(demo_copy, cache, "rsna_cls", "test")[3]
+    paths = [p for p in split_paths(demo_copy, cache, task_id, "test") if p.endswith(suffix)]
+    victim = paths[len(paths) // 2]
     data = Path(victim).read_bytes()
-    Path(victim).write_bytes(data[: len(data) // 3])
-    args = args_for(demo_copy, cache, tmp_path / "out", "--fractions", "100", "--limit", "12", tasks="rsna_cls")
+    Path(victim).write_bytes(data[: len(data) // cut] if cut else data[:200])
+    assert main(args_for(demo_copy, cache, tmp_path / "out", "--fractions", "100", tasks=task_id)) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: cannot read image {victim}: {cause}"), line
+    assert suffix != ".dcm" or task_id != "siim_seg" or "does not end with the sequence delimiter" in line
+    assert f"checked before encoding: 1 of the {len(split_paths(demo_copy, cache, task_id, 'test'))} test image file(s) of {task_id} fail" in line
+    assert not computed_features(cache) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_image_corrupt_inside_is_one_line_naming_the_file(demo_copy, tmp_path, capsys, workers):
+    """A compressed DICOM whose JPEG stream is zeroed but whose header and end are intact
+    passes the pre-flight check and fails when decoded, in the DataLoader (a worker process
+    with --workers 1): one line naming the file and the cause."""
+    cache = tmp_path / "cache"
+    victim = split_paths(demo_copy, cache, "siim_seg", "test")[3]
+    data = bytearray(Path(victim).read_bytes())
+    start = data.find(b"\xff\xd8\xff")  # the encapsulated JPEG's start
+    data[start:len(data) - 16] = bytes(len(data) - 16 - start)
+    Path(victim).write_bytes(bytes(data))
+    args = args_for(demo_copy, cache, tmp_path / "out", "--fractions", "100", "--limit", "12", tasks="siim_seg")
     args[args.index("--workers") + 1] = workers
     assert main(args) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert line.startswith(f"error: cannot read image {victim}: truncated or corrupted DICOM")
-    assert "pylibjpeg" not in line
+    assert line.startswith(f"error: cannot read image {victim}: corrupted compressed pixel data (JPEG Baseline"), line
+    assert "pip install" not in line
 
 
 def test_first_image_of_a_split_is_decoded_before_encoding(demo_copy, tmp_path, capsys, no_encoder_work):

@@ -217,6 +217,33 @@ class SplitPyramids:
         return split_levels(flat.to(device), self.shapes)
 
 
+def pyramid_disk_bytes(ctx: RunContext, data: TaskData, units: list[UnitId]) -> tuple[int, list[str]]:
+    """Bytes the pyramid cache entries of ``units`` (one task) still have to write, and a line
+    per split: rows not cached yet x the levels' values x 2 (fp16), as :func:`run_unit` fills them."""
+    if ctx.feature_cache is None or bn_drift(ctx) or not units:
+        return 0, []
+    recipe, size = effective_recipe(data.task, ctx), input_size(data.task, ctx)
+    shapes = level_shapes(ctx.encoder, recipe.out_indices, size, ctx.device)
+    dim = sum(c * h * w for c, h, w in shapes)
+    total, lines = 0, []
+    for split in ("train", "val", "test"):
+        if split == "train":
+            needed = list(dict.fromkeys(i for u in units for i in unit_train_ids(data, u.fraction, u.seed, ctx.limit)))
+            entry_ids = list(dict.fromkeys([*limited(data.split_ids["train"], ctx.limit), *needed]))
+        else:
+            needed = entry_ids = limited(data.split_ids[split], ctx.limit)
+        pyramids = SplitPyramids(ctx, data, split, entry_ids, size, recipe.out_indices, shapes)
+        rows = [pyramids.position[i] for i in needed]
+        done_path = ctx.feature_cache.entry(ctx.feature_cache.key(pyramids.key_parts())) / "done.npy"
+        if done_path.is_file():
+            done = np.load(done_path)
+            rows = [r for r in rows if r >= len(done) or not done[r]]
+        if rows:
+            total += len(rows) * dim * 2
+            lines.append(f"{data.task.id} {split} pyramids: {len(rows):,} images x {dim:,} values x 2 B = {len(rows) * dim * 2 / 1e6:,.1f} MB")
+    return total, lines
+
+
 # ---------------------------------------------------------------------------- targets
 class Targets:
     """Ground truth of images, in original pixels and in input space (as mmdet samples)."""

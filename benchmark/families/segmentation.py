@@ -215,12 +215,21 @@ class PyramidStore:
             return [level.index_select(0, rows).float() for level in self.on_device]
         return [torch.from_numpy(np.ascontiguousarray(level[index])).to(device).float() for level in self.levels]
 
+    @staticmethod
+    def key(key_parts: dict) -> str:
+        return hashlib.sha256(json.dumps({"pyramid_version": PYRAMID_VERSION, **key_parts}, sort_keys=True, default=str).encode()).hexdigest()
+
+    @staticmethod
+    def folder(ctx: RunContext, key: str) -> Path | None:
+        """Where a pyramid larger than MEMORY_BUDGET is cached on disk (None: no feature cache)."""
+        return ctx.cache_dir / "pyramids" / key[:2] / key if ctx.feature_cache is not None else None
+
     @classmethod
     def get(cls, ctx: RunContext, model, images: np.ndarray, key_parts: dict, batch_size: int, desc: str) -> "PyramidStore":
-        key = hashlib.sha256(json.dumps({"pyramid_version": PYRAMID_VERSION, **key_parts}, sort_keys=True, default=str).encode()).hexdigest()
+        key = cls.key(key_parts)
         if key in cls._MEMORY:
             return cls(cls._MEMORY[key][1], key, "memory (reused)")
-        folder = ctx.cache_dir / "pyramids" / key[:2] / key if ctx.feature_cache is not None else None
+        folder = cls.folder(ctx, key)
         if folder is not None and (folder / "meta.json").is_file():
             meta = json.loads((folder / "meta.json").read_text())
             levels = [np.memmap(folder / f"level{k}.f16", dtype=np.float16, mode="r", shape=tuple(s)) for k, s in enumerate(meta["shapes"])]
@@ -261,6 +270,28 @@ class PyramidStore:
         if not on_disk:
             cls._MEMORY[key] = (group, levels)
         return store
+
+
+def pyramid_key_parts(ctx: RunContext, data: TaskData, split: str, ids: list[str], size: int) -> dict:
+    """What a val/test pyramid store is keyed by (same ids, other image bytes: other maps)."""
+    return {"encoder": ctx.encoder_identity(), "size": size, "dataset": data.task.dataset, "mask_source": data.task.mask_source,
+            "manifest": data.manifest.sha256, "split": split, "ids": ids_hash(ids), "order": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+            "content": content_digest(data.records.loc[ids, "path"].tolist())}
+
+
+def pyramid_disk_bytes(ctx: RunContext, data: TaskData, split: str, ids: list[str]) -> int:
+    """Bytes the ``split`` pyramid store of ``ids`` would still write to the disk cache: 0 when
+    it is cached already, kept in memory (under MEMORY_BUDGET) or not used (bn drift)."""
+    if ctx.feature_cache is None or bn_drift(ctx) or not ids:
+        return 0
+    size = input_size(data.task, ctx)
+    with torch.inference_mode():
+        levels = ctx.encoder.forward_pyramid(ctx.encoder.prepare(torch.zeros(1, 1, size, size, device=ctx.device)))
+    total = len(ids) * sum(int(np.prod(level.shape[1:])) for level in levels) * 2
+    if total <= MEMORY_BUDGET:
+        return 0
+    folder = PyramidStore.folder(ctx, PyramidStore.key(pyramid_key_parts(ctx, data, split, ids, size)))
+    return 0 if (folder / "meta.json").is_file() else total
 
 
 class _null:
@@ -311,9 +342,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
 
     # ---- val / test pyramids, computed once (not under bn drift)
     def key_parts(split: str, ids: list[str]) -> dict:
-        return {"encoder": ctx.encoder_identity(), "size": size, "dataset": task.dataset, "mask_source": task.mask_source,
-                "manifest": data.manifest.sha256, "split": split, "ids": ids_hash(ids), "order": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-                "content": content_digest(data.records.loc[ids, "path"].tolist())}  # same ids, other image bytes: other maps
+        return pyramid_key_parts(ctx, data, split, ids, size)
 
     stores: dict[str, PyramidStore] = {}
     cache_info = {}
