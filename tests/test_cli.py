@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from benchmark.cli import main
 from benchmark.results import read_result, read_results
+from benchmark.registry import all_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -78,7 +78,7 @@ def test_committed_siim_manifest_has_mgca_sizes_and_rebuilds():
     from benchmark.splits import manifest_bytes, sha256_bytes
     from tasks.build_manifests import build, txrv_data_dir
 
-    rebuilt, _ = build("siim", txrv_data_dir())
+    rebuilt, _, _ = build("siim", txrv_data_dir())
     assert sha256_bytes(manifest_bytes(rebuilt)) == manifest.sha256
 
 

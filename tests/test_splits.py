@@ -35,7 +35,7 @@ def real_builds():
 
     def get(dataset):
         if dataset not in cache:
-            manifest, meta = build(dataset, data)
+            manifest, meta, _ = build(dataset, data)
             cache[dataset] = (SOURCES[dataset][0](data), manifest, meta)
         return cache[dataset]
 
