@@ -154,3 +154,20 @@ def test_rerun_resumes_and_the_reference_rule_switch_is_gone(demo_root, det_run,
     # both rules are in every result now: the old switch is refused, not silently ignored
     with pytest.raises(SystemExit):
         main(demo_args(demo_root, cache, output.parent / "mgca", "--tasks", "objectcxr_det", "--fractions", "1", "--mgca-det-map"))
+
+
+def test_patience_progress_rule_with_and_without_a_loss_min_delta():
+    progress = detection.made_progress
+    # the recipe's rule (min_delta 0): a higher mAP, or the same mAP with any lower loss
+    assert progress(0.2, 5.0, 0.1, 1.0, 0.0)  # mAP up, loss worse: progress
+    assert progress(0.0, 0.999, 0.0, 1.0, 0.0)
+    assert not progress(0.0, 1.0, 0.0, 1.0, 0.0)
+    assert not progress(0.05, 0.5, 0.1, 1.0, 0.0)  # lower mAP never counts
+    # the demo's 1%: while the mAP ties, the loss must fall by at least 1% of the reference
+    assert not progress(0.0, 0.995, 0.0, 1.0, 0.01)
+    assert progress(0.0, 0.989, 0.0, 1.0, 0.01)
+    assert progress(0.3, 2.0, 0.2, 1.0, 0.01)
+    # the demo suite records the rule, the paper suite keeps 0
+    from benchmark.suites import DEMO_EXTRA
+
+    assert DEMO_EXTRA["detection_min_delta"] == 0.01 and DEMO_EXTRA["detection_recipe"]["max_epochs"] == 100

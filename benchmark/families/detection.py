@@ -357,6 +357,20 @@ def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], ba
 SELECTION_RULE = "validation map under the sound all-images rule (never MGCA's reference rule)"
 
 
+def loss_min_delta(ctx: RunContext) -> float:
+    """Relative validation-loss improvement that resets the patience while the validation mAP
+    ties: 0 (any improvement, the recipe's rule) or a smoke suite's
+    ``Suite.extra['detection_min_delta']`` (benchmark/suites.py)."""
+    return float((ctx.suite.extra or {}).get("detection_min_delta") or 0.0)
+
+
+def made_progress(val_map: float, val_loss: float, best_map: float, reference_loss: float, min_delta: float) -> bool:
+    """Whether an epoch resets the patience counter: a higher validation mAP, or the same mAP
+    with a validation loss below ``reference_loss * (1 - min_delta)`` (the loss of the last
+    epoch that made progress)."""
+    return val_map > best_map or (val_map == best_map and val_loss < reference_loss * (1.0 - min_delta))
+
+
 def train_detector(model, recipe, unit: UnitId, train, val, *, progress: bool, desc: str):
     """AdamW on neck + head; early stopping on the validation mAP under the sound all-images
     rule (a head that predicts nothing cannot look good on it); returns the best state."""
@@ -368,6 +382,8 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, progress: bool, d
                                   weight_decay=recipe.weight_decay)
     generator = torch.Generator().manual_seed(unit.seed)
     best = {"map": -1.0, "loss": float("inf"), "epoch": -1, "state": None}
+    min_delta = loss_min_delta(pyramids.ctx)
+    progress_epoch, progress_loss = -1, float("inf")  # the patience counter's reference
     history = []
     bar = tqdm(range(recipe.max_epochs), desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=not progress)
     for epoch in bar:
@@ -390,10 +406,15 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, progress: bool, d
         bar.set_postfix(loss=f"{total / max(1, batches):.3f}", val_map=f"{val_map:.3f}")
         # early stopping on val mAP; an equal mAP (typically 0 while no box passes objectness
         # 0.5 yet) with a lower validation loss also counts as progress
+        # (a suite's min_delta: while the mAP ties, only a loss improvement of at least that
+        # share resets the patience; the best state is still the best by (mAP, loss). With 0 the
+        # reference epoch is the best epoch.)
+        if made_progress(val_map, val_loss, best["map"], progress_loss, min_delta):
+            progress_epoch, progress_loss = epoch, val_loss
         if (val_map, -val_loss) > (best["map"], -best["loss"]):
             best = {"map": val_map, "loss": val_loss, "epoch": epoch,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("backbone.")}}
-        elif epoch - best["epoch"] >= recipe.patience:
+        if epoch - progress_epoch >= recipe.patience:
             break
     model.load_state_dict(best["state"], strict=False)
     return {"best_epoch": best["epoch"], "epochs_run": len(history), "best_val_map": best["map"], "best_val_loss": best["loss"],

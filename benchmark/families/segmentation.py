@@ -102,13 +102,9 @@ def min_delta(ctx: RunContext) -> float:
     return float((ctx.suite.extra or {}).get("segmentation_min_delta") or 0.0)
 
 
-
-
-
-
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, train_ids: list[str]) -> str:
     return ctx.unit_key(data, unit, family="segmentation", train_ids=ids_hash(train_ids),
-                        input_size=input_size(data.task, ctx), max_epochs=max_epochs(data.task, ctx))
+                        input_size=input_size(data.task, ctx), max_epochs=max_epochs(effective_task(data.task, ctx), ctx))
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
