@@ -77,8 +77,9 @@ def effective_task(task: SegmentationTaskSpec, ctx: RunContext) -> SegmentationT
 
 
 def epoch_cap(ctx: RunContext) -> int | None:
-    """A cap below the recipe's 50 epochs: ``Suite.extra['segmentation_max_epochs']`` (a smoke
-    suite's choice) or ``$MEDVLP_SEG_MAX_EPOCHS`` (debugging; flagged in the result)."""
+    """A cap below the (effective) recipe's epochs: ``Suite.extra['segmentation_max_epochs']``
+    (a suite's choice; the demo sets none) or ``$MEDVLP_SEG_MAX_EPOCHS`` (debugging; flagged
+    in the result)."""
     env = os.environ.get("MEDVLP_SEG_MAX_EPOCHS")
     return int(env) if env else (ctx.suite.extra or {}).get("segmentation_max_epochs")
 
