@@ -1,0 +1,20 @@
+"""Test helper: where a unit's best epoch sits relative to its epoch cap."""
+
+from __future__ import annotations
+
+
+def best_and_cap(result) -> tuple[int, int]:
+    """(best epoch, epoch cap) of a supervised result, both counted from 1 (classification
+    records epochs from 1, segmentation and detection from 0)."""
+    training, hyper = result.training, result.hyperparameters
+    if result.family == "classification":
+        return int(training["best_epoch"]), int(hyper["probe"]["max_epochs"])
+    if result.family == "segmentation":
+        return int(training["best_epoch"]) + 1, int(hyper["max_epochs"])
+    return int(training["best_epoch"]) + 1, int(hyper["recipe"]["max_epochs"])
+
+
+def converged(result) -> bool:
+    """Early stopping fired, or the best epoch came before the last allowed one."""
+    best, cap = best_and_cap(result)
+    return best < cap
