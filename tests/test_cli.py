@@ -44,9 +44,11 @@ def test_demo_run_writes_one_result_per_unit_with_provenance(demo_run):
         assert len(r.data["manifest_sha256"]) == 64 and len(r.data["train_ids_sha256"]) == 64
         assert r.provenance["packages"]["torch"].startswith("2.14.1")
         # the demo suite's probe learning rate (benchmark/suites.py); the task's recipe keeps MGCA's 5e-4
+        # and its 300-epoch cap (the recipe's is 50); early stopping ends the probe before it
         assert r.hyperparameters["probe"]["lr"] == 5e-3 and r.hyperparameters["probe"]["batch_size"] == 48
-        assert all_tasks()[r.unit.task].probe.lr == 5e-4
-        assert r.training["epochs_run"] <= 50 and r.timings["probe"] > 0
+        assert r.hyperparameters["probe"]["max_epochs"] == 300
+        assert all_tasks()[r.unit.task].probe.lr == 5e-4 and all_tasks()[r.unit.task].probe.max_epochs == 50
+        assert r.training["best_epoch"] <= r.training["epochs_run"] < 300 and r.timings["probe"] > 0
 
 
 def test_predictions_recompute_the_reported_metric(demo_run):
