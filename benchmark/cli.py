@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = parser.add_argument_group("data and outputs")
     data.add_argument("--data-root", metavar="DIR", help="folder holding the datasets' official folders\n(else $MEDVLP_DATA_ROOT, else data_root in ./medvlp-bench.toml or ~/.config/medvlp-bench/config.toml)")
+    data.add_argument("--chexpert-release", choices=("auto", "full", "small"), default="auto",
+                      help="which CheXpert release to read when the data root holds both (recorded in every CheXpert result):\n"
+                           "full = CheXpert-v1.0 (full resolution, what the reference MGCA code used), small = CheXpert-v1.0-small;\n"
+                           "auto (default): full when present, else small. full/small stop with an error when that release is absent")
     data.add_argument("--demo-root", metavar="DIR", help="where the demo suite is generated (default: <cache-dir>/demo-suite)")
     data.add_argument("--output", metavar="DIR", help="results folder (default: results/<suite>/<encoder name>)")
     data.add_argument("--cache-dir", metavar="DIR", help="feature cache and locally built manifests (default: $MEDVLP_CACHE or ~/.cache/medvlp-bench)")
@@ -127,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars only when stderr is a terminal)")
     run.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal (e.g. a batch-job log)")
     run.add_argument("--mgca-bn-drift", action="store_true", help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\nas MGCA's code did (for comparison with published numbers; recorded in results)")
+    run.add_argument("--yolo-semantics", choices=("reference", "mmdet"), default="reference",
+                     help="detection: the YOLOv3 target assignment, loss and box score of the reference code (MGCA; default)\n"
+                          "or mmdet's stock YOLOv3Head (recorded in results; docs/protocol.md)")
+    run.add_argument("--geometry", choices=("stretch", "letterbox"), default="stretch",
+                     help="segmentation/detection: how an image becomes the input square: stretched like the reference\n"
+                          "code (default) or letterboxed (longer side + zero padding; recorded in results)")
     run.add_argument("--zeroshot-threshold-on-test", action="store_true", help="zero-shot: choose the F1/accuracy and grounding thresholds on the TEST split, as earlier papers did\n(compatibility switch, recorded in results; default: the validation split)")
     parser.add_argument("--version", action="version", version=f"medvlp-bench {__version__}")
     return parser
@@ -217,6 +227,8 @@ def run(args) -> int:
     suite = make_suite(args, cache_dir)
     if args.skip_bad_rows:  # the adapters read it from the data roots
         suite = replace(suite, data_roots=replace(suite.data_roots, skip_bad_rows=True))
+    # the CheXpert adapter reads the release choice from the data roots too
+    suite = replace(suite, data_roots=replace(suite.data_roots, chexpert_release=args.chexpert_release))
     if args.list_tasks:
         print(list_tasks(suite))
         return 0
@@ -274,6 +286,9 @@ def run(args) -> int:
     flags.update({"mgca_bn_drift": True} if args.mgca_bn_drift else {})  # [seg]
     flags.update({"skip_bad_rows": True} if args.skip_bad_rows else {})
     flags.update({"zeroshot_threshold_on_test": True} if args.zeroshot_threshold_on_test else {})  # [zeroshot]
+    # protocol switches: recorded only when they leave the reference (the flags are part of every unit key)
+    flags.update({"yolo_semantics": args.yolo_semantics} if args.yolo_semantics != "reference" else {})
+    flags.update({"dense_geometry": args.geometry} if args.geometry != "stretch" else {})
     ctx = RunContext(
         loaded=loaded, device=device, suite=suite, output=output, cache_dir=cache_dir,
         feature_cache=None if args.no_feature_cache else FeatureCache(cache_dir / "features"),

@@ -31,13 +31,16 @@ class RunContext:
 
     def result_header(self, task, unit) -> dict:
         """The Result fields every family fills the same way: unit, suite, task identity,
-        encoder (with its load report) and provenance."""
+        the family's protocol version (results of different versions are never compared,
+        :mod:`benchmark.protocol_versions`), encoder (with its load report) and provenance."""
+        from .protocol_versions import current_version
         from .provenance import harness_provenance
 
         return {
             "unit": unit,
             "suite": self.suite.name,
             "family": task.family,
+            "protocol_version": current_version(task.family),
             "dataset": task.dataset,
             "metric": task.metric,
             "encoder": {**self.encoder_identity(), "load_report": getattr(self.loaded, "load_report", {})},

@@ -11,6 +11,9 @@ Resolution order (first hit wins):
 
 Each dataset adapter then looks for its official folder (for example
 ``CheXpert-v1.0-small``) under the data root, unless a per-dataset override names it.
+Where a dataset has several official releases, which one to read is chosen here too
+(``--chexpert-release``: CheXpert's full-resolution ``CheXpert-v1.0`` or
+``CheXpert-v1.0-small``, see :mod:`benchmark.datasets.chexpert`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ class DataRoots:
     # --skip-bad-rows: adapters leave out images whose label-file rows are bad (listed in a
     # warning and in every result) instead of stopping with a LabelFileError
     skip_bad_rows: bool = False
+    # --chexpert-release: "auto" (the full-resolution release when present, else the small
+    # one), "full" (CheXpert-v1.0 only) or "small" (CheXpert-v1.0-small only)
+    chexpert_release: str = "auto"
 
     def for_dataset(self, name: str) -> Path | None:
         """The explicit folder of ``name`` if configured, else the data root (or None)."""

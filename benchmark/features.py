@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from .atomic import atomic_write_text
 from .errors import ImageDecodeError
 from .images import read_grey
-from .preprocess import PreprocessSpec, preprocess, resize_and_pad
+from .preprocess import PreprocessSpec, fit_square, preprocess
 
 FEATURE_VERSION = 1
 CONTENT_CHUNK = 64 * 1024  # bytes hashed at each end of an image file by content_digest
@@ -125,7 +125,7 @@ class ViewDataset(Dataset):
         return content_digest(self.paths)
 
     def __getitem__(self, index: int):
-        padded = resize_and_pad(read_grey(self.paths[index]), self.spec.resize)
+        padded = fit_square(read_grey(self.paths[index]), self.spec.resize, self.spec.geometry)
         views = [
             preprocess(padded, self.spec, train=self.plan.train, seed=seed, padded=True)
             for seed in self.plan.seeds_for(self.image_ids[index])

@@ -20,6 +20,11 @@ row) appear in up to two tables:
   ``specificity`` beside it, detection on ``map`` over all test images.
 
 Plus a label-efficiency plot per task and a one-number summary per method (sound metrics).
+
+Protocol versions are never mixed: a result produced under another protocol version of its
+family than the current one (:mod:`benchmark.protocol_versions`) is left out of every table
+and listed, with its submission and units, in a note under the family's tables and on the
+suite's index page.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .protocol_versions import changes_since, current_version, is_current, result_version
 from .registry import all_tasks
 from .result_checks import checked_scores
+from .results import Result
 from .scoring import UnitScores, reference_key, sound_key
 from .statistics import CellStats, cell_stats, tied_with_best
 from .submissions import SubmissionMetadata, list_submissions, load_metadata, results_dir, submission_results, validate_submission
@@ -111,12 +118,17 @@ def family_tasks(family: str) -> list:
     return sorted(tasks, key=lambda t: (DATASET_ORDER.index(t.dataset) if t.dataset in DATASET_ORDER else 99, t.id))
 
 
-def submission_cells(folder: Path, suite: str) -> dict[tuple[str, int], Cell]:
-    """Every (task, fraction) cell of a submission, recomputed from its predictions. Raises
-    ValueError naming the file when a result cannot be recomputed or disagrees with it."""
+def submission_cells(folder: Path, suite: str, outdated: list[Result] | None = None) -> dict[tuple[str, int], Cell]:
+    """Every (task, fraction) cell of a submission, recomputed from its predictions, from the
+    results of the current protocol versions only; the others are appended to ``outdated``.
+    Raises ValueError naming the file when a result cannot be recomputed or disagrees with it."""
     tasks = all_tasks()
+    outdated = [] if outdated is None else outdated
     groups: dict[tuple[str, int], list] = {}
     for result, base in submission_results(folder, suite):
+        if not is_current(result):
+            outdated.append(result)
+            continue
         groups.setdefault((result.unit.task, result.unit.fraction), []).append((result, base))
     cells = {}
     for key, members in sorted(groups.items()):
@@ -162,11 +174,16 @@ def disagreeing_targets(rows: list[Row]) -> dict[str, str]:
     return flagged
 
 
-def measured_rows(suite: str, root: Path, skipped: list[str] | None = None, require_complete: bool = True) -> list[Row]:
+def measured_rows(suite: str, root: Path, skipped: list[str] | None = None, require_complete: bool = True,
+                  outdated: dict[str, list[Result]] | None = None) -> list[Row]:
     """One row per submission with results on ``suite`` that validates
     (:func:`~benchmark.submissions.validate_submission`); the others are left out and
-    described in ``skipped``. ``require_complete=False`` also shows partial submissions."""
+    described in ``skipped``. ``require_complete=False`` also shows partial submissions.
+    Results of another protocol version than their family's current one do not make a
+    submission invalid here: they are left out of its row and collected in ``outdated``
+    (submission name -> results), for the note that lists them."""
     skipped = [] if skipped is None else skipped
+    outdated = {} if outdated is None else outdated
     rows = []
     for folder in list_submissions(root):
         try:
@@ -176,22 +193,72 @@ def measured_rows(suite: str, root: Path, skipped: list[str] | None = None, requ
             continue
         if not (results_dir(folder, suite)).is_dir():
             continue
-        problems = validate_submission(folder, (suite,), require_complete=require_complete)
+        problems = validate_submission(folder, (suite,), require_complete=require_complete, name_outdated=False)
         if problems:
             more = f" (+{len(problems) - 3} more; run `run_benchmark.py validate-submission {folder}`)" if len(problems) > 3 else ""
             skipped.append(f"{folder.name}: " + "; ".join(problems[:3]) + more)
             continue
+        left_out: list[Result] = []
         try:
-            cells = submission_cells(folder, suite)
+            cells = submission_cells(folder, suite, left_out)
         except ValueError as error:
             skipped.append(f"{folder.name}: {error}")
             continue
+        if left_out:
+            outdated[folder.name] = left_out
         if cells:
             rows.append(Row(metadata, cells))
     flagged = disagreeing_targets(rows)
     skipped.extend(f"{name}: {reason}" for name, reason in sorted(flagged.items()))
     rows = [row for row in rows if row.metadata.name not in flagged]
     return sorted(rows, key=lambda row: row.images_key)
+
+
+def outdated_groups(outdated: dict[str, list[Result]], family: str | None = None) -> list[tuple[str, str, int, list[Result]]]:
+    """(submission, family, protocol version, results) of the left-out results (of
+    ``family`` only, when given), in a stable order."""
+    groups: dict[tuple[str, str, int], list[Result]] = {}
+    for name, results in outdated.items():
+        for result in results:
+            if family is None or result.family == family:
+                groups.setdefault((name, result.family, result_version(result)), []).append(result)
+
+    def order(key: tuple[str, str, int]) -> tuple:
+        name, fam, version = key
+        return name, FAMILY_ORDER.index(fam) if fam in FAMILY_ORDER else len(FAMILY_ORDER), fam, version
+
+    return [(name, fam, version, sorted(groups[(name, fam, version)], key=lambda r: (r.unit.task, r.unit.fraction, r.unit.seed)))
+            for name, fam, version in sorted(groups, key=order)]
+
+
+def version_difference(family: str, version: int) -> str:
+    """``protocol v1, current v2 (what changed)`` for a left-out result's version."""
+    current = current_version(family)
+    why = changes_since(family, version) if version < current else "newer than this harness"
+    return f"{family} protocol v{version}, current v{current} ({why})"
+
+
+def outdated_note(family: str, outdated: dict[str, list[Result]]) -> str:
+    """The note under a family's tables that names every left-out result of ``family``
+    (submission and units), or '' when there is none: never mixed, never dropped silently."""
+    groups = outdated_groups(outdated, family)
+    if not groups:
+        return ""
+    lines = [f"## Left out: results of another {family} protocol version\n",
+             "Results of different protocol versions are never mixed (`benchmark/protocol_versions.py`): these units "
+             "are in none of the tables above. Rerun them with the current harness to show them.\n"]
+    for name, _, version, results in groups:
+        units = ", ".join(f"{r.unit.task} {r.unit.fraction}% seed {r.unit.seed}" for r in results)
+        lines.append(f"- `{name}`: {len(results)} unit(s) produced under {version_difference(family, version)}: {units}")
+    return "\n".join(lines)
+
+
+def outdated_summary(outdated: dict[str, list[Result]]) -> list[str]:
+    """One line per submission, family and version of the left-out results, for the suite's
+    index page and the ``leaderboard`` command's output."""
+    return [f"{name}: {len(results)} {family} unit(s) left out of the tables, produced under "
+            f"{version_difference(family, version)}; listed in {family}.md; rerun them"
+            for name, family, version, results in outdated_groups(outdated)]
 
 
 def delta_marker(value: float, reference: float | None) -> str:
@@ -378,7 +445,10 @@ LEGEND = (
 )
 
 
-def family_page(suite: str, family: str, tasks: list, rows: list[Row], banner: str) -> str:
+def family_page(suite: str, family: str, tasks: list, rows: list[Row], banner: str,
+                outdated: dict[str, list[Result]] | None = None) -> str:
+    """A family's page: its tables, then the note naming results left out for their protocol
+    version (``outdated``, submission name -> results)."""
     parts = [f"# {FAMILY_TITLES[family]} — {suite} suite\n", banner + LEGEND + "\n"]
     none = "_No submissions yet._"
     if family in ("segmentation", "detection"):
@@ -406,15 +476,21 @@ def family_page(suite: str, family: str, tasks: list, rows: list[Row], banner: s
             parts.append("\n\n## Reported by Liu et al. (not measured by this harness)\n")
             parts.append("Values as printed in Tables 1-3 of the paper (ResNet-50); `-` = printed as '-'.\n")
             parts.append(reported_table(family, tasks))
+    note = outdated_note(family, outdated or {})
+    if note:
+        parts.append("\n\n" + note)
     return "\n".join(parts).rstrip() + "\n"
 
 
 def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[str] | None = None, require_complete: bool = True) -> list[Path]:
     """Write ``out/<suite>/*.md`` (+ plots); return the files written. Submissions that
-    cannot be shown are listed on the suite's index page and appended to ``skipped``."""
+    cannot be shown, and results left out for their protocol version, are listed on the
+    suite's index page and appended to ``skipped``."""
     skipped = [] if skipped is None else skipped
     own_skipped: list[str] = []
-    rows = measured_rows(suite, submissions_root, own_skipped, require_complete)
+    outdated: dict[str, list[Result]] = {}
+    rows = measured_rows(suite, submissions_root, own_skipped, require_complete, outdated)
+    own_skipped += outdated_summary(outdated)
     skipped.extend(f"{suite}: {line}" for line in own_skipped)
     folder = out / suite
     folder.mkdir(parents=True, exist_ok=True)
@@ -431,7 +507,7 @@ def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[st
         if not tasks:
             continue
         path = folder / f"{family}.md"
-        path.write_text(family_page(suite, family, tasks, rows, banner))
+        path.write_text(family_page(suite, family, tasks, rows, banner, outdated))
         written.append(path)
         index.append(f"- [{FAMILY_TITLES[family]}]({family}.md)")
     if own_skipped:

@@ -24,12 +24,15 @@ OFFICIAL_SIDE = 1024
 
 
 @lru_cache(maxsize=8)
-def test_true_pixels(dataset: str, mask_source: str, input_size: int) -> tuple[tuple[str, ...], np.ndarray] | None:
-    """(test ids, positive pixels per test image at ``input_size``) of a committed manifest,
-    or None when the label files are not installed."""
+def test_true_pixels(dataset: str, mask_source: str, input_size: int, geometry: str = "stretch") -> tuple[tuple[str, ...], np.ndarray] | None:
+    """(test ids, positive pixels per test image at ``input_size``, the mask made the input
+    square by ``geometry`` as the segmentation family does) of a committed manifest, or None
+    when the label files are not installed."""
     from tasks.build_manifests import SOURCES, txrv_data_dir
 
-    from .preprocess import resize_and_pad
+    import cv2
+
+    from .preprocess import fit_square
     from .splits import read_manifest
     from .suites import REPO_MANIFESTS
 
@@ -45,7 +48,7 @@ def test_true_pixels(dataset: str, mask_source: str, input_size: int) -> tuple[t
     for k, image_id in enumerate(ids):
         mask = record_mask(mask_source, records.loc[image_id], OFFICIAL_SIDE, OFFICIAL_SIDE)
         if mask.any():
-            true[k] = int((resize_and_pad(mask.astype(np.float32), input_size) >= 0.5).sum())
+            true[k] = int((fit_square(mask.astype(np.float32), input_size, geometry, stretch_interpolation=cv2.INTER_AREA) >= 0.5).sum())
     return tuple(ids), true
 
 
@@ -53,7 +56,7 @@ def paper_floors(task) -> dict[str, dict[str, float]] | None:
     """``{"predict_nothing": {"dice": ..., "dice_positive": ..., "specificity": ...},
     "predict_everything": {...}}`` on the task's real test set, or None (label files absent)."""
     size = int(task.recipe.input_size)
-    found = test_true_pixels(task.dataset, task.mask_source, size)
+    found = test_true_pixels(task.dataset, task.mask_source, size, task.recipe.geometry)
     if found is None:
         return None
     _, true = found

@@ -22,9 +22,15 @@ class PreprocessSpec:
     resize: int = 256
     crop: int = 224
     train_augmentation: str = "crop"  # "crop" (random crop only) or "moco" (MoCo-v2 style)
+    geometry: str = "letterbox"  # how an image becomes a square: "letterbox" or "stretch" (see fit_square)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The spec as a dict; ``geometry`` only when it is not the classification protocol's
+        letterbox, so the cache keys of letterboxed pixels stay what they were."""
+        out = asdict(self)
+        if out["geometry"] == "letterbox":
+            del out["geometry"]
+        return out
 
 
 def resize_and_pad(image: np.ndarray, size: int) -> np.ndarray:
@@ -37,6 +43,29 @@ def resize_and_pad(image: np.ndarray, size: int) -> np.ndarray:
     pad_h, pad_w = size - new_h, size - new_w
     top, left = pad_h // 2, pad_w // 2
     return np.pad(image, ((top, pad_h - top), (left, pad_w - left)), constant_values=0)
+
+
+GEOMETRIES = ("stretch", "letterbox")
+
+
+def stretch(image: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Resize to ``size`` x ``size`` without keeping the aspect ratio (the reference
+    detection and segmentation code: ``cv2.resize(image, (224, 224), INTER_LINEAR)``)."""
+    if image.shape[:2] == (size, size):
+        return image
+    return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def fit_square(image: np.ndarray, size: int, geometry: str, *, stretch_interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """An image (or a float mask) as a ``size`` x ``size`` square: ``"stretch"`` (aspect not
+    kept; linear interpolation, the reference's detection and segmentation image input; the
+    reference resizes segmentation MASKS with area interpolation: pass ``cv2.INTER_AREA``) or
+    ``"letterbox"`` (:func:`resize_and_pad`; the classification protocol's first step)."""
+    if geometry == "stretch":
+        return stretch(image, size, stretch_interpolation)
+    if geometry == "letterbox":
+        return resize_and_pad(image, size)
+    raise ValueError(f"unknown geometry {geometry!r}; known: {', '.join(GEOMETRIES)}")
 
 
 def centre_crop(image: np.ndarray, crop: int) -> np.ndarray:
@@ -95,10 +124,10 @@ def preprocess(
 
     ``seed`` fixes the random crop and augmentation of one training view, so a cached view
     is reproducible on its own (whatever batch or worker produced it).
-    ``padded`` says ``image`` is already resized and padded to ``spec.resize``.
+    ``padded`` says ``image`` is already a ``spec.resize`` square (:func:`fit_square`).
     """
     if not padded:
-        image = resize_and_pad(image, spec.resize)
+        image = fit_square(image, spec.resize, spec.geometry)
     if not train:
         return to_tensor01(centre_crop(image, spec.crop))
     rng = np.random.default_rng(seed)

@@ -2,7 +2,14 @@
 predictions beside it (``<unit>.predictions.csv.gz``) so metrics can be recomputed.
 
 Layout: ``<output>/<task>/<task>_frac<F>_seed<S>.json``. ``SCHEMA_VERSION`` rises when
-fields change meaning; readers keep accepting older versions (tests/data/results guard it).
+fields are added or change meaning; readers keep accepting older versions.
+
+Schema versions: 1, the first; 2 adds ``protocol_version`` (the version of the family's
+protocol the unit was produced under, :mod:`benchmark.protocol_versions`). A schema-1 file
+has no such field and was produced under protocol v1; it reads with ``protocol_version``
+None, which :func:`benchmark.protocol_versions.result_version` counts as 1. (Schema 2 exists
+so that an older harness refuses a newer file with "unsupported result schema version"
+instead of a validation error on the unknown field.)
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .atomic import atomic_write, atomic_write_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UnitId(BaseModel):
@@ -48,6 +55,9 @@ class Result(BaseModel):
     provenance: dict[str, Any]
     flags: dict[str, Any] = {}  # compatibility switches, --limit, exact mode
     unit_key: str  # hash of everything that must match for a rerun to reuse this result
+    # the family's protocol version (benchmark.protocol_versions); None in files written
+    # before versions were recorded, which were produced under v1
+    protocol_version: int | None = None
     predictions_file: str | None = None
 
 

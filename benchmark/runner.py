@@ -14,6 +14,7 @@ from .context import RunContext
 from .datasets import get_dataset
 from .errors import BenchmarkError, DatasetNotFoundError
 from .families import family_module
+from .protocol_versions import version_problem
 from .results import Result, UnitId, read_result, unit_paths, write_result
 from .task_data import TaskData, limited, load_task_data, unit_train_ids
 from .task_spec import TaskSpec
@@ -230,7 +231,11 @@ def check_single_encoder(ctx: RunContext) -> None:
 
 
 def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrite: bool = False, log=print) -> list[Result]:
-    """Run the units not finished yet. Before any encoder work: the results folder and the
+    """Run the units not finished yet. A finished unit is reused only when it was produced
+    under its family's current protocol version (:mod:`benchmark.protocol_versions`; checked
+    first, so a result of an older protocol is refused with its version even where its unit
+    key would also differ) and its unit key matches; other finished units stop the run (use
+    another --output, or --overwrite). Before any encoder work: the results folder and the
     cache are writable, stale temporary files of killed writes are removed from the results
     folder, every image file the units read exists and is complete at both ends (the first
     of each split decodes), and
@@ -244,6 +249,7 @@ def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrit
     task_data: dict[str, TaskData] = {}
     results: list[Result] = []
     conflicts = []
+    outdated = []
     todo = []
     for task, unit in units:
         if task.id not in task_data:
@@ -255,6 +261,10 @@ def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrit
                 existing = read_result(json_path)
             except Exception:
                 existing = None  # unreadable (killed mid-write is impossible: writes are atomic)
+            other_protocol = version_problem(str(json_path), existing) if existing is not None else None
+            if other_protocol:
+                outdated.append(other_protocol)
+                continue
             module = family_module(task.family)
             if existing is not None and existing.unit_key == module.expected_unit_key(ctx, data, unit):
                 results.append(existing)
@@ -263,6 +273,12 @@ def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrit
                 conflicts.append(json_path)
                 continue
         todo.append((task, unit))
+    if outdated:
+        raise BenchmarkError(
+            f"{len(outdated)} result file(s) in {ctx.output} were produced under another protocol version and are "
+            "never reused:\n  " + "\n  ".join(outdated[:10]) + ("\n  ..." if len(outdated) > 10 else "")
+            + "\nUse another --output, or --overwrite to rerun them here."
+        )
     if conflicts:
         listing = "\n  ".join(str(p) for p in conflicts[:10])
         raise BenchmarkError(

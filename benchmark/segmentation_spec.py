@@ -1,8 +1,9 @@
 """Task spec of the segmentation family (frozen encoder + U-Net decoder, Dice).
 
 docs/protocol.md: U-Net decoder (channels 256, 128, 64, 32, 16, batch norm) over the frozen
-encoder's stages, one output channel, 224 input; train augmentation shift-scale-rotate
-(scale 0.1, rotate 10 degrees, p 0.5); loss 10 x focal (gamma 2) - log(soft Dice); AdamW
+encoder's stages, one output channel, 224 input (image and mask stretched to the square);
+train augmentation shift-scale-rotate (shift 0, scale 0.1, rotate 10 degrees, p 0.5,
+constant zero border: the reference's albumentations call); loss 10 x focal (gamma 2) - log(soft Dice); AdamW
 lr 5e-4, weight decay 0.05, batch 8 (SIIM) / 16 (RSNA), at most 50 epochs, early stopping on
 validation loss with patience 10, test with the best checkpoint; Dice at sigmoid > 0.5.
 """
@@ -15,13 +16,16 @@ from .task_spec import Spec, TaskSpec
 
 
 class ShiftScaleRotate(Spec):
-    """albumentations-style ShiftScaleRotate (its default shift limit 0.0625)."""
+    """albumentations-style ShiftScaleRotate with the reference's arguments
+    (``ShiftScaleRotate(shift_limit=0, scale_limit=0.1, rotate_limit=10, p=0.5,
+    border_mode=cv2.BORDER_CONSTANT)`` in MGCA's segmentation dataset). albumentations' own
+    defaults, which protocol v1 used, are shift 0.0625 and a reflected border."""
 
-    shift_limit: float = 0.0625
+    shift_limit: float = 0.0
     scale_limit: float = 0.1
     rotate_limit: float = 10.0  # degrees
     p: float = 0.5
-    border: Literal["reflect_101", "constant"] = "reflect_101"  # albumentations' default
+    border: Literal["reflect_101", "constant"] = "constant"  # zero fill (image and mask)
 
 
 class SegmentationRecipe(Spec):
@@ -31,7 +35,8 @@ class SegmentationRecipe(Spec):
     batch_size: int
     max_epochs: int = 50
     patience: int = 10
-    input_size: int = 224  # resize longer side + zero-pad to a square (the demo suite uses its crop)
+    input_size: int = 224  # the square image and mask become (the demo suite uses a smaller one)
+    geometry: Literal["stretch", "letterbox"] = "stretch"  # reference: stretched (linear); letterbox: longer side + zero pad
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     focal_weight: float = 10.0
     focal_gamma: float = 2.0

@@ -164,7 +164,8 @@ def list_submissions(root: Path = SUBMISSIONS_DIR) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- validation
-COMPAT_FLAGS = ("mgca_bn_drift", "mgca_det_map", "allow_partial_load", "zeroshot_threshold_on_test", "skip_bad_rows")
+COMPAT_FLAGS = ("mgca_bn_drift", "mgca_det_map", "allow_partial_load", "zeroshot_threshold_on_test", "skip_bad_rows",
+                "yolo_semantics", "dense_geometry")  # the last two: --yolo-semantics mmdet, --geometry letterbox
 
 
 def expected_units(suite: str, zeroshot: bool = False) -> set[tuple[str, int, int]]:
@@ -189,9 +190,15 @@ def current_manifest_hashes() -> dict[str, str]:
     return {p.name.removesuffix(".csv.gz"): read_manifest(p, p.name).sha256 for p in sorted(REPO_MANIFESTS.glob("*.csv.gz"))}
 
 
-def validate_submission(folder: Path, suites: tuple[str, ...] | None = None, *, require_complete: bool = True) -> list[str]:
+def validate_submission(folder: Path, suites: tuple[str, ...] | None = None, *, require_complete: bool = True,
+                        name_outdated: bool = True) -> list[str]:
     """Every problem found, as one actionable line each (empty list = valid).
-    ``require_complete=False`` skips only the missing-units check (partial runs, tests)."""
+    ``require_complete=False`` skips only the missing-units check (partial runs, tests).
+    Each result produced under an older (or newer) protocol version of its family than the
+    current one (:mod:`benchmark.protocol_versions`) is named in its own line;
+    ``name_outdated=False`` leaves those lines out, for the leaderboard, which leaves such
+    results out of its tables and lists them in its own note."""
+    from .protocol_versions import version_problem
     from .registry import all_tasks
     from .result_checks import ResultCheckError, checked_scores
 
@@ -249,6 +256,9 @@ def validate_submission(folder: Path, suites: tuple[str, ...] | None = None, *, 
             name = f"{suite}/{result.unit.task}/{result.unit.name}"
             if result.suite != suite:
                 problems.append(f"{name}: produced on the {result.suite!r} suite, filed under {suite!r}")
+            other_protocol = version_problem(name, result)
+            if other_protocol and name_outdated:
+                problems.append(other_protocol)
             if declared_sha and result.encoder.get("sha256") != declared_sha:
                 problems.append(f"{name}: checkpoint sha256 {str(result.encoder.get('sha256'))[:12]}... differs from the declared {declared_sha[:12]}...")
             if result.flags.get("limit") is not None:

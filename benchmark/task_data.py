@@ -113,9 +113,11 @@ class TaskData:
                 "n_train_positive": int((labels == 1).sum()),
                 "n_train_negative": int((labels == 0).sum()),
             }
+        release = self.adapter.release()  # which official release (CheXpert: full or small)
         return {
             "dataset_version": self.adapter.version(),
             "dataset_folder": str(self.adapter.folder),
+            **({"release": release} if release is not None else {}),
             "manifest": str(self.manifest.path),
             "manifest_sha256": self.manifest.sha256,
             "n_train": len(train),

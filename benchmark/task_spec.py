@@ -81,10 +81,13 @@ COCO_YOLOV3_ANCHORS = (  # mmdet/darknet YOLOv3 anchors at 416 input, per level 
 
 
 class DetectionRecipe(Spec):
-    """docs/protocol.md: YOLOv3 neck + head on layer2/3/4 (strides 8/16/32) at 224 input, COCO
-    anchors scaled by input/416; AdamW wd 1e-6; 1% -> ``lr_1pct`` with batch 8, 10%/100% ->
-    lr 5e-4 with batch 16; at most 50 epochs, early stopping on val mAP (patience 10);
-    objectness >= 0.5 and NMS IoU 0.5 at test; mAP over IoU 0.40:0.05:0.75."""
+    """docs/protocol.md: YOLOv3 neck + head on layer2/3/4 (strides 8/16/32) at 224 input
+    (image stretched to the square, boxes scaled the same way), COCO anchors scaled by
+    input/416; the reference's (MGCA's) YOLOv3 target assignment, loss and objectness-only
+    score (``yolo="reference"``; mmdet's stock head with ``"mmdet"``); AdamW wd 1e-6; 1% ->
+    ``lr_1pct`` with batch 8, 10%/100% -> lr 5e-4 with batch 16; at most 50 epochs, early
+    stopping on val mAP (patience 10); objectness >= 0.5 and NMS IoU 0.5 at test; mAP over
+    IoU 0.40:0.05:0.75."""
 
     lr_1pct: float
     lr: float = 5e-4
@@ -94,7 +97,9 @@ class DetectionRecipe(Spec):
     weight_decay: float = 1e-6
     max_epochs: int = 50
     patience: int = 10
-    input_size: int = 224  # letterboxed square (longer side resized, zero-padded); no crop
+    input_size: int = 224  # the square the image becomes (see ``geometry``); no crop
+    geometry: Literal["stretch", "letterbox"] = "stretch"  # reference: stretched (linear); letterbox: longer side + zero pad
+    yolo: Literal["reference", "mmdet"] = "reference"  # target assignment, loss and score: MGCA's, or mmdet's stock YOLOv3
     out_indices: tuple[int, int, int] = (2, 3, 4)  # encoder pyramid levels (strides 8, 16, 32)
     anchors: tuple[tuple[tuple[int, int], ...], ...] = COCO_YOLOV3_ANCHORS
     anchor_reference_size: int = 416

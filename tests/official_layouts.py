@@ -60,8 +60,9 @@ CHEXPERT_HEADER = ("Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardi
                    "Pleural Effusion,Pleural Other,Fracture,Support Devices")
 
 
-def write_chexpert(root: Path, release: str = "CheXpert-v1.0-small") -> Path:
-    """Two train patients (one lateral view), one valid patient; blanks and -1 labels."""
+def write_chexpert(root: Path, release: str = "CheXpert-v1.0-small", image_shape: tuple[int, int] = (64, 48)) -> Path:
+    """Two train patients (one lateral view), one valid patient; blanks and -1 labels.
+    ``image_shape``: the images' size (the full-resolution release's are larger)."""
     folder = root / release
     # columns after AP/PA: NoFinding, EnlCM, Cardiomegaly, LungOpacity, LungLesion, Edema,
     # Consolidation, Pneumonia, Atelectasis, Pneumothorax, PleuralEffusion, PleuralOther, Fracture, SupportDevices
@@ -75,7 +76,7 @@ def write_chexpert(root: Path, release: str = "CheXpert-v1.0-small") -> Path:
     (folder / "train.csv").write_text(CHEXPERT_HEADER + "\n" + "\n".join(train_rows) + "\n")
     (folder / "valid.csv").write_text(CHEXPERT_HEADER + "\n" + "\n".join(valid_rows) + "\n")
     for row in train_rows + valid_rows:
-        write_jpeg(root / row.split(",")[0], gradient())
+        write_jpeg(root / row.split(",")[0], gradient(*image_shape))
     return folder
 
 

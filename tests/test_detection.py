@@ -37,7 +37,7 @@ def test_config_scales_coco_anchors_and_uses_the_shared_backbone():
     cfg = detection_config(recipe, fraction=1, seed=3, encoder_spec="random:resnet50", in_channels=(512, 1024, 2048),
                            strides=(8, 16, 32), input_size=224)
     model = cfg.model
-    assert model.type == "YOLOV3" and model.neck.type == "YOLOV3Neck" and model.bbox_head.type == "YOLOV3Head"
+    assert model.type == "YOLOV3" and model.neck.type == "YOLOV3Neck" and model.bbox_head.type == "MedVLPReferenceYOLOV3Head"
     assert model.backbone.type == "FrozenEncoderBackbone" and tuple(model.backbone.out_indices) == (2, 3, 4)
     assert model.neck.in_channels == [2048, 1024, 512] and model.bbox_head.num_classes == 1
     assert list(model.bbox_head.featmap_strides) == [32, 16, 8]
@@ -60,6 +60,25 @@ def test_boxes_follow_the_letterbox_transform():
     assert box == pytest.approx([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], abs=1.0)
     back = detection.from_input(detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry), geometry, 300, 200)
     assert back[0] == pytest.approx([40, 60, 140, 120])
+
+
+def test_boxes_follow_the_stretch_transform_by_default():
+    from benchmark.preprocess import fit_square
+
+    image = np.zeros((300, 200), np.uint8)
+    image[60:120, 40:140] = 255  # box x 40..140, y 60..120
+    size = 96
+    stretched = fit_square(image, size, "stretch")
+    assert stretched.shape == (size, size)
+    geometry = detection.input_geometry(300, 200, size, "stretch")
+    assert geometry == (96 / 200, 96 / 300, 0, 0)
+    box = detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry)[0]
+    assert box == pytest.approx([19.2, 19.2, 67.2, 38.4])
+    ys, xs = np.nonzero(stretched > 127)
+    assert box == pytest.approx([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], abs=1.0)
+    back = detection.from_input(detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry), geometry, 300, 200)
+    assert back[0] == pytest.approx([40, 60, 140, 120])
+    assert detection.input_geometry(300, 200, size, "letterbox") == detection.letterbox(300, 200, size)
 
 
 def test_frozen_backbone_weights_and_statistics_are_unchanged_after_training(demo_root, tmp_path):
@@ -154,6 +173,26 @@ def test_rerun_resumes_and_the_reference_rule_switch_is_gone(demo_root, det_run,
     # both rules are in every result now: the old switch is refused, not silently ignored
     with pytest.raises(SystemExit):
         main(demo_args(demo_root, cache, output.parent / "mgca", "--tasks", "objectcxr_det", "--fractions", "1", "--mgca-det-map"))
+
+
+def test_v1_switches_are_recorded_select_mmdets_head_and_letterbox_and_stay_off_submissions(demo_root, det_run, tmp_path):
+    """--yolo-semantics mmdet --geometry letterbox: protocol v1's settings, recorded in the
+    flags (hence the unit key) and in the config; the default run records neither."""
+    from benchmark.submissions import COMPAT_FLAGS
+
+    cache, default_output = det_run
+    output = tmp_path / "v1-switches"
+    assert main(demo_args(demo_root, cache, output, "--tasks", "objectcxr_det", "--fractions", "1", "--limit", "12",
+                          "--yolo-semantics", "mmdet", "--geometry", "letterbox")) == 0
+    (switched,) = read_results(output)
+    default = next(r for r in read_results(default_output) if r.unit.task == "objectcxr_det")
+    assert switched.flags["yolo_semantics"] == "mmdet" and switched.flags["dense_geometry"] == "letterbox"
+    assert "yolo_semantics" not in default.flags and "dense_geometry" not in default.flags
+    assert switched.hyperparameters["mmengine_config"]["model"]["bbox_head"]["type"] == "YOLOV3Head"
+    assert default.hyperparameters["mmengine_config"]["model"]["bbox_head"]["type"] == "MedVLPReferenceYOLOV3Head"
+    assert switched.hyperparameters["preprocess"].startswith("letterbox") and default.hyperparameters["preprocess"].startswith("stretch")
+    assert switched.protocol_version == default.protocol_version == 2
+    assert {"yolo_semantics", "dense_geometry"} <= set(COMPAT_FLAGS)
 
 
 def test_patience_progress_rule_with_and_without_a_loss_min_delta():

@@ -173,6 +173,53 @@ def _state(module) -> dict:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+def test_reference_augmentation_rotates_and_scales_without_shifting_and_fills_the_border_with_zero():
+    """MGCA's ShiftScaleRotate(shift 0, scale 0.1, rotate 10, p 0.5, constant border): with a
+    fixed draw the warp is the rotation/scaling about the centre, and pixels that come from
+    outside the image are 0 (not a reflection of the image)."""
+    from benchmark.families.segmentation import shift_scale_rotate
+    from benchmark.registry import all_tasks
+    from benchmark.segmentation_spec import ShiftScaleRotate
+
+    aug = all_tasks()["siim_seg"].recipe.augmentation
+    assert (aug.shift_limit, aug.scale_limit, aug.rotate_limit, aug.p, aug.border) == (0.0, 0.1, 10.0, 0.5, "constant")
+    assert all_tasks()["siim_seg"].recipe.geometry == all_tasks()["rsna_seg"].recipe.geometry == "stretch"
+    image = np.full((32, 32), 200, np.uint8)
+    mask = np.ones((32, 32), bool)
+
+    class Draws:  # p passes; rotate the full 10 degrees, scale 0.9, no shift drawn
+        def uniform(self, low=0.0, high=1.0, size=None):
+            if size is not None:
+                return np.zeros(size)
+            return {(0.0, 1.0): 0.0, (-10.0, 10.0): 10.0, (-0.1, 0.1): -0.1}[(low, high)]
+
+    out_image, out_mask = shift_scale_rotate(image, mask, aug, Draws())
+    assert out_image[0, 0] == 0 and not out_mask[0, 0]  # corners come from outside: zero fill
+    assert out_image[16, 16] == 200 and out_mask[16, 16]
+    reflect = ShiftScaleRotate(shift_limit=0.0, border="reflect_101")
+    assert shift_scale_rotate(image, mask, reflect, Draws())[0][0, 0] == 200  # protocol v1's border
+
+
+def test_segmentation_images_and_masks_are_stretched_like_the_reference(demo_root, tmp_path):
+    """A non-square image: stretched (linear) to the square, the mask with it; letterbox on request."""
+    import cv2
+
+    from benchmark.families.segmentation import _Decode
+    from benchmark.registry import all_tasks
+
+    image = np.zeros((60, 120), np.uint8)
+    image[:, 60:] = 255  # right half bright
+    path = tmp_path / "wide.png"
+    cv2.imwrite(str(path), image)
+    records = pd.DataFrame({"path": [str(path)], "boxes": [[(60.0, 0.0, 60.0, 60.0)]]})
+    task = all_tasks()["rsna_seg"]
+    _, stretched, stretched_mask = _Decode(task, records, 32, "stretch")[0]
+    assert tuple(stretched.shape) == (32, 32) and stretched[:, 20:].float().mean() == 255 and stretched[:, :12].float().mean() == 0
+    assert stretched_mask[:, 16:].all() and not stretched_mask[:, :16].any()  # the right half, full height
+    _, boxed, boxed_mask = _Decode(task, records, 32, "letterbox")[0]
+    assert boxed[:8].float().mean() == 0 and boxed_mask[8:24, 16:].all() and not boxed_mask[:8].any()  # zero bands top and bottom
+
+
 def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root, tmp_path, monkeypatch):
     from benchmark.families import segmentation
     from benchmark.openmmlab.segmentation_config import build_segmentor

@@ -119,7 +119,7 @@ def _oracle_for(ctx, data, prompt_set, shuffle: bool):
     else:
         _, size = zs.image_size(task, ctx)
         pos = [i for i in ids if data.records.loc[i, task.label_columns[0]] == 1]
-        images, ms = load_images(ctx, data, pos, size)
+        images, ms = load_images(ctx, data, pos, size, "letterbox")
         for image, m in zip(images, ms):
             masks[_key(ctx.encoder.prepare(torch.from_numpy(image).float().div(255.0)[None, None])[0])] = m
     if shuffle:  # each class gets another class's prompt pair

@@ -110,9 +110,13 @@ class DatasetAdapter(ABC):
         return [roots.root / name for name in cls.folder_names] + [roots.root]
 
     @classmethod
+    def holds_required_files(cls, candidate: Path) -> bool:
+        return all((candidate / f).exists() for f in cls.required_files)
+
+    @classmethod
     def find_folder(cls, roots: DataRoots) -> Path | None:
         for candidate in cls.candidates(roots):
-            if all((candidate / f).exists() for f in cls.required_files):
+            if cls.holds_required_files(candidate):
                 return candidate
         return None
 
@@ -183,6 +187,11 @@ class DatasetAdapter(ABC):
 
     def label_files(self) -> list[Path]:
         return [self.folder / f for f in self.required_files if (self.folder / f).is_file()]
+
+    def release(self) -> str | None:
+        """The official release this folder holds, for datasets published in several (CheXpert:
+        full resolution or small); recorded in every result as ``data.release``. None: one release."""
+        return None
 
     def version(self) -> str:
         """A description of the dataset version (label-file names and content hash)."""

@@ -5,6 +5,15 @@ Official layout: ``CheXpert-v1.0-small/{train.csv, valid.csv, train/, valid/}`` 
 ``CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg``. The image id used by the
 manifests is the path WITHOUT that prefix, so both releases share one manifest.
 
+Releases: ``CheXpert-v1.0`` holds the full-resolution images, ``CheXpert-v1.0-small`` the
+same images downsampled (about 320 pixels). The reference downstream code (MGCA) read the
+FULL-resolution release, so when a data root holds both, ``--chexpert-release auto`` (the
+default) reads ``CheXpert-v1.0`` and falls back to ``CheXpert-v1.0-small`` only when the full
+one is absent; ``full`` or ``small`` force one and stop with an error naming the folder looked
+for when it is absent. The release read is recorded in every result (``data.release``); the
+two releases' image files differ, so their units and cached features never mix (the image
+content digest is part of every unit and feature-cache key).
+
 Labels (protocol): the 5 competition tasks; blank -> 0; uncertain (-1) -> 1 for Atelectasis,
 Edema and Pleural Effusion (U-Ones) and -> 0 for Cardiomegaly and Consolidation (U-Zeros).
 Only frontal views are used. The test set is the official ``valid.csv`` (frontal rows).
@@ -17,16 +26,22 @@ is set. Other columns are not used and not checked.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import LabelFileError
+from ..data_roots import DataRoots
+from ..errors import ConfigError, LabelFileError
 from .base import BadRows, DatasetAdapter, csv_line, source_name
 
 COMPETITION_TASKS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 UNCERTAIN_TO_ONE = ("Atelectasis", "Edema", "Pleural Effusion")
+
+
+RELEASE_FOLDERS = {"full": "CheXpert-v1.0", "small": "CheXpert-v1.0-small"}  # --chexpert-release -> folder
+RELEASE_CHOICES = ("auto", *RELEASE_FOLDERS)
 
 
 def strip_release_prefix(path: str) -> str:
@@ -96,15 +111,52 @@ class CheXpert(DatasetAdapter):
     name = "chexpert"
     title = "CheXpert"
     homepage = "https://stanfordaimi.azurewebsites.net/datasets/8cbd9ed4-2eb9-4565-affc-111cf4f7ebe2 (Stanford AIMI; free registration)"
-    folder_names = ("CheXpert-v1.0-small", "CheXpert-v1.0")
+    folder_names = ("CheXpert-v1.0", "CheXpert-v1.0-small")  # auto prefers the full resolution (the reference's)
     required_files = ("train.csv", "valid.csv")
     layout = """
-CheXpert-v1.0-small/            (or CheXpert-v1.0/)
+CheXpert-v1.0/                  full resolution, the reference's (or CheXpert-v1.0-small/)
   train.csv                     official label file (Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,...)
   valid.csv                     official validation labels (the protocol's test set)
   train/patient00001/study1/view1_frontal.jpg
   valid/patient64541/study1/view1_frontal.jpg
 """
+
+    @classmethod
+    def find_folder(cls, roots: DataRoots) -> Path | None:
+        """The first candidate holding the label files (the full release first) whose release
+        is the one ``--chexpert-release`` asks for (any, under ``auto``)."""
+        wanted = requested_release(roots)
+        for candidate in cls.candidates(roots):
+            if cls.holds_required_files(candidate) and (wanted is None or release_of(candidate) == wanted):
+                return candidate
+        return None
+
+    @classmethod
+    def missing_message(cls, roots: DataRoots) -> str:
+        wanted = requested_release(roots)
+        if wanted is None:
+            return super().missing_message(roots)
+        choice = roots.chexpert_release
+        lines = [f"{cls.title} ({cls.name}): --chexpert-release {choice} asks for the release {wanted}, which was not found."]
+        if roots.root is None and cls.name not in roots.overrides:
+            lines.append("No data root is set: pass --data-root DIR (or set MEDVLP_DATA_ROOT).")
+        else:
+            lines.append(f"Data root: {roots.for_dataset(cls.name)} (from {roots.source}). Looked for {wanted} in:")
+            for candidate in cls.candidates(roots):
+                missing = [f for f in cls.required_files if not (candidate / f).exists()]
+                found = f"holds {release_of(candidate)}, not {wanted}" if not missing else f"missing {', '.join(missing)}"
+                lines.append(f"  {candidate}: {found}")
+        lines.append(f"Put {wanted}/ (train.csv, valid.csv, train/, valid/) under the data root.")
+        present = [c for c in cls.candidates(roots) if cls.holds_required_files(c)]
+        if present:
+            other = next(option for option, folder in RELEASE_FOLDERS.items() if folder != wanted)
+            lines.append(f"Or read the release that is there ({release_of(present[0])} at {present[0]}): "
+                         f"--chexpert-release auto (or {other}).")
+        lines.append(f"Obtain it from: {cls.homepage}")
+        return "\n".join(lines)
+
+    def release(self) -> str:
+        return release_of(self.folder)
 
     def read_records(self) -> pd.DataFrame:
         frames = [
@@ -118,6 +170,31 @@ CheXpert-v1.0-small/            (or CheXpert-v1.0/)
     @staticmethod
     def label_columns() -> list[str]:
         return list(COMPETITION_TASKS)
+
+
+def requested_release(roots: DataRoots) -> str | None:
+    """The release folder name ``--chexpert-release`` forces, or None under ``auto``."""
+    choice = roots.chexpert_release
+    if choice not in RELEASE_CHOICES:
+        raise ConfigError(f"--chexpert-release {choice!r}: expected one of {', '.join(RELEASE_CHOICES)}")
+    return RELEASE_FOLDERS.get(choice)
+
+
+def release_of(folder: Path) -> str:
+    """Which release a CheXpert folder holds: its official folder name, else (a folder renamed,
+    or named by a ``[datasets]`` override) the release prefix of the first ``Path`` in its
+    train.csv, else the folder's own name."""
+    folder = Path(folder)
+    if folder.name in RELEASE_FOLDERS.values():
+        return folder.name
+    try:
+        with open(folder / "train.csv", newline="") as handle:
+            rows = csv.DictReader(handle)
+            first = next(rows, None) or {}
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return folder.name
+    prefix = str(first.get("Path") or "").strip().partition("/")[0]
+    return prefix if prefix in RELEASE_FOLDERS.values() else folder.name
 
 
 def read_official_train_labels(path: Path) -> pd.DataFrame:

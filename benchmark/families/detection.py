@@ -14,9 +14,14 @@ is chaotic enough to turn that into seed-like noise (demo Object-CXR, seeds 0-4:
 10.2 +- 1.5 mAP, fp16 9.0 +- 1.0, paired differences +3.5 to -1.0, not significant). Under
 ``--mgca-bn-drift`` the mmdet model's own backbone runs in train mode in every step instead.
 
-Images are letterboxed like the other tasks (longer side resized to the input size with area
-interpolation, zero-padded to a centred square, no crop); boxes follow the same transform.
-Predictions are mapped back to the original pixel space, where the metric is computed.
+Images become the input square as the recipe's ``geometry`` says: ``"stretch"`` (default,
+the reference's ``cv2.resize(image, (224, 224), INTER_LINEAR)``, aspect not kept) or
+``"letterbox"`` (protocol v1: longer side resized with area interpolation, zero-padded to a
+centred square); no crop. Boxes follow the same transform, and predictions are mapped back to
+the original pixel space, where the metric is computed. The head's semantics follow the
+recipe's ``yolo`` switch (:mod:`benchmark.openmmlab.detection_config`): the reference's
+(MGCA's) target assignment, loss and objectness-only score by default, mmdet's stock YOLOv3
+with ``--yolo-semantics mmdet``.
 """
 
 from __future__ import annotations
@@ -47,10 +52,16 @@ REQUIRES = ("mmengine", "mmcv", "mmdet")  # checked by benchmark.families.family
 
 def effective_recipe(task: DetectionTaskSpec, ctx: RunContext):
     """The task's recipe, with a suite's overrides (the demo suite narrows the neck and head
-    and caps the epochs so it runs in minutes on two CPU cores; see benchmark/suites.py).
-    The paper suite uses the task's recipe unchanged."""
-    overrides = ctx.suite.extra.get("detection_recipe")
-    return task.recipe.model_copy(update=dict(overrides or {}))
+    and caps the epochs so it runs in minutes on two CPU cores; see benchmark/suites.py) and
+    the user's recorded protocol switches (``--yolo-semantics``, ``--geometry``; in
+    ``ctx.flags`` only when they differ from the reference). The paper suite uses the task's
+    recipe unchanged unless a switch is given."""
+    overrides = dict(ctx.suite.extra.get("detection_recipe") or {})
+    if ctx.flags.get("yolo_semantics"):
+        overrides["yolo"] = ctx.flags["yolo_semantics"]
+    if ctx.flags.get("dense_geometry"):
+        overrides["geometry"] = ctx.flags["dense_geometry"]
+    return task.recipe.model_copy(update=overrides)
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -88,6 +99,14 @@ def letterbox(height: int, width: int, size: int) -> tuple[float, float, int, in
     scale = size / max(height, width)
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
     return new_w / width, new_h / height, (size - new_w) // 2, (size - new_h) // 2
+
+
+def input_geometry(height: int, width: int, size: int, geometry: str) -> tuple[float, float, int, int]:
+    """(scale_x, scale_y, left, top) mapping original pixels to the input square of
+    :func:`benchmark.preprocess.fit_square` (stretch: each axis scaled on its own, no offset)."""
+    if geometry == "stretch":
+        return size / width, size / height, 0, 0
+    return letterbox(height, width, size)
 
 
 def xywh_to_xyxy(boxes) -> np.ndarray:
@@ -143,11 +162,13 @@ def split_levels(flat: torch.Tensor, shapes) -> tuple[torch.Tensor, ...]:
 class SplitPyramids:
     """The frozen pyramid levels of one split's images: cached (fp16 on disk) or exact."""
 
-    def __init__(self, ctx: RunContext, data: TaskData, split: str, ids: list[str], size: int, out_indices, shapes):
+    def __init__(self, ctx: RunContext, data: TaskData, split: str, ids: list[str], size: int, out_indices, shapes,
+                 geometry: str = "stretch"):
         self.ctx, self.data, self.split, self.ids, self.size = ctx, data, split, ids, size
         self.out_indices, self.shapes = tuple(out_indices), shapes
         self.position = {image_id: k for k, image_id in enumerate(ids)}
-        self.spec = PreprocessSpec(resize=size, crop=size)  # centre crop of a full-size square: identity
+        # centre crop of a full-size square: identity
+        self.spec = PreprocessSpec(resize=size, crop=size, geometry=geometry)
         self.dataset = ViewDataset(data.records.loc[ids, "path"].tolist(), ids, self.spec, ViewPlan(train=False))
         self.array = None
         self.resident, self.resident_row = None, {}
@@ -248,7 +269,7 @@ def pyramid_disk_bytes(ctx: RunContext, data: TaskData, units: list[UnitId]) -> 
 class Targets:
     """Ground truth of images, in original pixels and in input space (as mmdet samples)."""
 
-    def __init__(self, task: DetectionTaskSpec, data: TaskData, ids: list[str], size: int):
+    def __init__(self, task: DetectionTaskSpec, data: TaskData, ids: list[str], size: int, geometry_name: str = "stretch"):
         from mmdet.structures import DetDataSample
         from mmengine.structures import InstanceData
 
@@ -256,7 +277,7 @@ class Targets:
         self.original, self.geometry, self.shape, self.samples = {}, {}, {}, {}
         for image_id, path, boxes in zip(ids, records["path"], records[task.box_column]):
             height, width = image_shape(str(path))
-            geometry = letterbox(height, width, size)
+            geometry = input_geometry(height, width, size, geometry_name)
             xyxy = xywh_to_xyxy(boxes)
             self.original[image_id], self.geometry[image_id], self.shape[image_id] = xyxy, geometry, (height, width)
             sample = DetDataSample(metainfo=dict(
@@ -344,7 +365,8 @@ def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], ba
         gt_instances, _, metas = unpack_gt_instances(samples)
         if with_loss:  # before predict_by_feat, which applies sigmoids in place
             loss, _ = model.parse_losses(model.bbox_head.loss_by_feat(*outs, gt_instances, metas))
-            loss_sum += float(loss)
+            # the reference head's loss is a mean over the batch, mmdet's a sum: both become a sum
+            loss_sum += float(loss) * (len(chunk) if getattr(model.bbox_head, "loss_is_batch_mean", False) else 1)
         results = model.bbox_head.predict_by_feat(*outs, batch_img_metas=metas, rescale=False)
         for image_id, result in zip(chunk, results):
             boxes = result.bboxes.detach().float().cpu().numpy().reshape(-1, 4).astype(np.float64)
@@ -354,6 +376,10 @@ def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], ba
     return (out, loss_sum / max(1, len(ids))) if with_loss else out
 
 
+PREPROCESS_TEXT = {
+    "stretch": "stretch: image resized to input_size x input_size (linear, aspect not kept), boxes scaled per axis; no crop, no augmentation",
+    "letterbox": "letterbox: longer side resized to input_size (area), zero-padded to a centred square; no crop, no augmentation",
+}
 SELECTION_RULE = "validation map under the sound all-images rule (never MGCA's reference rule)"
 
 
@@ -470,9 +496,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         # the train split's entry holds every train image; a 1% unit computes only its own rows
         entry_ids = limited(data.split_ids["train"], ctx.limit) if split == "train" else split_ids
         entry_ids = list(dict.fromkeys([*entry_ids, *split_ids]))
-        pyramids[split] = SplitPyramids(ctx, data, split, entry_ids, size, recipe.out_indices, shapes)
+        pyramids[split] = SplitPyramids(ctx, data, split, entry_ids, size, recipe.out_indices, shapes, recipe.geometry)
         cache_stats[split] = {k: v for k, v in pyramids[split].prepare(split_ids).items() if k != "key"}
-        targets[split] = Targets(task, data, split_ids, size)
+        targets[split] = Targets(task, data, split_ids, size, recipe.geometry)
         timings[f"features_{split}"] = time.perf_counter() - t0
 
     cfg = model_config(task, recipe, ctx, unit, size)
@@ -512,7 +538,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             "lr": recipe.lr_for(unit.fraction),
             "batch_size": recipe.batch_size_for(unit.fraction),
             "input_size": size,
-            "preprocess": "letterbox: longer side resized to input_size (area), zero-padded to a centred square; no crop, no augmentation",
+            "preprocess": PREPROCESS_TEXT[recipe.geometry],
             "pyramid_level_shapes": [list(s) for s in shapes],
             "seed": unit.seed,
             "suite": ctx.suite.describe(),

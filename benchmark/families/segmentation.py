@@ -2,15 +2,18 @@
 
 Per unit (task, fraction, seed):
 
-1. Images and masks of the unit's train / val / test images are decoded once, resized
-   (longer side, area interpolation) and zero-padded to the input size (224; the demo suite
-   uses its smaller ``crop``). Masks: SIIM = union of the image's RLE rows, RSNA = union of
-   its filled boxes; resized like the image and thresholded at 0.5. Decoded images are kept
-   in memory for the process, so the three fractions of a task decode once.
+1. Images and masks of the unit's train / val / test images are decoded once and made the
+   input square (224; the demo suite uses a smaller one) as the recipe's ``geometry`` says:
+   ``"stretch"`` (default, the reference's linear resize, aspect not kept) or ``"letterbox"``
+   (protocol v1: longer side, area interpolation, zero-padded). Masks: SIIM = union of the
+   image's RLE rows, RSNA = union of its filled boxes; resized to the same square (area
+   interpolation when stretched, as the reference resizes its masks) and thresholded at 0.5. Decoded images are kept in memory for the process, so the three
+   fractions of a task decode once.
 2. The mmengine config is generated from (task, encoder) (:mod:`..openmmlab.segmentation_config`),
    the model is built by mmseg's registry; the backbone is the harness's loaded encoder.
 3. Training is an explicit epoch loop around the mm model: ``model.loss`` on augmented
-   training batches (shift-scale-rotate, seeded per unit, epoch and image), AdamW from the
+   training batches (the reference's shift-scale-rotate: shift 0, scale 0.1, rotate 10
+   degrees, p 0.5, zero border; seeded per unit, epoch and image), AdamW from the
    config's ``optim_wrapper``, bf16 autocast on CUDA.
 4. SPEED: the encoder is frozen and in eval mode, so the pyramid features of the val and
    test images cannot change during training. They are computed ONCE (fp16; in memory, or on
@@ -43,7 +46,7 @@ from ..context import RunContext
 from ..features import autocast_context, content_digest, file_lock
 from ..images import read_grey
 from ..masks import boxes_mask, record_mask  # noqa: F401  (boxes_mask: re-exported for tests)
-from ..preprocess import resize_and_pad
+from ..preprocess import fit_square
 from ..resident import fits, rows_to_device
 from ..results import Result, UnitId
 from ..seg_metrics import mask_counts, segmentation_metrics
@@ -70,10 +73,14 @@ def effective_task(task: SegmentationTaskSpec, ctx: RunContext) -> SegmentationT
     """The task with a suite's recipe overrides (``Suite.extra['segmentation_recipe']``: the
     demo suite narrows the U-Net decoder so it runs in minutes on two CPU cores; see
     benchmark/suites.py). The paper suite uses the task's recipe unchanged."""
-    overrides = (ctx.suite.extra or {}).get("segmentation_recipe")
+    overrides = dict((ctx.suite.extra or {}).get("segmentation_recipe") or {})
+    if ctx.flags.get("dense_geometry"):  # the user's recorded switch (--geometry letterbox)
+        overrides["geometry"] = ctx.flags["dense_geometry"]
     if not overrides:
         return task
-    return task.model_copy(update={"recipe": task.recipe.model_copy(update=dict(overrides))})
+    # validated, so an override may be plain JSON (e.g. an augmentation given as a dict)
+    recipe = type(task.recipe).model_validate({**task.recipe.model_dump(), **overrides})
+    return task.model_copy(update={"recipe": recipe})
 
 
 def epoch_cap(ctx: RunContext) -> int | None:
@@ -118,8 +125,8 @@ def full_mask(task: SegmentationTaskSpec, record: pd.Series, height: int, width:
 
 
 class _Decode(Dataset):
-    def __init__(self, task, records: pd.DataFrame, size: int):
-        self.task, self.records, self.size = task, records, size
+    def __init__(self, task, records: pd.DataFrame, size: int, geometry: str):
+        self.task, self.records, self.size, self.geometry = task, records, size, geometry
 
     def __len__(self):
         return len(self.records)
@@ -128,23 +135,23 @@ class _Decode(Dataset):
         record = self.records.iloc[index]
         grey = read_grey(record["path"])
         mask = full_mask(self.task, record, *grey.shape[:2])
-        image = resize_and_pad(grey, self.size)
-        small = resize_and_pad(mask.astype(np.float32), self.size) >= 0.5
+        image = fit_square(grey, self.size, self.geometry)
+        small = fit_square(mask.astype(np.float32), self.size, self.geometry, stretch_interpolation=cv2.INTER_AREA) >= 0.5
         return index, torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(small)
 
 
 _DECODED: dict[tuple, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
 
 
-def load_images(ctx: RunContext, data: TaskData, ids: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
+def load_images(ctx: RunContext, data: TaskData, ids: list[str], size: int, geometry: str) -> tuple[np.ndarray, np.ndarray]:
     """(N, S, S) uint8 images and (N, S, S) bool masks of ``ids`` (decoded once per process)."""
-    key = (str(data.adapter.folder), data.task.mask_source, size)
+    key = (str(data.adapter.folder), data.task.mask_source, size, geometry)
     for other in [k for k in _DECODED if k != key]:  # keep one dataset/size at a time
         del _DECODED[other]
     store = _DECODED.setdefault(key, {})
     todo = [i for i in dict.fromkeys(ids) if i not in store]
     if todo:
-        dataset = _Decode(data.task, data.records.loc[todo], size)
+        dataset = _Decode(data.task, data.records.loc[todo], size, geometry)
         loader = DataLoader(dataset, batch_size=16, num_workers=ctx.workers)
         with tqdm(total=len(todo), desc=f"{data.task.id} decode", unit="img", leave=False, disable=not ctx.progress) as bar:
             for index, images, masks in loader:
@@ -279,9 +286,9 @@ class PyramidStore:
         return store
 
 
-def pyramid_key_parts(ctx: RunContext, data: TaskData, split: str, ids: list[str], size: int) -> dict:
+def pyramid_key_parts(ctx: RunContext, data: TaskData, split: str, ids: list[str], size: int, geometry: str = "stretch") -> dict:
     """What a val/test pyramid store is keyed by (same ids, other image bytes: other maps)."""
-    return {"encoder": ctx.encoder_identity(), "size": size, "dataset": data.task.dataset, "mask_source": data.task.mask_source,
+    return {"encoder": ctx.encoder_identity(), "size": size, "geometry": geometry, "dataset": data.task.dataset, "mask_source": data.task.mask_source,
             "manifest": data.manifest.sha256, "split": split, "ids": ids_hash(ids), "order": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
             "content": content_digest(data.records.loc[ids, "path"].tolist())}
 
@@ -297,7 +304,8 @@ def pyramid_disk_bytes(ctx: RunContext, data: TaskData, split: str, ids: list[st
     total = len(ids) * sum(int(np.prod(level.shape[1:])) for level in levels) * 2
     if total <= MEMORY_BUDGET:
         return 0
-    folder = PyramidStore.folder(ctx, PyramidStore.key(pyramid_key_parts(ctx, data, split, ids, size)))
+    geometry = effective_task(data.task, ctx).recipe.geometry
+    folder = PyramidStore.folder(ctx, PyramidStore.key(pyramid_key_parts(ctx, data, split, ids, size, geometry)))
     return 0 if (folder / "meta.json").is_file() else total
 
 
@@ -328,9 +336,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     val_ids = limited(data.split_ids["val"], ctx.limit)
     test_ids = limited(data.split_ids["test"], ctx.limit)
     t0 = time.perf_counter()
-    train_images, train_masks = load_images(ctx, data, train_ids, size)
-    val_images, val_masks = load_images(ctx, data, val_ids, size)
-    test_images, test_masks = load_images(ctx, data, test_ids, size)
+    train_images, train_masks = load_images(ctx, data, train_ids, size, recipe.geometry)
+    val_images, val_masks = load_images(ctx, data, val_ids, size, recipe.geometry)
+    test_images, test_masks = load_images(ctx, data, test_ids, size, recipe.geometry)
     timings["decode_images"] = time.perf_counter() - t0
 
     # ---- model from the generated config
@@ -349,7 +357,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
 
     # ---- val / test pyramids, computed once (not under bn drift)
     def key_parts(split: str, ids: list[str]) -> dict:
-        return pyramid_key_parts(ctx, data, split, ids, size)
+        return pyramid_key_parts(ctx, data, split, ids, size, recipe.geometry)
 
     stores: dict[str, PyramidStore] = {}
     cache_info = {}

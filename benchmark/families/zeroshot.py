@@ -168,7 +168,7 @@ def _classification(ctx, data, unit, vl, prompts):
 def _grounding_counts(ctx, data, vl, ids, prompt: torch.Tensor, size: int, grid: np.ndarray) -> list[dict]:
     from .segmentation import load_images
 
-    images, masks = load_images(ctx, data, ids, size)
+    images, masks = load_images(ctx, data, ids, size, "letterbox")  # zero-shot grounding keeps its letterbox
     counts = []
     batch = max(1, ctx.encode_batch_size)
     for start in range(0, len(ids), batch):

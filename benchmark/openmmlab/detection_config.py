@@ -1,9 +1,19 @@
 """mmdetection 3.x config for the detection family, generated in Python from (task, encoder).
 
-YOLOv3 (``YOLOV3`` + ``YOLOV3Neck`` + ``YOLOV3Head``, one class) on the shared
+YOLOv3 (``YOLOV3`` + ``YOLOV3Neck`` + a YOLOv3 head, one class) on the shared
 :class:`~benchmark.openmmlab.frozen_backbone.FrozenEncoderBackbone` (layer2/3/4, strides
 8/16/32). COCO YOLOv3 anchors are scaled by input/416. Test-time post-processing: objectness
->= 0.5 (``conf_thr``), NMS IoU 0.5; the score of a box is objectness x class probability.
+>= 0.5 (``conf_thr``), NMS IoU 0.5.
+
+The head follows the recipe's ``yolo`` switch:
+
+- ``"reference"`` (default): :class:`~benchmark.openmmlab.reference_yolo_head.ReferenceYOLOV3Head`,
+  registered in mmdet's registry by this package: MGCA's per-level target assignment, its
+  per-level mean losses (x/y and w/h weight 2.5, no-object weight 0.5) and the objectness
+  alone as a box's score. It has no ``train_cfg``: there is no mmdet assigner to configure.
+- ``"mmdet"``: mmdet's stock ``YOLOV3Head`` (``GridAssigner`` over all levels, summed losses
+  with weights 2 / 1, score = objectness x class probability).
+
 Nothing is patched in the installed mmdet: the model is built from its registry with
 ``_scope_="mmdet"``, so it builds whatever the process's default scope is (mmseg too).
 """
@@ -15,9 +25,35 @@ import copy
 from ..task_spec import DetectionRecipe
 
 
+REFERENCE_HEAD = "MedVLPReferenceYOLOV3Head"  # the registry name of reference_yolo_head.ReferenceYOLOV3Head
+
+
 def scaled_anchors(recipe: DetectionRecipe, input_size: int) -> list[list[tuple[float, float]]]:
     factor = input_size / recipe.anchor_reference_size
     return [[(round(w * factor, 4), round(h * factor, 4)) for w, h in level] for level in recipe.anchors]
+
+
+def head_config(recipe: DetectionRecipe, *, num_classes: int, input_size: int, strides_deep_first: list) -> dict:
+    """The ``bbox_head`` section for the recipe's ``yolo`` switch (module docstring)."""
+    common = dict(
+        num_classes=num_classes,
+        in_channels=list(recipe.neck_out_channels),
+        out_channels=list(recipe.head_out_channels),
+        anchor_generator=dict(type="YOLOAnchorGenerator", base_sizes=scaled_anchors(recipe, input_size),
+                              strides=strides_deep_first),
+        bbox_coder=dict(type="YOLOBBoxCoder"),
+        featmap_strides=strides_deep_first,
+    )
+    if recipe.yolo == "reference":
+        return dict(type=REFERENCE_HEAD, xy_weight=2.5, wh_weight=2.5, noobj_weight=0.5, ignore_thr=0.5, **common)
+    return dict(
+        type="YOLOV3Head",
+        loss_cls=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0, reduction="sum"),
+        loss_conf=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0, reduction="sum"),
+        loss_xy=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=2.0, reduction="sum"),
+        loss_wh=dict(type="MSELoss", loss_weight=2.0, reduction="sum"),
+        **common,
+    )
 
 
 def detection_model_config(recipe: DetectionRecipe, *, encoder_spec: str, in_channels: tuple[int, int, int],
@@ -35,21 +71,9 @@ def detection_model_config(recipe: DetectionRecipe, *, encoder_spec: str, in_cha
         backbone=dict(type="FrozenEncoderBackbone", encoder=encoder_spec, out_indices=tuple(recipe.out_indices),
                       load_kwargs=load_kwargs or {}, bn_drift=bn_drift),
         neck=dict(type="YOLOV3Neck", num_scales=3, in_channels=deep_first, out_channels=list(recipe.neck_out_channels)),
-        bbox_head=dict(
-            type="YOLOV3Head",
-            num_classes=num_classes,
-            in_channels=list(recipe.neck_out_channels),
-            out_channels=list(recipe.head_out_channels),
-            anchor_generator=dict(type="YOLOAnchorGenerator", base_sizes=scaled_anchors(recipe, input_size),
-                                  strides=strides_deep_first),
-            bbox_coder=dict(type="YOLOBBoxCoder"),
-            featmap_strides=strides_deep_first,
-            loss_cls=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0, reduction="sum"),
-            loss_conf=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0, reduction="sum"),
-            loss_xy=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=2.0, reduction="sum"),
-            loss_wh=dict(type="MSELoss", loss_weight=2.0, reduction="sum"),
-        ),
-        train_cfg=dict(assigner=dict(type="GridAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0)),
+        bbox_head=head_config(recipe, num_classes=num_classes, input_size=input_size, strides_deep_first=strides_deep_first),
+        train_cfg=(dict(assigner=dict(type="GridAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0))
+                   if recipe.yolo == "mmdet" else None),
         test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.0, conf_thr=recipe.objectness_threshold,
                       nms=dict(type="nms", iou_threshold=recipe.nms_iou), max_per_img=recipe.max_per_image),
     )
@@ -76,7 +100,7 @@ def build_detector(model_cfg: dict):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
 
-    from . import frozen_backbone  # noqa: F401  (registers FrozenEncoderBackbone)
+    from . import frozen_backbone, reference_yolo_head  # noqa: F401  (register FrozenEncoderBackbone, the reference head)
 
     register_all_modules(init_default_scope=False)
     return MODELS.build(copy.deepcopy(model_cfg))
