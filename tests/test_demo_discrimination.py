@@ -32,7 +32,8 @@ import pytest
 
 # Opt-in (33 min on 2 CPU cores): MEDVLP_DEMO_QUALITY=1 .venv/bin/python -m pytest -s tests/test_demo_discrimination.py
 # It FAILS today on chexpert_cls, siim_seg, rsna_seg, objectcxr_det and rsna_det (measured
-# 2026-12-01; README, "Demo suite: what its numbers mean"), so it is kept out of the default run.
+# 2026-12-01 under segmentation/detection protocol v1; README, "Demo suite: what its numbers mean"),
+# so it is kept out of the default run.
 pytestmark = pytest.mark.skipif(not os.environ.get("MEDVLP_DEMO_QUALITY"),
                                 reason="opt-in demo discrimination check (MEDVLP_DEMO_QUALITY=1; 33 min; fails on 5 of 7 tasks, see README)")
 
