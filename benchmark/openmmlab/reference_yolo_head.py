@@ -101,8 +101,7 @@ class ReferenceYOLOV3Head(YOLOV3Head):
         """Per level: the batch's target maps (images first), flattened like mmdet's predictions."""
         out = []
         for level, (height, width) in enumerate(featmap_sizes):
-            stride = float(self.featmap_strides[level] if not isinstance(self.featmap_strides[level], (tuple, list))
-                           else self.featmap_strides[level][0])
+            stride = float(self.featmap_strides[level])  # square cells: one int per level
             anchors_px = np.asarray(self.prior_generator.base_sizes[level], np.float64)
             per_image = [level_targets(gt.bboxes.detach().float().cpu().numpy().reshape(-1, 4),
                                        gt.labels.detach().cpu().numpy().reshape(-1), anchors_px, stride,
