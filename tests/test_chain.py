@@ -65,6 +65,8 @@ def test_chain_synthesis_pretraining_benchmark_submission(chain_run, demo_root):
     ckpt_path = work / "pretrain" / "convirt-tiny-sd-resnet_tiny.ckpt"
     record = torch.load(ckpt_path, weights_only=True)["medvlp"]
     assert record["method"] == "convirt" and record["image_source"] == "synthetic" and record["generator"] == "tiny-sd"
+    # the generation settings the synthetic root records travel into the checkpoint (--steps 2 overrides the chain's 50)
+    assert record["synthesis"]["steps"] == 2 and record["synthesis"]["generator"] == "tiny-sd" and record["synthesis"]["seed"] == 42
     steps = [json.loads(line)["step"] for line in (work / "pretrain" / "log.jsonl").read_text().splitlines() if '"loss"' in line]
     assert steps and max(steps) == 3
     # benchmark: every fast demo unit, scored with that checkpoint
@@ -84,3 +86,22 @@ def test_chain_synthesis_pretraining_benchmark_submission(chain_run, demo_root):
     assert problems and problems[0].startswith(f"demo: {len(missing)} missing unit(s): ")
     assert problems[1:] == []  # nothing else: metadata, checkpoint sha256, suite, flags and manifests are all valid
     assert all(u[1] != 100 or all_tasks()[u[0]].family in ("segmentation", "detection") for u in missing)
+
+
+def _synthesis_command(*extra: str) -> list[str]:
+    from recipes.pretraining.chain import build_parser, plan
+
+    args = build_parser().parse_args(["--method", "mgca", "--data-root", "/d", "--text-encoder", "/b", "--work", "/w", *extra])
+    steps = dict((name, cmd) for name, cmd, _ in plan(args))
+    return steps["synthesis"]
+
+
+@pytest.mark.parametrize("generator", ["roentgen", "sd21"])
+def test_chain_synthesises_with_the_study_50_steps_for_both_generators(generator):
+    cmd = _synthesis_command("--generator", generator)
+    assert cmd[cmd.index("--preset") + 1] == generator
+    assert cmd[cmd.index("--steps") + 1] == "50" and cmd.count("--steps") == 1
+    authors = _synthesis_command("--generator", generator, "--synthesis-steps", "75")  # RoentGen's authors' sampling
+    assert authors[authors.index("--steps") + 1] == "75"
+    with pytest.raises(SystemExit, match="--synthesis-steps must be >= 1"):
+        _synthesis_command("--generator", generator, "--synthesis-steps", "0")

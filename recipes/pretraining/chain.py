@@ -9,11 +9,15 @@ skipped when its output already exists, so a rerun continues where it stopped.
 
 Arguments after ``--`` go to ``python -m recipes.pretraining``. Placeholders in templates:
 {python} {run_benchmark} {data_root} {generator} {synthetic_root} {checkpoint} {results} {work} {method}
-{destination} (``--output {results}``, or the submission options).
+{destination} (``--output {results}``, or the submission options) {steps}.
 
 Pluggable steps: by default synthesis runs ``{python} -m recipes.synthesis generate`` (the
 synthesis recipe; its output root is a drop-in MIMIC-CXR-JPG layout) with
-``--synthesis-model`` and ``--preset`` (default: the generator name when it is a preset);
+``--synthesis-model``, ``--preset`` (default: the generator name when it is a preset) and
+``--steps {steps}``: ``--synthesis-steps`` defaults to 50, the study's setting for BOTH
+generators (Study A sampled SD 2.1 and RoentGen with 50 steps); ``--synthesis-steps 75`` gives
+RoentGen's authors' sampling. The steps used are recorded in the synthetic root's
+``SYNTHESIS.json`` and manifest, and from there in the pretrained checkpoint;
 ``--synthesis-args`` and ``--benchmark-args`` append options to those commands (for example the demo suite
 and a task subset: ``--benchmark-args "--suite demo --demo-root {data_root} --tasks rsna_cls"``).
 Extra placeholders: {synthesis_model} {preset} {submission} {submissions_dir}. With
@@ -37,7 +41,8 @@ import sys
 from pathlib import Path
 
 DEFAULT_SYNTHESIS = ("{python} -m recipes.synthesis generate --data-root {data_root} --model {synthesis_model} "
-                     "--output {synthetic_root} --preset {preset} --generator-name {generator}")
+                     "--output {synthetic_root} --preset {preset} --steps {steps} --generator-name {generator}")
+STUDY_STEPS = 50  # Study A: 50 sampling steps for SD 2.1 and RoentGen alike (RoentGen's authors used 75)
 DEFAULT_BENCHMARK = "{python} {run_benchmark} --encoder {checkpoint} --data-root {data_root} {destination}"
 METHOD_TITLES = {"convirt": "ConVIRT", "gloria": "GLoRIA", "mgca": "MGCA"}
 RUN_BENCHMARK = Path(__file__).resolve().parents[2] / "run_benchmark.py"
@@ -55,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-root", default=None, help="existing synthetic image set (skips synthesis); default <work>/synthetic")
     p.add_argument("--synthesis-model", default="", help="local diffusers pipeline folder for the synthesis step (SD 2.1 / RoentGen)")
     p.add_argument("--preset", default=None, help="synthesis preset (default: the generator name if it is one, else sd21)")
+    p.add_argument("--synthesis-steps", type=int, default=STUDY_STEPS, metavar="N",
+                   help=f"sampling steps of the synthesis step (default {STUDY_STEPS}: the study's setting for both generators;\n"
+                   "75 = RoentGen's authors' sampling); recorded in SYNTHESIS.json and the checkpoint")
     p.add_argument("--synthesis-cmd", default=DEFAULT_SYNTHESIS, help="synthesis command template")
     p.add_argument("--benchmark-cmd", default=DEFAULT_BENCHMARK, help="benchmark command template")
     p.add_argument("--synthesis-args", default="", help="extra options (a template) appended to the synthesis command,\n"
@@ -83,6 +91,8 @@ def _preset(generator: str) -> str:
 
 def plan(a: argparse.Namespace) -> list[tuple[str, list[str], Path | None]]:
     """(step name, command, output whose existence marks the step done)."""
+    if a.synthesis_steps < 1:
+        raise SystemExit(f"--synthesis-steps must be >= 1, got {a.synthesis_steps}")
     work = Path(a.work)
     real = a.generator == "real"
     synthetic_root = Path(a.synthetic_root) if a.synthetic_root else work / "synthetic"
@@ -101,7 +111,7 @@ def plan(a: argparse.Namespace) -> list[tuple[str, list[str], Path | None]]:
                   synthetic_root=shlex.quote(str(synthetic_root)), checkpoint=shlex.quote(str(checkpoint)),
                   results=shlex.quote(str(work / "results")), work=shlex.quote(str(work)), method=a.method,
                   synthesis_model=shlex.quote(a.synthesis_model or "MODEL_DIR"), preset=shlex.quote(a.preset or _preset(a.generator)),
-                  run_benchmark=shlex.quote(str(RUN_BENCHMARK)), submission=shlex.quote(a.submission or ""), submissions_dir=shlex.quote(str(submissions_dir)), destination=destination)
+                  run_benchmark=shlex.quote(str(RUN_BENCHMARK)), steps=str(int(a.synthesis_steps)), submission=shlex.quote(a.submission or ""), submissions_dir=shlex.quote(str(submissions_dir)), destination=destination)
     steps = []
     if not real:
         steps.append(("synthesis", shlex.split(a.synthesis_cmd.format(**values)) + shlex.split(a.synthesis_args.format(**values)),

@@ -85,6 +85,25 @@ def synthetic_files_dir(root: str | Path) -> Path:
     )
 
 
+SYNTHESIS_SETTINGS = ("generator", "generator_fingerprint", "preset", "scheduler", "steps", "guidance", "seed", "seed_mode",
+                      "height", "width", "dtype", "images", "complete")
+
+
+def synthesis_settings(root: str | Path | None) -> dict | None:
+    """The generation settings a synthetic root records in its ``SYNTHESIS.json`` (written by
+    ``recipes.synthesis generate``), or None when the root has no such file."""
+    if not root:
+        return None
+    import json
+
+    root = Path(root)
+    for cand in (root / "SYNTHESIS.json", root.parent.parent / "SYNTHESIS.json"):  # the root, or its mimic-cxr-jpg/2.0.0
+        if cand.is_file():
+            summary = json.loads(cand.read_text())
+            return {k: summary.get(k) for k in SYNTHESIS_SETTINGS}
+    return None
+
+
 def synthetic_image_path(files_dir: Path, subject_id: int, study_id: int, dicom_id: str) -> Path | None:
     subject = f"p{subject_id}"
     study_dir = files_dir / subject[:3] / subject / f"s{study_id}"

@@ -27,7 +27,8 @@ import torch
 
 from benchmark.errors import BenchmarkError, ConfigError
 from recipes.pretraining import METHODS
-from recipes.pretraining.data import Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, collate, load_pretraining_pairs
+from recipes.pretraining.data import (Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, collate, load_pretraining_pairs,
+                                     synthesis_settings)
 from recipes.pretraining.distributed import Dist, setup, teardown
 from recipes.pretraining.methods import DEFAULTS, IMAGE_PREFIX, StepContext, build_method
 
@@ -133,6 +134,7 @@ def export_checkpoint(method, cfg: TrainConfig, path: Path, *, epoch: int, step:
         "synthetic_ratio": cfg.synthetic_ratio if cfg.image_source == "mixed" else (1.0 if cfg.image_source == "synthetic" else 0.0),
         "generator": cfg.generator,
         "synthetic_root": cfg.synthetic_root,
+        "synthesis": synthesis_settings(cfg.synthetic_root) if cfg.image_source != "real" else None,
         "data_root": cfg.data_root,
         "pairs": n_pairs,
         "image_input": {"resize": cfg.resize, "crop": cfg.crop, "mean": 0.5, "std": 0.5, "channels": 3,
