@@ -57,7 +57,10 @@ def test_layout_mirrors_input_and_manifest_is_complete(demo_root, full_run):
     assert summary["generated"] == LIMIT and summary["planned"] == LIMIT
     assert list(manifest["dicom_id"]) == list(expected["dicom_id"])  # merged deterministically (ids order)
     for column in gen.MANIFEST_COLUMNS:
-        assert column in manifest.columns and manifest[column].astype(str).str.len().min() > 0, column
+        assert column in manifest.columns, column
+        if column not in ("retry", "bad"):  # empty = the image passed its checks
+            assert manifest[column].astype(str).str.len().min() > 0, column
+    assert (manifest.retry == "").all() and (manifest.bad == "").all()
     real_jpg = MimicLayout(demo_root).jpg
     for row, pair in zip(manifest.itertuples(), expected.itertuples()):
         path = out / row.path
@@ -229,3 +232,62 @@ def test_cli_help_lists_every_option(capsys):
     for option in ("--preset", "--steps", "--seed-mode", "--shard", "--dtype", "--limit", "--features", "--samples-per-prompt"):
         assert option in text
     assert main(["generate", "--data-root", "/nonexistent", "--model", "/nonexistent", "--output", "/tmp/x", "--shard", "5/2"]) == 2
+
+
+def test_nan_and_constant_images_are_regenerated_once_with_the_next_seed(demo_root, tiny_model, tmp_path, monkeypatch):
+    """A sampler output with NaN, or one grey level everywhere, is regenerated once with seed + 1;
+    an image still bad after that retry is kept and counted. The retry is recorded per image and
+    counted in SYNTHESIS.json; a rerun keeps the finished images and repeats nothing."""
+    import json
+
+    real_raw = gen.synthesize_raw
+    calls = []
+
+    def faulty(pipe, prompts, seeds, **kw):
+        out = real_raw(pipe, prompts, seeds, **kw).copy()
+        for k, (prompt, seed) in enumerate(zip(prompts, seeds)):
+            if prompt.startswith("No pleural effusion") and seed == 42:
+                out[k, 3:9, 3:9] = np.nan  # a diverged sampler: fixed by the retry
+            if prompt.startswith("Possible mild cardiomegaly"):
+                out[k] = 0.5  # a flat image at every seed: still bad after the retry
+        calls.append((list(prompts), list(seeds), out))
+        return out
+
+    monkeypatch.setattr(gen, "synthesize_raw", faulty)
+    out = tmp_path / "synth"
+    summary = generate(config(demo_root, tiny_model, out), log=lambda *_: None)
+    pairs = load_pairs(demo_root).head(LIMIT)
+    nan_id, flat_id = pairs.dicom_id.iloc[1], pairs.dicom_id.iloc[2]
+    assert pairs.impression.iloc[1].startswith("No pleural effusion") and pairs.impression.iloc[2].startswith("Possible mild cardiomegaly")
+    # batches of 4: rows 0-3 at seed 42, then ONE retry call for the two bad images at seed 43, then rows 4-5
+    assert [seeds for _, seeds, _ in calls] == [[42] * 4, [43, 43], [42] * 2]
+    manifest = read_manifest(out).set_index("dicom_id")
+    assert (manifest.loc[nan_id, "retry"], int(manifest.loc[nan_id, "image_seed"]), manifest.loc[nan_id, "bad"]) == ("nonfinite", 43, "")
+    assert (manifest.loc[flat_id, "retry"], int(manifest.loc[flat_id, "image_seed"]), manifest.loc[flat_id, "bad"]) == ("constant", 43, "constant")
+    others = manifest.drop(index=[nan_id, flat_id])
+    assert (others.retry == "").all() and (others.bad == "").all() and (others.image_seed.astype(int) == 42).all()
+    assert (manifest.seed.astype(int) == 42).all()  # the planned seed stays the run's setting
+    retried = gen.to_grey(calls[1][2])[0]  # the written image is the retry's output
+    assert (out / manifest.loc[nan_id, "path"]).read_bytes() == gen.jpeg_bytes(retried)
+    from benchmark.images import read_grey
+
+    flat = read_grey(out / manifest.loc[flat_id, "path"])
+    assert int(flat.min()) == int(flat.max()) == 128
+    checks = json.loads((out / gen.SUMMARY).read_text())["image_checks"]
+    assert checks == summary["image_checks"]
+    assert checks["regenerated"] == {"nonfinite": 1, "constant": 1} and checks["bad_after_retry"] == {"nonfinite": 0, "constant": 1}
+    calls.clear()
+    again = generate(config(demo_root, tiny_model, out), log=lambda *_: None)
+    assert calls == [] and again["kept"] == LIMIT and again["image_checks"] == checks
+
+
+def test_duplicate_prompts_are_counted(full_run, demo_root):
+    out, summary = full_run
+    pairs = load_pairs(demo_root).head(LIMIT)
+    repeats = LIMIT - pairs.impression.nunique()
+    assert repeats == 1  # "No acute cardiopulmonary process." twice in the first six demo pairs (two studies)
+    checks = summary["image_checks"]
+    assert checks["duplicate_prompt_images"] == repeats and checks["duplicate_prompt_images_same_study"] == 0
+    manifest = read_manifest(out)
+    assert checks["byte_identical_images"] == LIMIT - manifest.sha256.nunique()
+    assert checks["regenerated"] == {"nonfinite": 0, "constant": 0}

@@ -21,6 +21,13 @@ seed, so its start noise never depends on the batch, shard or device. The pairs 
 GLOBAL batches of ``--batch-size`` (in id order) and shards take whole batches, so a batch holds
 the same images whatever the shard count, launcher or resume state: with the same batch size,
 software and GPU model, every image is bit-identical (tested on the CPU; checked on an H200).
+Bad images: an image whose sampler output holds NaN or inf (written as black) or that is one
+grey level everywhere is regenerated ONCE with the next seed (``seed + 1``; all bad images of a
+batch together, so the retry repeats exactly on a rerun); the manifest records ``image_seed``
+(the seed that produced the file), ``retry`` (why it was regenerated) and ``bad`` (its problem
+after the retry; such an image is kept and counted). ``SYNTHESIS.json`` counts them under
+``image_checks``, with the images that repeat another image's prompt (with one fixed seed the
+frontal images of one study are the same picture) and the byte-identical ones.
 Batched fp16/bf16 CUDA kernels are not batch-invariant: on an H200 the same image generated in
 batches of other sizes differed by up to ~8 grey levels (tiny model, 4 steps), so keep
 ``--batch-size`` fixed across the shards and resumptions of one dataset.
@@ -55,7 +62,10 @@ SUMMARY = "SYNTHESIS.json"
 MANIFEST_COLUMNS = (
     "dicom_id", "subject_id", "study_id", "split", "ViewPosition", "path", "prompt", "prompt_truncated", "prompt_tokens",
     "generator", "generator_fingerprint", "preset", "scheduler", "steps", "guidance", "seed", "height", "width", "dtype", "batch", "sha256",
+    "image_seed", "retry", "bad",
 )
+# columns added later: manifests written before them read with these values
+LATER_COLUMNS = {"image_seed": None, "retry": "", "bad": ""}
 # a manifest row may be reused only if these match the run's settings
 SETTINGS_COLUMNS = ("prompt", "generator_fingerprint", "scheduler", "steps", "guidance", "seed", "height", "width")
 
@@ -291,21 +301,68 @@ def initial_latents(pipe, seeds: list[int], height: int, width: int):
     return latents, generators
 
 
-def synthesize(pipe, prompts: list[str], seeds: list[int], *, height: int, width: int, steps: int, guidance: float) -> list[np.ndarray]:
-    """One grey uint8 (H, W) image per prompt."""
+def synthesize_raw(pipe, prompts: list[str], seeds: list[int], *, height: int, width: int, steps: int, guidance: float) -> np.ndarray:
+    """The pipeline's float RGB output, (B, H, W, 3) in [0, 1] (NaN where the sampler diverged)."""
     import torch
 
     latents, generators = initial_latents(pipe, seeds, height, width)
     latents = latents.to(pipe.device, pipe.unet.dtype)
     with torch.inference_mode():
-        out = pipe(
+        return pipe(
             prompt=list(prompts), height=height, width=width, num_inference_steps=steps, guidance_scale=guidance,
             latents=latents, generator=generators, output_type="np",
         ).images
-    rgb = (np.clip(np.nan_to_num(out), 0, 1) * 255).round().astype(np.uint8)
+
+
+def to_grey(rgb01: np.ndarray) -> list[np.ndarray]:
+    """Float RGB in [0, 1] -> grey uint8 (H, W) images; non-finite values become 0 (black)."""
     from PIL import Image
 
+    rgb = (np.clip(np.nan_to_num(rgb01, nan=0.0, posinf=1.0, neginf=0.0), 0, 1) * 255).round().astype(np.uint8)
     return [np.asarray(Image.fromarray(im, "RGB").convert("L")) for im in rgb]
+
+
+def image_problem(rgb01: np.ndarray, grey: np.ndarray) -> str:
+    """'nonfinite' (the output holds NaN or inf), 'constant' (one grey level everywhere) or ''."""
+    if not np.isfinite(rgb01).all():
+        return "nonfinite"
+    if int(grey.min()) == int(grey.max()):
+        return "constant"
+    return ""
+
+
+def synthesize_checked(pipe, prompts: list[str], seeds: list[int], **settings) -> tuple[list[np.ndarray], list[str]]:
+    """Grey uint8 images and each one's :func:`image_problem`."""
+    raw = synthesize_raw(pipe, prompts, seeds, **settings)
+    grey = to_grey(raw)
+    return grey, [image_problem(r, g) for r, g in zip(raw, grey)]
+
+
+def synthesize(pipe, prompts: list[str], seeds: list[int], *, height: int, width: int, steps: int, guidance: float) -> list[np.ndarray]:
+    """One grey uint8 (H, W) image per prompt."""
+    return to_grey(synthesize_raw(pipe, prompts, seeds, height=height, width=width, steps=steps, guidance=guidance))
+
+
+def retry_seed(seed: int) -> int:
+    """The seed a bad image is regenerated with: the next one (kept within torch's 63-bit range)."""
+    return (int(seed) + 1) % (1 << 63)
+
+
+def synthesize_with_retry(pipe, prompts: list[str], seeds: list[int], **settings) -> tuple[list[np.ndarray], list[dict]]:
+    """Images plus, per image, ``image_seed`` (the seed that produced it), ``retry`` (why it was
+    regenerated: '' / 'nonfinite' / 'constant') and ``bad`` (its problem after the one retry, '' if
+    none). Every bad image of the batch is regenerated ONCE, together, with :func:`retry_seed`;
+    the retry batch depends only on the batch, so a rerun repeats it exactly. An image still bad
+    after the retry is kept (counted and reported), not retried again."""
+    images, problems = synthesize_checked(pipe, prompts, seeds, **settings)
+    info = [{"image_seed": int(s), "retry": "", "bad": ""} for s in seeds]
+    redo = [k for k, problem in enumerate(problems) if problem]
+    if redo:
+        again, still = synthesize_checked(pipe, [prompts[k] for k in redo], [retry_seed(seeds[k]) for k in redo], **settings)
+        for k, image, problem in zip(redo, again, still):
+            images[k] = image
+            info[k] = {"image_seed": retry_seed(seeds[k]), "retry": problems[k], "bad": problem}
+    return images, info
 
 
 # ----------------------------------------------------------------------------------- files
@@ -355,8 +412,11 @@ def read_manifest_file(path: Path) -> pd.DataFrame:
                             keep_default_na=False, on_bad_lines="skip", engine="python")
     except (pd.errors.EmptyDataError, FileNotFoundError):
         return pd.DataFrame(columns=list(MANIFEST_COLUMNS))
-    if not set(MANIFEST_COLUMNS) <= set(frame.columns):
+    if not set(MANIFEST_COLUMNS) - set(LATER_COLUMNS) <= set(frame.columns):
         return pd.DataFrame(columns=list(MANIFEST_COLUMNS))
+    for column, default in LATER_COLUMNS.items():
+        if column not in frame.columns:
+            frame[column] = frame["seed"] if column == "image_seed" else default
     good = frame["sha256"].astype(str).str.fullmatch(r"[0-9a-f]{64}")
     return frame[good].reset_index(drop=True)
 
@@ -469,10 +529,29 @@ def finalize(output: Path, data_root: Path, *, reports: str = "symlink", summary
         place_reports(real, synth, merged, reports)
         if summary is not None:
             planned = set(summary.pop("_planned_ids", []))
-            summary.update(images=len(merged), complete=bool(planned) and planned <= ids)
+            summary.update(images=len(merged), complete=bool(planned) and planned <= ids, image_checks=image_checks(merged))
             atomic_write_text(output / SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
         fcntl.flock(lock, fcntl.LOCK_UN)
     return merged
+
+
+def image_checks(manifest: pd.DataFrame) -> dict:
+    """Counts over a (merged) manifest: images regenerated once because they were non-finite or
+    constant, images still bad after that retry, and images that repeat another image's prompt
+    (with one fixed seed these are the same picture: e.g. the frontal images of one study) or
+    bytes."""
+    retry = manifest["retry"].astype(str) if len(manifest) else pd.Series([], dtype=str)
+    bad = manifest["bad"].astype(str) if len(manifest) else pd.Series([], dtype=str)
+    prompt_repeats = int(len(manifest) - manifest["prompt"].nunique()) if len(manifest) else 0
+    same_study = int(len(manifest) - len(manifest.drop_duplicates(["subject_id", "study_id", "prompt"]))) if len(manifest) else 0
+    return {
+        "regenerated": {"nonfinite": int((retry == "nonfinite").sum()), "constant": int((retry == "constant").sum())},
+        "bad_after_retry": {"nonfinite": int((bad == "nonfinite").sum()), "constant": int((bad == "constant").sum())},
+        "retry_rule": "a non-finite or constant image is regenerated once with seed + 1 (manifest: image_seed, retry, bad)",
+        "duplicate_prompt_images": prompt_repeats,
+        "duplicate_prompt_images_same_study": same_study,
+        "byte_identical_images": int(len(manifest) - manifest["sha256"].nunique()) if len(manifest) else 0,
+    }
 
 
 def place_reports(real: MimicLayout, synth: MimicLayout, merged: pd.DataFrame, mode: str) -> None:
@@ -571,7 +650,8 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
                     "Use another --output, or --overwrite to regenerate such images."
                 )
             if not diffs and not cfg.overwrite and image_ok(output / rel, str(old["sha256"])):
-                kept.append({**row, "dtype": old.get("dtype", dtype_name), "sha256": old["sha256"]})
+                kept.append({**row, "dtype": old.get("dtype", dtype_name), "sha256": old["sha256"],
+                             **{k: old.get(k, v) for k, v in LATER_COLUMNS.items()}})
                 continue
             repaired += 1
         todo.append(row)
@@ -589,14 +669,17 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
         needed = {r["dicom_id"]: r for r in todo}
         for _, group in mine[mine["batch"].isin({r["batch"] for r in todo})].groupby("batch", sort=True):
             # the whole global batch runs (same composition as in any other run); only missing images are written
-            images = synthesize(pipe, group["prompt"].tolist(), [int(v) for v in group["seed"]], height=fixed["height"],
-                                width=fixed["width"], steps=fixed["steps"], guidance=fixed["guidance"])
-            batch = [(needed[d], grey) for d, grey in zip(group["dicom_id"], images) if d in needed]
-            for row, grey in batch:
+            images, checks = synthesize_with_retry(pipe, group["prompt"].tolist(), [int(v) for v in group["seed"]], height=fixed["height"],
+                                                   width=fixed["width"], steps=fixed["steps"], guidance=fixed["guidance"])
+            batch = [(needed[d], grey, check) for d, grey, check in zip(group["dicom_id"], images, checks) if d in needed]
+            for row, grey, check in batch:
                 data = jpeg_bytes(grey)
                 write_image(output / row["path"], data)
-                appender.add({**row, "sha256": hashlib.sha256(data).hexdigest()})
+                appender.add({**row, **check, "sha256": hashlib.sha256(data).hexdigest()})
                 done += 1
+                if check["retry"]:
+                    log(f"[synthesis] {row['dicom_id']}: {check['retry']} image with seed {row['seed']}, regenerated with seed "
+                        f"{check['image_seed']}" + (f": still {check['bad']} (kept, counted)" if check["bad"] else ""))
             bar.update(len(batch))
     finally:
         bar.close()
@@ -617,6 +700,10 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
         "_planned_ids": everything["dicom_id"].astype(str).tolist(),
     }
     merged = finalize(output, data_root, reports=cfg.reports, summary=summary)
+    checks = image_checks(merged)
+    log(f"[synthesis] image checks over {len(merged)} images: regenerated {checks['regenerated']}, still bad after the retry "
+        f"{checks['bad_after_retry']}; {checks['duplicate_prompt_images']} images repeat another image's prompt "
+        f"({checks['duplicate_prompt_images_same_study']} within one study), {checks['byte_identical_images']} byte-identical")
     log(f"[synthesis] shard {index}/{count} done: {done} generated in {gen_seconds:.1f} s"
         + (f" ({done / gen_seconds:.2f} images/s)" if done else "")
         + f"; {len(merged)}/{len(everything)} images in {output} (total {time.perf_counter() - start:.1f} s)")
@@ -635,5 +722,6 @@ def config_from_args(args) -> GenerationConfig:
 
 __all__ = [
     "GenerationConfig", "PRESETS", "SCHEDULERS", "generate", "finalize", "read_manifest", "truncate_prompts",
-    "image_seed", "effective_shard", "load_pipeline", "synthesize", "MANIFEST", "MANIFEST_COLUMNS",
+    "image_seed", "effective_shard", "load_pipeline", "synthesize", "synthesize_with_retry", "image_checks", "MANIFEST",
+    "MANIFEST_COLUMNS",
 ]

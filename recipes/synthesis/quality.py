@@ -267,7 +267,7 @@ def quality_report(
     ``quality.md``, ``quality.json``, ``samples.png`` (real | synthetic) and ``diversity.png``."""
     from recipes.mimic import load_pairs
 
-    from .generate import SUMMARY, read_manifest
+    from .generate import SUMMARY, image_checks, read_manifest
 
     synthetic = Path(synthetic)
     manifest = read_manifest(synthetic)
@@ -294,6 +294,7 @@ def quality_report(
         "fid": {"value": value, **extractor.describe, "input_size": extractor.size, "feature_dim": int(f_syn.shape[1]),
                 "reliable": len(rows) > f_syn.shape[1]},
         "duplicates": int(len(manifest) - manifest["sha256"].nunique()),
+        "image_checks": image_checks(manifest),
         "generation": {k: summary.get(k) for k in ("generator", "preset", "scheduler", "steps", "guidance", "seed", "seed_mode", "height", "width")},
     }
 
@@ -353,6 +354,15 @@ def _fmt(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
 
+def _checks_line(c: dict) -> str:
+    if not c:
+        return "- image checks: not recorded"
+    regen, bad = c["regenerated"], c["bad_after_retry"]
+    return (f"- image checks: regenerated once with seed + 1: {regen['nonfinite']} non-finite (NaN), {regen['constant']} constant; "
+            f"still bad after the retry: {bad['nonfinite']} non-finite, {bad['constant']} constant; "
+            f"{c['duplicate_prompt_images']} images repeat another image's prompt ({c['duplicate_prompt_images_same_study']} within one study)")
+
+
 def _markdown(r: dict) -> str:
     g, m, f = r["generation"], r["ms_ssim"], r["fid"]
     lines = [
@@ -360,7 +370,8 @@ def _markdown(r: dict) -> str:
         f"- synthetic: `{r['synthetic']}`; real: `{r['real']}`",
         f"- generator: {g.get('generator')} (preset {g.get('preset')}, {g.get('scheduler')}, {g.get('steps')} steps, "
         f"guidance {g.get('guidance')}, {g.get('height')}x{g.get('width')}, seed {g.get('seed')} {g.get('seed_mode')})",
-        f"- images compared: {r['images']}; byte-identical synthetic duplicates: {r['duplicates']}", "",
+        f"- images compared: {r['images']}; byte-identical synthetic duplicates: {r['duplicates']}",
+        _checks_line(r.get("image_checks") or {}), "",
         "| metric | value | notes |", "| --- | --- | --- |",
         f"| FID ({f['features']}) | {_fmt(f['value'])} | {f['feature_dim']}-d features at {f['input_size']} px"
         + ("" if f["reliable"] else "; fewer images than feature dimensions: biased, smoke only") + " |",
