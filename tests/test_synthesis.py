@@ -212,6 +212,8 @@ def test_quality_report_on_the_tiny_outputs(full_run, tiny_model, tmp_path):
     assert 0 <= report["ms_ssim"]["synthetic_mean"] <= 1 and report["ms_ssim"]["prompts"] == 2
     text = (tmp_path / "q" / "quality.md").read_text()
     assert "FID (random:resnet_tiny)" in text and f"{report['fid']['value']:.4f}" in text
+    assert report["fid"]["preprocessing"].startswith("grey; centre crop to a square of the short side")
+    assert report["image_checks"]["regenerated"] == {"nonfinite": 0, "constant": 0} and "- image checks: regenerated once" in text
     from PIL import Image
 
     for name in ("samples.png", "diversity.png"):
@@ -229,7 +231,8 @@ def test_cli_help_lists_every_option(capsys):
             main([command, "--help"])
         assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--preset", "--steps", "--seed-mode", "--shard", "--dtype", "--limit", "--features", "--samples-per-prompt"):
+    for option in ("--preset", "--steps", "--seed-mode", "--shard", "--dtype", "--limit", "--features", "--samples-per-prompt",
+                   "--features-trust-pickle"):
         assert option in text
     assert main(["generate", "--data-root", "/nonexistent", "--model", "/nonexistent", "--output", "/tmp/x", "--shard", "5/2"]) == 2
 

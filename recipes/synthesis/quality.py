@@ -7,9 +7,19 @@ Feature extractors (``--features``):
                  These are torchvision's weights, not the TF-ported ones of pytorch-fid / clean-fid, so
                  numbers are comparable within this tool only.
   ``xrv``        torchxrayvision DenseNet-121 ``densenet121-res224-all`` (1024-d), RoentGen's "FID-XRV";
-                 only if its weights file is present locally (torchxrayvision is imported only then).
+                 only if its weights file is present locally. The architecture is built here (torchvision's
+                 DenseNet-121 with a 1-channel stem; same keys), torchxrayvision is never imported. Its
+                 release file is a pickled model: convert it to a state dict or pass ``trust_pickle``.
+  ``clip``       a local Hugging Face CLIP folder (``--features-weights DIR``): the projected image
+                 embedding (clean-fid's CLIP features), CLIP's input statistics; RoentGen's CLIP FID.
   anything else  an encoder spec of the harness (``models.loading.load_encoder``): a checkpoint path,
                  ``random:resnet50``, ``imagenet:resnet50``, ``module:function``; its global feature.
+
+Every extractor's weights load strictly (a file missing a tensor, holding an extra one or one of
+another shape is refused, naming them) and with ``weights_only=True`` unless ``trust_pickle``.
+Real and synthetic images get the SAME preprocessing (:func:`load_square`): grey, centre crop
+to the short side (torchxrayvision's ``XRayCenterCrop``), then resize; real MIMIC-CXR images are
+not square and squashing them while the square synthetic ones are not squashed biases the FID.
 
 FID = |mu_s - mu_r|^2 + Tr(S_s + S_r - 2 (S_s S_r)^(1/2)) (scipy ``sqrtm``). MS-SSIM follows Wang et
 al. (2003): Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, five scales with weights
@@ -61,7 +71,22 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
 
 
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    return frechet_distance(*gaussian_stats(features_a), *gaussian_stats(features_b))
+    """FID of two feature sets (sample means and covariances). With fewer vectors than
+    dimensions the covariances are singular and ``sqrtm`` is slow and inexact there, so the
+    trace term is computed exactly from the centred features instead: with S_a = A^T A and
+    S_b = B^T B (A, B the centred features over sqrt(n - 1)), Tr (S_a S_b)^(1/2) is the sum of
+    the singular values of A B^T, an n_a x n_b matrix."""
+    a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ConfigError(f"FID needs two (n, d) feature arrays of one width, got {a.shape} and {b.shape}")
+    if max(len(a), len(b)) >= a.shape[1]:
+        return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
+    gaussian_stats(a), gaussian_stats(b)  # validates: at least 2 vectors each
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    ca, cb = (a - mu_a) / math.sqrt(len(a) - 1), (b - mu_b) / math.sqrt(len(b) - 1)
+    cross = np.linalg.svd(ca @ cb.T, compute_uv=False).sum()
+    diff = mu_a - mu_b
+    return float(diff @ diff + (ca * ca).sum() + (cb * cb).sum() - 2 * cross)
 
 
 # ----------------------------------------------------------------------------------- MS-SSIM
@@ -139,6 +164,7 @@ def pairwise_ms_ssim(images: list[np.ndarray]) -> list[float]:
 
 # ----------------------------------------------------------------------------------- features
 def load_grey(path: str | Path, size: int | None = None) -> np.ndarray:
+    """Grey uint8 image, resized to ``size`` x ``size`` (aspect NOT kept): for display grids only."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -148,11 +174,37 @@ def load_grey(path: str | Path, size: int | None = None) -> np.ndarray:
         return np.asarray(im)
 
 
+def square_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the centred square of side min(width, height), placed as
+    torchxrayvision's ``XRayCenterCrop`` places it (start = half the side minus half the crop)."""
+    side = min(width, height)
+    left, top = width // 2 - side // 2, height // 2 - side // 2
+    return left, top, left + side, top + side
+
+
+def load_square(path: str | Path, size: int) -> np.ndarray:
+    """The FID input of one image, the SAME for real and synthetic images: grey, centre-cropped
+    to a square of the short side (no squashing of non-square images), then resized to
+    ``size`` x ``size`` (PIL bilinear, which low-pass filters when it shrinks)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("L")
+        if im.size[0] != im.size[1]:
+            im = im.crop(square_crop_box(*im.size))
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.BILINEAR)
+        return np.asarray(im)
+
+
+PREPROCESSING = "grey; centre crop to a square of the short side; bilinear resize to the input size; identical for both sets"
+
+
 class Features:
     """name, size (square input side) and ``__call__(grey01: (B,1,S,S) tensor) -> (B, D) array``."""
 
     def __init__(self, name: str, size: int, fn, describe: dict):
-        self.name, self.size, self.fn, self.describe = name, size, fn, describe
+        self.name, self.size, self.fn, self.describe = name, size, fn, {**describe, "preprocessing": PREPROCESSING}
 
     def __call__(self, grey01) -> np.ndarray:
         import torch
@@ -161,7 +213,102 @@ class Features:
             return self.fn(grey01).float().cpu().numpy()
 
 
-def make_features(spec: str, *, weights: str | None = None, image_size: int | None = None, device: str = "cpu") -> Features:
+def read_weights(path: Path, what: str, trust_pickle: bool = False) -> dict:
+    """A state dict from ``path``, read with ``weights_only=True``. A file holding a pickled
+    model (torchxrayvision's release files do) is refused unless ``trust_pickle``; then it is
+    unpickled and its ``state_dict()`` taken."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if not trust_pickle:
+            raise ConfigError(
+                f"{what}: {path} holds pickled Python objects (e.g. a whole saved model), which are not read by default "
+                f"({str(error).splitlines()[0][:160]}). Convert it once to a state dict "
+                "(torch.save(torch.load(FILE, weights_only=False).state_dict(), OUT)) or pass --features-trust-pickle "
+                "for a file you trust."
+            ) from None
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    state = state.state_dict() if hasattr(state, "state_dict") else state
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ConfigError(f"{what}: {path} holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def load_strict(model, state: dict, what: str, path: Path) -> None:
+    """``model.load_state_dict(state)`` requiring every tensor to match: a wrong file is refused
+    with its missing, unexpected and mis-shaped keys named."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or shapes:
+        def first(keys):
+            return ", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")
+
+        raise ConfigError(
+            f"{what}: {path} does not fit the model: {len(missing)} missing ({first(missing)}), {len(unexpected)} unexpected "
+            f"({first(unexpected)}), {len(shapes)} of another shape ({first(shapes)})"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def xrv_densenet121():
+    """torchxrayvision's DenseNet-121 (``densenet121-res224-all``) built without importing
+    torchxrayvision: torchvision's DenseNet-121 with a 1-channel stem and 18 outputs (its
+    state-dict keys are the same)."""
+    import torch
+    import torchvision
+
+    model = torchvision.models.densenet121(weights=None, num_classes=18)
+    model.features.conv0 = torch.nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return model
+
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's input statistics (used when the folder names none)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _clip_features(folder: Path, dev, image_size: int | None):
+    import torch
+
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"--features clip: {folder} is not a local Hugging Face CLIP folder (no config.json); "
+                          "pass it with --features-weights DIR; nothing is downloaded at run time.")
+    from transformers import CLIPModel
+
+    model, info = CLIPModel.from_pretrained(folder, local_files_only=True, output_loading_info=True)
+    bad = {k: sorted(map(str, v)) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if bad:
+        raise ConfigError(f"--features clip: {folder} does not fit its CLIP config: " +
+                          "; ".join(f"{k}: {', '.join(map(str, v[:4]))}" for k, v in bad.items()))
+    model = model.eval().to(dev)
+    size = int(model.config.vision_config.image_size)
+    if image_size and image_size != size:
+        raise ConfigError(f"--image-size {image_size}: this CLIP model takes {size} x {size} inputs")
+    mean, std = CLIP_MEAN, CLIP_STD
+    pre = folder / "preprocessor_config.json"
+    if pre.is_file():
+        cfg = json.loads(pre.read_text())
+        mean, std = tuple(cfg.get("image_mean", mean)), tuple(cfg.get("image_std", std))
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1).to(dev)
+    sd = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1).to(dev)
+
+    def run(g):  # grey -> RGB, CLIP statistics; the projected image embedding (clean-fid's CLIP features)
+        out = model.get_image_features(pixel_values=(g.to(dev).expand(-1, 3, -1, -1) - m) / sd)
+        return out if torch.is_tensor(out) else out.pooler_output
+
+    return Features("clip", size, run, {"features": "clip", "weights": str(folder), "dim": int(model.config.projection_dim),
+                                        "mean": list(mean), "std": list(std)})
+
+
+def make_features(spec: str, *, weights: str | None = None, image_size: int | None = None, device: str = "cpu",
+                  trust_pickle: bool = False) -> Features:
     import torch
 
     dev = torch.device(device)
@@ -175,7 +322,7 @@ def make_features(spec: str, *, weights: str | None = None, image_size: int | No
                 "(or pass --features-weights FILE); nothing is downloaded at run time."
             )
         model = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        load_strict(model, read_weights(path, "--features inception", trust_pickle), "--features inception", path)
         model.fc = torch.nn.Identity()
         model = model.eval().to(dev)
         # Google's Inception weights expect [-1, 1] inputs (what transform_input=True produces)
@@ -189,22 +336,26 @@ def make_features(spec: str, *, weights: str | None = None, image_size: int | No
                 "nothing is downloaded at run time."
             )
         import torch.nn.functional as F
-        import torchxrayvision as xrv  # only when asked
 
-        model = xrv.models.DenseNet(weights=None)
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        state = state.state_dict() if hasattr(state, "state_dict") else state
-        model.load_state_dict(state, strict=False)
+        model = xrv_densenet121()
+        state = dict(read_weights(path, "--features xrv", trust_pickle))
+        state.pop("op_threshs", None)  # torchxrayvision's operating-point buffer (classifier outputs only; not a weight)
+        load_strict(model, state, "--features xrv", path)
         model = model.eval().to(dev)
 
-        def run(g):  # xrv inputs: 1 channel, [-1024, 1024], 224x224; pooled DenseNet features
+        def run(g):  # xrv inputs: 1 channel, [-1024, 1024], 224x224; pooled DenseNet features (xrv's features2)
             x = model.features(g.to(dev) * 2048 - 1024)
             return F.adaptive_avg_pool2d(F.relu(x), 1).flatten(1)
 
         return Features("xrv", image_size or 224, run, {"features": "xrv", "weights": str(path), "dim": 1024})
+    if spec == "clip":
+        if not weights:
+            raise ConfigError("--features clip needs --features-weights DIR: a local Hugging Face CLIP folder (e.g. a snapshot "
+                              "of openai/clip-vit-base-patch32); nothing is downloaded at run time.")
+        return _clip_features(Path(weights), dev, image_size)
     from models.loading import load_encoder
 
-    loaded = load_encoder(spec)
+    loaded = load_encoder(spec)  # strict: the harness refuses a checkpoint that does not provide every backbone tensor
     encoder = loaded.encoder.eval().to(dev)
     size = encoder.contract.input_size or image_size or 224
     return Features(spec, size, lambda g: encoder.forward_global(encoder.prepare(g.to(dev))),
@@ -216,7 +367,7 @@ def extract(features: Features, paths: list[str], batch_size: int = 32) -> np.nd
 
     out = []
     for b in range(0, len(paths), batch_size):
-        grey = np.stack([load_grey(p, features.size) for p in paths[b : b + batch_size]])
+        grey = np.stack([load_square(p, features.size) for p in paths[b : b + batch_size]])
         out.append(features(torch.from_numpy(grey).float().div(255).unsqueeze(1)))
     return np.concatenate(out)
 
@@ -252,6 +403,7 @@ def quality_report(
     real: str | Path | None = None,
     features: str = "inception",
     features_weights: str | None = None,
+    features_trust_pickle: bool = False,
     image_size: int | None = None,
     max_images: int = 10_000,
     model: str | Path | None = None,
@@ -285,7 +437,7 @@ def quality_report(
     synth_paths = [str(synthetic / p) for p in rows["path"]]
     real_paths = [real_pairs.loc[d, "image_path"] for d in rows["dicom_id"]]
 
-    extractor = make_features(features, weights=features_weights, image_size=image_size, device=device)
+    extractor = make_features(features, weights=features_weights, image_size=image_size, device=device, trust_pickle=features_trust_pickle)
     f_syn, f_real = extract(extractor, synth_paths, batch_size), extract(extractor, real_paths, batch_size)
     value = fid(f_syn, f_real)
     log(f"[quality] FID ({extractor.name}, {len(rows)} vs {len(rows)} images, {f_syn.shape[1]}-d): {value:.4f}")
@@ -298,14 +450,14 @@ def quality_report(
         "generation": {k: summary.get(k) for k in ("generator", "preset", "scheduler", "steps", "guidance", "seed", "seed_mode", "height", "width")},
     }
 
-    grid = [(r.prompt, [load_grey(real_pairs.loc[r.dicom_id, "image_path"], 256 if r.height > 256 else r.height), load_grey(synthetic / r.path)])
+    grid = [(r.prompt, [load_square(real_pairs.loc[r.dicom_id, "image_path"], 256 if r.height > 256 else r.height), load_grey(synthetic / r.path)])
             for r in rows.head(grid_rows).itertuples()]
     sample_grid(report_dir / "samples.png", grid, ["real", "synthetic"])
     result["samples_png"] = "samples.png"
 
     # diversity of the REAL images (baseline): groups of k real images
     k = max(2, int(samples_per_prompt))
-    real_imgs = [load_grey(p, int(rows["height"].iloc[0])) for p in real_paths[: k * max(1, min(diversity_prompts, len(real_paths) // k))]]
+    real_imgs = [load_square(p, int(rows["height"].iloc[0])) for p in real_paths[: k * max(1, min(diversity_prompts, len(real_paths) // k))]]
     real_groups = [real_imgs[i : i + k] for i in range(0, len(real_imgs) - k + 1, k)]
     real_scores = [s for g in real_groups for s in pairwise_ms_ssim(g)]
     side = int(min(rows["height"].iloc[0], rows["width"].iloc[0]))
@@ -394,9 +546,13 @@ def add_parser(sub) -> None:
     p.add_argument("--synthetic", required=True, help="the synthetic data root written by `generate` (--output)")
     p.add_argument("--real", help="the real data root (default: the one recorded in SYNTHESIS.json)")
     p.add_argument("--features", default="inception",
-                   help="inception (local torchvision weights), xrv (local torchxrayvision DenseNet weights), or a harness encoder spec "
-                   "(checkpoint path, random:ARCH, imagenet:ARCH, module:function)")
-    p.add_argument("--features-weights", help="weights file for --features inception/xrv (default: their usual cache paths)")
+                   help="inception (local torchvision weights), xrv (local torchxrayvision DenseNet weights), clip (a local Hugging "
+                   "Face CLIP folder given as --features-weights), or a harness encoder spec (checkpoint path, random:ARCH, "
+                   "imagenet:ARCH, module:function)")
+    p.add_argument("--features-weights", help="weights file for --features inception/xrv (default: their usual cache paths); "
+                   "the CLIP folder for --features clip")
+    p.add_argument("--features-trust-pickle", action="store_true", help="allow a weights file that holds pickled objects (e.g. "
+                   "torchxrayvision's release file, a whole saved model); default: state dicts only (weights_only=True)")
     p.add_argument("--image-size", type=int, help="feature input size (default: 299 inception, 224 xrv, the encoder's own or 224)")
     p.add_argument("--max-images", type=int, default=10_000, help="at most this many synthetic/real pairs for FID (default 10000)")
     p.add_argument("--model", help="the generator's local pipeline directory, to sample several images per prompt for diversity")
@@ -409,7 +565,8 @@ def add_parser(sub) -> None:
 
 def run_from_args(args) -> dict:
     return quality_report(
-        args.synthetic, real=args.real, features=args.features, features_weights=args.features_weights, image_size=args.image_size,
+        args.synthetic, real=args.real, features=args.features, features_weights=args.features_weights,
+        features_trust_pickle=args.features_trust_pickle, image_size=args.image_size,
         max_images=args.max_images, model=args.model, diversity_prompts=args.diversity_prompts,
         samples_per_prompt=args.samples_per_prompt, report_dir=args.report_dir, device=args.device, batch_size=args.batch_size,
     )
