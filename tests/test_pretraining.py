@@ -17,6 +17,10 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.errors import DatasetNotFoundError
+from recipes.mimic import load_pairs
+from recipes.mimic.pair_set import pair_set, pair_set_summary, synthesis_prompt
+from recipes.mimic.pairs import count_tokens
 from recipes.pretraining import losses
 from recipes.pretraining.data import (Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, caption_sentences, collate,
                                       load_pretraining_pairs, make_caption, mixed_is_synthetic, word_groups)
@@ -179,6 +183,72 @@ def test_pairs_splits_and_image_sources(demo_root, tmp_path):
     m = load_pretraining_pairs(demo_root, SourceSpec("mixed", str(synth), ratio=0.5, generator="toy"))
     expected = [mixed_is_synthetic(d, 0.5) for d in m.dicom_id]
     assert list(m.image_kind == "synthetic") == expected and 0 < sum(expected) < len(expected)
+
+
+def test_synthesis_prompt_is_the_impression_else_impression_and_findings():
+    assert synthesis_prompt("No acute process.", "Lungs clear.") == ("No acute process.", "impression")
+    assert synthesis_prompt(" As above.\n", "Heart size normal.") == ("As above. Heart size normal.", "impression+findings")
+    assert synthesis_prompt("", "Small left effusion.") == ("Small left effusion.", "impression+findings")
+    assert synthesis_prompt(None, None) == ("", "impression+findings")
+
+
+def test_pair_set_hash_covers_ids_and_subsets_in_any_order():
+    import hashlib
+
+    import pandas as pd
+
+    frame = pd.DataFrame({"dicom_id": ["b", "a"], "subset": ["valid", "train"]})
+    expected = hashlib.sha256(b"a,train\nb,valid\n").hexdigest()
+    assert pair_set_summary(frame) == {"train": 1, "valid": 1, "pairs": 2, "sha256": expected}
+    assert pair_set_summary(frame.iloc[::-1]) == pair_set_summary(frame)
+    moved = frame.assign(subset=["train", "train"])
+    assert pair_set_summary(moved)["sha256"] != expected
+
+
+def test_real_synthetic_and_mixed_runs_use_one_pair_set(demo_root, tmp_path):
+    real = load_pretraining_pairs(demo_root)
+    # pairs whose IMPRESSION has < 3 tokens but whose caption qualifies through FINDINGS stay in
+    short = real[real.impression.map(count_tokens) < 3]
+    assert len(short) > 0 and len(real) == len(short) + int((real.impression.map(count_tokens) >= 3).sum())
+    assert len(load_pairs(demo_root)) < len(real)  # the IMPRESSION-only rule would have dropped them
+    joined = [" ".join(t for t in (i.strip(), f.strip()) if t) for i, f in zip(short.impression, short.findings)]
+    assert list(short.prompt) == joined and (short.prompt_section == "impression+findings").all()
+    assert (short.prompt.map(count_tokens) >= 3).all()
+    synth = make_synthetic_root(real, tmp_path / "synth")
+    for source in (SourceSpec("synthetic", str(synth), generator="toy"), SourceSpec("mixed", str(synth), ratio=0.5, generator="toy")):
+        frame = load_pretraining_pairs(demo_root, source)
+        assert list(frame.dicom_id) == list(real.dicom_id) and list(frame.subset) == list(real.subset), source.kind
+        assert pair_set_summary(frame) == pair_set_summary(real) == pair_set_summary(pair_set(demo_root))
+    assert (load_pretraining_pairs(demo_root, SourceSpec("synthetic", str(synth))).loc[short.index, "image_kind"] == "synthetic").all()
+
+
+def test_a_synthetic_root_that_misses_a_pair_is_refused(demo_root, tmp_path):
+    real = load_pretraining_pairs(demo_root)
+    synth = make_synthetic_root(real, tmp_path / "synth")
+    victim = real[real.impression.map(count_tokens) < 3].iloc[0]  # a pair the old IMPRESSION-only synthesis skipped
+    rel = Path(victim.image_path).relative_to(Path(victim.image_path).parents[4])
+    (synth / "mimic-cxr-jpg" / "2.0.0" / rel).with_name("synthetic.jpg").unlink()
+    n_study = int((real.study_id == victim.study_id).sum())
+    with pytest.raises(DatasetNotFoundError, match=rf"does not cover this run's pair set: {n_study} of the {len(real)} pairs.*{victim.dicom_id}"):
+        load_pretraining_pairs(demo_root, SourceSpec("synthetic", str(synth), generator="toy"))
+    none_drawn = load_pretraining_pairs(demo_root, SourceSpec("mixed", str(synth), ratio=0.0, generator="toy"))
+    assert len(none_drawn) == len(real) and (none_drawn.image_kind == "real").all()
+
+
+def test_real_and_synthetic_runs_print_and_record_the_same_pair_set(demo_root, tiny_bert, tmp_path, capsys):
+    synth = make_synthetic_root(load_pretraining_pairs(demo_root), tmp_path / "synth")
+    expected = pair_set_summary(pair_set(demo_root))
+    lines, records = {}, {}
+    for kind in ("real", "synthetic"):
+        extra = {} if kind == "real" else dict(image_source="synthetic", synthetic_root=str(synth), generator="toy")
+        path = train(tiny_config(demo_root, tiny_bert, tmp_path / kind, "convirt", max_steps=1, **extra))
+        lines[kind] = [line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines() if "pair set:" in line]
+        records[kind] = torch.load(path, weights_only=True)["medvlp"]
+    line = (f"pair set: {expected['train']} train + {expected['valid']} valid = {expected['pairs']} pairs, "
+            f"sha256 {expected['sha256'][:12]}")
+    assert lines["real"] == [line + "; 0 synthetic images"]
+    assert lines["synthetic"] == [line + f"; {expected['pairs']} synthetic images"]
+    assert records["real"]["pair_set"] == records["synthetic"]["pair_set"] == expected
 
 
 def make_synthetic_root(frame, root: Path) -> Path:

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.errors import ConfigError
-from recipes.mimic import MimicLayout, load_pairs
+from benchmark.errors import ConfigError, DatasetNotFoundError
+from recipes.mimic import MimicLayout
+from recipes.mimic.pair_set import pair_set, pair_set_summary
 from recipes.synthesis import generate as gen
 from recipes.synthesis.generate import GenerationConfig, generate, read_manifest
 from recipes.synthesis.quality import fid, frechet_distance, ms_ssim, ms_ssim_scales, quality_report
@@ -53,7 +54,7 @@ def images_by_id(out) -> dict[str, bytes]:
 def test_layout_mirrors_input_and_manifest_is_complete(demo_root, full_run):
     out, summary = full_run
     manifest = read_manifest(out)
-    expected = load_pairs(demo_root).head(LIMIT)
+    expected = pair_set(demo_root).head(LIMIT)
     assert summary["generated"] == LIMIT and summary["planned"] == LIMIT
     assert list(manifest["dicom_id"]) == list(expected["dicom_id"])  # merged deterministically (ids order)
     for column in gen.MANIFEST_COLUMNS:
@@ -71,14 +72,39 @@ def test_layout_mirrors_input_and_manifest_is_complete(demo_root, full_run):
 
         with Image.open(path) as im:
             assert im.mode == "L" and im.size == (SIDE, SIDE)
-        assert row.prompt == pair.impression and not row.prompt_truncated
+        assert row.prompt == pair.prompt and not row.prompt_truncated
         assert (row.steps, row.guidance, row.height, row.seed, row.scheduler) == (STEPS, 7.5, SIDE, 42, "DDIMScheduler")
     assert not list(out.rglob(".*.tmp"))  # atomic writes left nothing behind
 
 
+def test_plan_is_the_pretraining_pair_set_and_prompts_fall_back_to_findings(demo_root, tiny_model, tmp_path):
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(tiny_model / "tokenizer"))
+    planned = gen.plan(GenerationConfig(data_root=demo_root, model=tiny_model, output=tmp_path / "unused"), tokenizer)
+    pairs = pair_set(demo_root)
+    assert list(planned.dicom_id) == list(pairs.dicom_id)  # every pair pretraining uses, no other
+    assert pair_set_summary(planned) == pair_set_summary(pairs)
+    expected = [f"{i.strip()} {f.strip()}".strip() if section == "impression+findings" else i.strip()
+                for i, f, section in zip(planned.impression, planned.findings, planned.prompt_section)]
+    assert (planned.prompt_section == "impression+findings").sum() > 0
+    for prompt, full, truncated in zip(planned.prompt, expected, planned.prompt_truncated):
+        assert prompt == full if not truncated else (full.startswith(prompt) and len(prompt) < len(full))
+
+
+def test_a_full_synthetic_root_covers_the_pretraining_pairs(demo_root, full_run, tmp_path):
+    from recipes.pretraining.data import SourceSpec, load_pretraining_pairs
+
+    out, summary = full_run
+    assert summary["pair_set"] == pair_set_summary(pair_set(demo_root).head(LIMIT))
+    assert summary["prompts_impression_findings"] == int((pair_set(demo_root).head(LIMIT).prompt_section != "impression").sum())
+    with pytest.raises(DatasetNotFoundError, match="does not cover this run's pair set"):  # --limit made a partial root
+        load_pretraining_pairs(demo_root, SourceSpec("synthetic", str(out)))
+
+
 def test_pretraining_reads_the_synthetic_root_with_no_conversion(demo_root, full_run):
     out, _ = full_run
-    synthetic, real = load_pairs(out), load_pairs(demo_root).head(LIMIT)
+    synthetic, real = pair_set(out), pair_set(demo_root).head(LIMIT)
     assert list(synthetic["dicom_id"]) == list(real["dicom_id"])
     assert list(synthetic["impression"]) == list(real["impression"])  # the real reports, found through OUT
     assert all(p.startswith(str(out)) for p in synthetic["image_path"])
@@ -130,7 +156,7 @@ def test_killed_run_resumes_without_regenerating_finished_images(demo_root, tiny
     assert again["generated"] == 0 and again["kept"] == LIMIT
     gen.finalize(out, demo_root, reports="copy")  # a self-contained copy of the reports instead of the link
     reports = out / "mimic-cxr" / "2.0.0" / "files"
-    assert not reports.is_symlink() and len(list(reports.rglob("*.txt"))) == load_pairs(out)["study_id"].nunique()
+    assert not reports.is_symlink() and len(list(reports.rglob("*.txt"))) == pair_set(out)["study_id"].nunique()
 
 
 def test_other_settings_into_the_same_output_are_refused(demo_root, tiny_model, full_run):
@@ -245,10 +271,10 @@ def test_nan_and_constant_images_are_regenerated_once_with_the_next_seed(demo_ro
 
     real_raw = gen.synthesize_raw
     calls = []
-    pairs = load_pairs(demo_root).head(LIMIT)
-    once = [k for k in range(4) if (pairs.impression == pairs.impression.iloc[k]).sum() == 1]  # in the first batch of 4
+    pairs = pair_set(demo_root).head(LIMIT)
+    once = [k for k in range(4) if (pairs.prompt == pairs.prompt.iloc[k]).sum() == 1]  # in the first batch of 4
     nan_id, flat_id = pairs.dicom_id.iloc[once[0]], pairs.dicom_id.iloc[once[1]]
-    nan_start, flat_start = pairs.impression.iloc[once[0]][:20], pairs.impression.iloc[once[1]][:20]
+    nan_start, flat_start = pairs.prompt.iloc[once[0]][:20], pairs.prompt.iloc[once[1]][:20]
 
     def faulty(pipe, prompts, seeds, **kw):
         out = real_raw(pipe, prompts, seeds, **kw).copy()
@@ -287,9 +313,9 @@ def test_nan_and_constant_images_are_regenerated_once_with_the_next_seed(demo_ro
 
 def test_duplicate_prompts_are_counted(full_run, demo_root):
     out, summary = full_run
-    pairs = load_pairs(demo_root).head(LIMIT)
-    repeats = LIMIT - pairs.impression.nunique()  # 1 today: "No acute cardiopulmonary process." in two studies
-    same_study = LIMIT - len(pairs.drop_duplicates(["study_id", "impression"]))
+    pairs = pair_set(demo_root).head(LIMIT)
+    repeats = LIMIT - pairs.prompt.nunique()  # 1 today: "No acute cardiopulmonary process." in two studies
+    same_study = LIMIT - len(pairs.drop_duplicates(["study_id", "prompt"]))
     checks = summary["image_checks"]
     assert checks["duplicate_prompt_images"] == repeats and checks["duplicate_prompt_images_same_study"] == same_study
     manifest = read_manifest(out)

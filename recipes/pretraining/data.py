@@ -1,27 +1,23 @@
 """(image, caption) pairs for pretraining, MGCA's preprocessing, and the image-source switch.
 
-Captions (re-implemented from MGCA's ``create_path_2_sent_mapping``, not copied):
-IMPRESSION + " " + FINDINGS, newlines -> spaces, split into points at ``<number>.`` and into
-sentences at ``.``; each sentence is lower-cased and cut into ``\\w+`` word tokens (non-ASCII
-characters dropped); sentences of one token or less are dropped; a study whose kept
-sentences hold fewer than 3 tokens is dropped. The caption is the kept sentences joined by
-spaces, tokenised by the BERT tokenizer to at most ``max_words`` (112) tokens, padded.
-
-Splits: train = the official ``train`` split; validation = ``validate`` + ``test`` merged (as
-MGCA does). Frontal views (PA/AP) only.
+Pairs and captions: :mod:`recipes.mimic.pair_set` (one pair set per data root and filters,
+shared with the synthesis recipe; frontal views, MGCA captions of at least 3 tokens, train =
+the official ``train`` split, validation = ``validate`` + ``test``). Captions are tokenised by
+the BERT tokenizer to at most ``max_words`` (112) tokens, padded.
 
 Image source: ``real`` (the MIMIC-CXR-JPG images), ``synthetic`` (a synthetic image root in
 the MIMIC-CXR-JPG layout: ``<root>/mimic-cxr-jpg/2.0.0/files/pXX/pXXXXXXXX/sXXXXXXXX/<dicom_id>.jpg``;
 a study folder holding one image for the whole report is used for each of the study's
 images) or ``mixed`` (each pair independently synthetic with probability ``ratio``, decided by a
 hash of the dicom_id, so the choice is deterministic and independent of the run). The
-captions always come from the real reports under the data root.
+captions always come from the real reports under the data root. The image source never
+changes the pairs: a synthetic root that lacks an image for a pair the run draws as synthetic
+is refused (no pair is silently left out).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -34,40 +30,11 @@ from torch.utils.data import Dataset
 from benchmark.errors import ConfigError, DatasetNotFoundError
 from benchmark.images import read_grey
 from benchmark.preprocess import centre_crop, random_crop, resize_and_pad
+from recipes.mimic.pair_set import (MIN_CAPTION_TOKENS, TRAIN_SPLITS, VALID_SPLITS, caption_sentences, make_caption,  # noqa: F401
+                                    pair_set)
 
 IMAGE_SOURCES = ("real", "synthetic", "mixed")
-TRAIN_SPLITS = ("train",)
-VALID_SPLITS = ("validate", "test")
-MIN_CAPTION_TOKENS = 3
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-_POINT = re.compile(r"[0-9]+\.")
-_WORD = re.compile(r"\w+")
-
-
-# ------------------------------------------------------------------------------ captions
-def caption_sentences(impression: str | None, findings: str | None) -> list[str]:
-    """MGCA's sentence list for one study (see module docstring)."""
-    text = f"{impression or ''} {findings or ''}".replace("\n", " ")
-    sentences = []
-    for point in _POINT.split(text):
-        for piece in point.split("."):
-            if not piece:
-                continue
-            piece = piece.replace("\ufffd\ufffd", " ")
-            tokens = _WORD.findall(piece.lower())
-            if len(tokens) <= 1:
-                continue
-            kept = [t.encode("ascii", "ignore").decode("ascii") for t in tokens]
-            kept = [t for t in kept if t]
-            if kept:
-                sentences.append(" ".join(kept))
-    return sentences
-
-
-def make_caption(impression: str | None, findings: str | None) -> tuple[str, int]:
-    """(caption, number of word tokens)."""
-    sentences = caption_sentences(impression, findings)
-    return " ".join(sentences), sum(len(s.split()) for s in sentences)
 
 
 # ------------------------------------------------------------------------------ image source
@@ -156,49 +123,34 @@ def assign_images(frame: pd.DataFrame, source: SourceSpec) -> pd.DataFrame:
         return frame
     files_dir = synthetic_files_dir(source.synthetic_root)
     use = [source.kind == "synthetic" or mixed_is_synthetic(d, source.ratio, source.mix_seed) for d in frame["dicom_id"]]
-    paths, missing, ungenerated = list(frame["image_path"]), [], []
-    # The synthesis recipe prompts with the IMPRESSION and so never generates pairs whose
-    # impression has < 3 tokens (their caption may still qualify through FINDINGS): such a pair
-    # without a synthetic image is left out; any other missing image is an error.
-    from recipes.mimic.pairs import count_tokens
-
-    for i, (flag, row) in enumerate(zip(use, frame[["subject_id", "study_id", "dicom_id", "impression"]].itertuples(index=False))):
+    paths, missing = list(frame["image_path"]), []
+    for i, (flag, row) in enumerate(zip(use, frame[["subject_id", "study_id", "dicom_id"]].itertuples(index=False))):
         if not flag:
             continue
         p = synthetic_image_path(files_dir, row.subject_id, row.study_id, row.dicom_id)
         if p is not None:
             paths[i] = str(p)
-        elif count_tokens(row.impression) < 3:
-            ungenerated.append(i)
         else:
             missing.append(row.dicom_id)
     if missing:
         raise DatasetNotFoundError(
-            f"{len(missing)} of {sum(use)} pairs have no synthetic image under {files_dir} "
-            f"(first dicom_ids: {', '.join(missing[:5])}). Generate them first, or use --image-source mixed/real."
+            f"--synthetic-root {source.synthetic_root} does not cover this run's pair set: {len(missing)} of the {sum(use)} pairs "
+            f"drawn as synthetic have no image under {files_dir} (first dicom_ids: {', '.join(missing[:5])}). A run never drops "
+            "pairs for lack of a synthetic image (real and synthetic runs must train on the same pairs): generate the missing "
+            "images with `python -m recipes.synthesis generate --data-root <the same data root> --output <this root>` (it "
+            "resumes and plans exactly this pair set; no --limit/--splits), or use --image-source real."
         )
     frame["image_path"] = paths
     frame["image_kind"] = ["synthetic" if f else "real" for f in use]
-    return frame.drop(index=frame.index[ungenerated]) if ungenerated else frame
+    return frame
 
 
 # ------------------------------------------------------------------------------ pair table
 def load_pretraining_pairs(data_root: str | Path, source: SourceSpec | None = None, *, limit: int | None = None) -> pd.DataFrame:
-    """Frontal (image, caption) pairs with ``split`` in {train, valid}; studies with captions
-    under 3 tokens dropped."""
-    from recipes.mimic import load_pairs
-
-    frame = load_pairs(data_root, frontal_only=True, min_tokens=0, section="impression")
-    made = [make_caption(i, f) for i, f in zip(frame["impression"], frame["findings"])]
-    frame = frame.assign(caption=[c for c, _ in made], caption_tokens=[n for _, n in made])
-    frame = frame[frame["caption_tokens"] >= MIN_CAPTION_TOKENS]
-    frame = frame[frame["split"].isin(TRAIN_SPLITS + VALID_SPLITS)]
-    frame = frame.assign(subset=np.where(frame["split"].isin(TRAIN_SPLITS), "train", "valid"))
-    frame = assign_images(frame, source or SourceSpec())
-    frame = frame.reset_index(drop=True)
-    if limit:
-        frame = pd.concat([frame[frame.subset == "train"].head(limit), frame[frame.subset == "valid"].head(limit)]).reset_index(drop=True)
-    return frame
+    """The pair set of ``data_root`` (:func:`recipes.mimic.pair_set.pair_set`) with ``image_path``
+    and ``image_kind`` set for ``source``; the same rows, in the same order, for every source."""
+    frame = pair_set(data_root, limit=limit)
+    return assign_images(frame, source or SourceSpec()).reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------ text

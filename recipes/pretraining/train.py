@@ -26,6 +26,7 @@ from typing import Any, Callable
 import torch
 
 from benchmark.errors import BenchmarkError, ConfigError
+from recipes.mimic.pair_set import describe, pair_set_summary
 from recipes.pretraining import METHODS
 from recipes.pretraining.data import (Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, collate, load_pretraining_pairs,
                                      synthesis_settings)
@@ -121,7 +122,7 @@ def _plain(obj: Any) -> Any:
 
 
 def export_checkpoint(method, cfg: TrainConfig, path: Path, *, epoch: int, step: int, val_loss: float | None,
-                      n_pairs: dict[str, int], tokenizer_dir: str) -> None:
+                      n_pairs: dict[str, int], pairs_id: dict, tokenizer_dir: str) -> None:
     """A Lightning-like checkpoint the harness reads with ``weights_only=True``."""
     sd = {k: v.detach().cpu().clone() for k, v in method.state_dict().items()}
     bert = getattr(method, "text_encoder_q", None) or getattr(method, "text_encoder", None) or method.gloria.text_encoder
@@ -137,6 +138,7 @@ def export_checkpoint(method, cfg: TrainConfig, path: Path, *, epoch: int, step:
         "synthesis": synthesis_settings(cfg.synthetic_root) if cfg.image_source != "real" else None,
         "data_root": cfg.data_root,
         "pairs": n_pairs,
+        "pair_set": pairs_id,  # counts and sha256 of the pairs (independent of the image source)
         "image_input": {"resize": cfg.resize, "crop": cfg.crop, "mean": 0.5, "std": 0.5, "channels": 3,
                         "resnet_upsample": cfg.upsample},
         "text_encoder_dir": str(cfg.text_encoder),
@@ -202,6 +204,10 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
     valid_frame = frame[frame.subset == "valid"].reset_index(drop=True)
     n_pairs = {"train": len(train_frame), "valid": len(valid_frame),
                "synthetic_images": int((frame.image_kind == "synthetic").sum())}
+    pairs_id = pair_set_summary(frame)
+    if d.main:
+        print(f"{cfg.method} ({cfg.source().label()} images): {describe(pairs_id)}; {n_pairs['synthetic_images']} synthetic images",
+              flush=True)
     captioner = Captioner(tokenizer, cfg.max_words)
     image = ImageSpec(cfg.resize, cfg.crop)
     train_set = PairDataset(train_frame, captioner, image, train=True)
@@ -337,7 +343,7 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
                 state["best_val"], state["bad_epochs"] = val, 0
                 if d.main:
                     export_checkpoint(method, cfg, export_path, epoch=state["epoch"], step=state["step"], val_loss=val,
-                                      n_pairs=n_pairs, tokenizer_dir=str(out / "tokenizer"))
+                                      n_pairs=n_pairs, pairs_id=pairs_id, tokenizer_dir=str(out / "tokenizer"))
             else:
                 state["bad_epochs"] += 1
                 if state["bad_epochs"] >= cfg.patience:
@@ -349,7 +355,7 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
     save_state()
     if d.main:
         export_checkpoint(method, cfg, out / "last.ckpt", epoch=state["epoch"], step=state["step"], val_loss=None,
-                          n_pairs=n_pairs, tokenizer_dir=str(out / "tokenizer"))
+                          n_pairs=n_pairs, pairs_id=pairs_id, tokenizer_dir=str(out / "tokenizer"))
         if state["best_val"] is None:
             shutil.copyfile(out / "last.ckpt", export_path)
         print(f"wrote {export_path} (step {state['step']}, epoch {state['epoch']}); score it with: "

@@ -13,7 +13,8 @@ from .generate import PRESETS, SCHEDULERS
 def _generate_parser(sub) -> None:
     p = sub.add_parser(
         "generate", help="one synthetic image per frontal MIMIC-CXR image/report pair",
-        description="Generate one synthetic image per frontal MIMIC-CXR-JPG image whose report IMPRESSION has >= 3 tokens, "
+        description="Generate one synthetic image per pair of the pretraining pair set (frontal MIMIC-CXR-JPG images whose "
+        "MGCA caption has >= 3 tokens; prompt: the IMPRESSION, or IMPRESSION + FINDINGS when the impression has < 3 tokens), "
         "into a data root in the MIMIC-CXR-JPG layout (resumable, shardable). Multi-GPU: "
         "torchrun --nproc-per-node=N -m recipes.synthesis generate ... (ranks shard the work).",
     )

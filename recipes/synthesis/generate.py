@@ -1,4 +1,9 @@
-"""Generate one synthetic chest X-ray per MIMIC-CXR report with a local Stable Diffusion.
+"""Generate one synthetic chest X-ray per MIMIC-CXR image/report pair with a local Stable Diffusion.
+
+The pairs are the pretraining pair set (``recipes.mimic.pair_set``: frontal images whose MGCA
+caption has >= 3 tokens, official train/validate/test splits), so a finished synthetic root
+covers every pair a real pretraining run uses. The prompt is the report's IMPRESSION, or its
+IMPRESSION + FINDINGS when the impression has fewer than 3 tokens (our choice, documented there).
 
 Input: a MIMIC-CXR-JPG + reports data root (``recipes.mimic`` layout) and a diffusers
 ``StableDiffusionPipeline`` directory (a Stable Diffusion 2.1 snapshot or the RoentGen
@@ -11,7 +16,7 @@ release), read with ``local_files_only=True``. Output (``--output OUT``) is a dr
     OUT/synthesis_manifest.<i>-of-<n>.csv    (one per shard, appended as images are written)
     OUT/SYNTHESIS.json                       (settings, counts, provenance)
 
-so ``recipes.mimic.load_pairs(OUT)`` returns the (synthetic image, real report) pairs with no
+so ``recipes.mimic.pair_set.pair_set(OUT)`` returns the (synthetic image, real report) pairs with no
 conversion. The csv.gz files are the real ones restricted to the generated images (``Rows`` /
 ``Columns`` set to the synthetic size); they are (re)written when a shard finishes.
 
@@ -54,7 +59,8 @@ import pandas as pd
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.provenance import git_state, package_versions
-from recipes.mimic import MimicLayout, load_pairs
+from recipes.mimic import MimicLayout
+from recipes.mimic.pair_set import describe, pair_set, pair_set_summary
 
 JPEG_QUALITY = 95
 MANIFEST = "synthesis_manifest.csv"
@@ -585,13 +591,13 @@ def place_reports(real: MimicLayout, synth: MimicLayout, merged: pd.DataFrame, m
 # ----------------------------------------------------------------------------------- driver
 def plan(cfg: GenerationConfig, tokenizer) -> pd.DataFrame:
     """Every image of the run (all shards): ids, prompt, truncation, seed; sorted by ids."""
-    pairs = load_pairs(cfg.data_root)  # frontal (PA/AP), IMPRESSION with >= 3 tokens
+    pairs = pair_set(cfg.data_root)  # the pretraining pair set; prompt = IMPRESSION, or IMPRESSION + FINDINGS without one
     if cfg.splits:
         pairs = pairs[pairs["split"].isin(cfg.splits)]
     if cfg.limit is not None:
         pairs = pairs.iloc[: int(cfg.limit)]
     pairs = pairs.reset_index(drop=True)
-    prompts, truncated, counts = truncate_prompts(tokenizer, pairs["impression"].tolist())
+    prompts, truncated, counts = truncate_prompts(tokenizer, pairs["prompt"].tolist())
     return pairs.assign(
         prompt=prompts, prompt_truncated=truncated, prompt_tokens=counts,
         seed=[image_seed(cfg.seed, cfg.seed_mode, d) for d in pairs["dicom_id"]],
@@ -625,7 +631,11 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
     everything = plan(cfg, pipe.tokenizer)
     mine = shard_rows(everything, index, count, cfg.batch_size)
     n_truncated = int(everything["prompt_truncated"].sum())
-    log(f"[synthesis] {len(everything)} frontal image/report pairs planned; {n_truncated} impressions truncated to "
+    pairs_id = pair_set_summary(everything)
+    n_fallback = int((everything["prompt_section"] != "impression").sum())
+    log(f"[synthesis] {describe(pairs_id)}" + (" (--limit/--splits: a part of the pretraining pair set)" if cfg.limit is not None or cfg.splits else "")
+        + f"; {n_fallback} prompts are IMPRESSION + FINDINGS (impression under 3 tokens)")
+    log(f"[synthesis] {len(everything)} frontal image/report pairs planned; {n_truncated} prompts truncated to "
         f"{pipe.tokenizer.model_max_length} tokens; shard {index}/{count}: {len(mine)} images; "
         f"{generator} ({scheduler_name}, {settings['steps']} steps, guidance {settings['guidance']}, "
         f"{settings['height']}x{settings['width']}, {dtype_name} on {device})")
@@ -691,7 +701,7 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
     summary = {
         "recipe": "recipes.synthesis.generate", "data_root": str(data_root.resolve()), "model": str(model.resolve()),
         **fixed, "seed": cfg.seed, "seed_mode": cfg.seed_mode, "batch_size": cfg.batch_size, "jpeg_quality": JPEG_QUALITY, "image_mode": "L",
-        "planned": len(everything), "prompts_truncated": n_truncated, "token_limit": int(pipe.tokenizer.model_max_length),
+        "planned": len(everything), "pair_set": pairs_id, "prompts_impression_findings": n_fallback, "prompts_truncated": n_truncated, "token_limit": int(pipe.tokenizer.model_max_length),
         "limit": cfg.limit, "splits": list(cfg.splits) if cfg.splits else None,
         "last_shard": {"index": index, "count": count, "generated": done, "kept": len(kept),
                        "seconds": round(gen_seconds, 3), "images_per_s": round(done / gen_seconds, 4) if done and gen_seconds else None,
