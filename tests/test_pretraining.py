@@ -395,7 +395,10 @@ def test_checkpoint_scores_on_the_demo_suite(mgca_synthetic_run, demo_root, tmp_
 def test_real_images_run_and_export(method, demo_root, tiny_bert, tmp_path):
     path = train(tiny_config(demo_root, tiny_bert, tmp_path / method, method, max_steps=2))
     assert path.is_file() and path.name == f"{method}-real-resnet_tiny.ckpt"
-    sd = torch.load(path, weights_only=True)["state_dict"]
+    ckpt = torch.load(path, weights_only=True)
+    sd = ckpt["state_dict"]
+    assert ckpt["medvlp"]["preset"]["name"] == "gloria" and ckpt["medvlp"]["preset"]["text_input"] == "sentence"
+    assert ckpt["hyper_parameters"]["sentence_stop_words"] == 5
     assert any(k.startswith("gloria.img_encoder.model.layer1.") for k in sd)
     assert "gloria.img_encoder.local_embedder.weight" in sd
 
@@ -432,3 +435,197 @@ def test_chain_plans_synthesis_pretraining_benchmark(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "recipes.synthesis generate" in out and "--preset roentgen" in out and "--image-source synthetic" in out
     assert f"--encoder {tmp_path}/pretrain/gloria-roentgen-resnet50.ckpt" in out
+
+
+# ------------------------------------------------------------------------------ presets
+def test_presets_name_their_sources_and_settings():
+    from recipes.pretraining.chain import METHOD_TITLES
+    from recipes.pretraining.presets import PRESET_NAMES, PRESETS
+
+    assert PRESET_NAMES == ("convirt", "convirt-original", "gloria", "gloria-caption", "mgca")
+    assert tuple(METHOD_TITLES) == PRESET_NAMES  # the chain offers every preset
+    assert PRESETS["convirt"].source.startswith("HKU-MedAI/MGCA@") and PRESETS["mgca"].source.startswith("HKU-MedAI/MGCA@")
+    assert PRESETS["convirt-original"].source.startswith("edreisMD/ConVIRT-pytorch@")
+    assert PRESETS["gloria"].source.startswith("marshuang80/gloria@") and PRESETS["gloria-caption"].source.startswith("marshuang80/gloria@")
+    original = PRESETS["convirt-original"].hparams
+    assert (original["emb_dim"], original["temperature"], original["i2t_weight"], original["t2i_weight"]) == (512, 0.1, 0.75, 0.25)
+    assert (original["optimizer"], original["lr"], original["weight_decay"], original["batch_size"]) == ("adam", 1e-4, 1e-6, 32)
+    assert (original["text_layers"], original["freeze_text_layers"], original["text_pooling"], original["projection"]) == (0, 6, "mean", "linear_relu")
+    assert (original["text_input"], PRESETS["convirt-original"].image_init, PRESETS["convirt-original"].upsample) == ("sentence", "random", 0)
+    assert all(p.notes for p in PRESETS.values())
+
+
+def test_convirt_preset_resolves_exactly_as_before_presets(tmp_path):
+    cfg = TrainConfig(method="convirt", data_root="d", text_encoder="t", output=str(tmp_path)).resolved()
+    assert (cfg.batch_size, cfg.epochs, cfg.lr, cfg.weight_decay, cfg.grad_clip, cfg.patience) == (72, 50, 2e-5, 0.05, 0.0, 5)
+    assert (cfg.image_init, cfg.max_words, cfg.upsample) == ("imagenet", 112, 299)
+    assert cfg.hparams == {"betas": (0.9, 0.999), "optimizer": "adamw", "scheduler": "cosine_warmup", "warmup": 0.4, "min_lr": 1e-8,
+                           "text_layers": 6, "emb_dim": 128, "proj_hidden": 2048, "temperature": 0.07,
+                           "text_input": "caption", "sentence_stop_words": 0}
+    assert cfg.export_name() == "convirt-real-resnet50.ckpt"
+
+
+def test_gloria_presets_official_sentence_and_v1_init_or_the_mgca_caption(tmp_path):
+    gloria = TrainConfig(method="gloria", data_root="d", text_encoder="t", output=str(tmp_path)).resolved()
+    assert (gloria.image_init, gloria.max_words, gloria.hparams["text_input"], gloria.hparams["sentence_stop_words"]) == ("imagenet-v1", 97, "sentence", 5)
+    assert (gloria.batch_size, gloria.lr, gloria.grad_clip, gloria.hparams["optimizer"]) == (48, 5e-5, 0.25, "adam")
+    caption = TrainConfig(method="gloria-caption", data_root="d", text_encoder="t", output=str(tmp_path)).resolved()
+    assert (caption.image_init, caption.max_words, caption.hparams["text_input"]) == ("imagenet-v1", 112, "caption")
+    assert caption.export_name() == "gloria-caption-real-resnet50.ckpt"
+    overridden = TrainConfig(method="gloria", data_root="d", text_encoder="t", output=str(tmp_path), image_init="imagenet",
+                             max_words=112, hparams={"text_input": "caption"}).resolved()
+    assert (overridden.image_init, overridden.max_words, overridden.hparams["text_input"]) == ("imagenet", 112, "caption")
+    from benchmark.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--method must be one of convirt, convirt-original, gloria, gloria-caption, mgca"):
+        TrainConfig(method="clip", data_root="d", text_encoder="t").resolved()
+    with pytest.raises(ConfigError, match="text_input must be one of caption, sentence"):
+        TrainConfig(method="gloria", data_root="d", text_encoder="t", hparams={"text_input": "report"}).resolved()
+
+
+def test_imagenet_v1_init_reads_torchvisions_v1_file(tmp_path, monkeypatch):
+    """GLoRIA's ``pretrained=True`` is torchvision's IMAGENET1K_V1 file; ``imagenet`` is the default (V2)."""
+    import torchvision
+
+    from benchmark.errors import CheckpointError
+    from models.formats.imagenet import torchvision_weights
+    from recipes.pretraining.encoders import build_image_model, image_init_spec
+
+    assert image_init_spec("resnet50", "imagenet-v1") == "imagenet:resnet50@IMAGENET1K_V1"
+    assert image_init_spec("resnet50", "imagenet") == "imagenet:resnet50" and image_init_spec("resnet50", "x.ckpt") == "x.ckpt"
+    assert torchvision_weights("resnet50", "IMAGENET1K_V1").url.endswith("/resnet50-0676ba61.pth")
+    assert torchvision_weights("resnet50", None).url.endswith("/resnet50-11ad3fa6.pth")  # the default is V2
+    torch.manual_seed(3)
+    v1 = torchvision.models.resnet50().state_dict()
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.save(v1, folder / "resnet50-0676ba61.pth")
+    monkeypatch.setenv("MEDVLP_IMAGENET_WEIGHTS", str(folder))
+    enc = build_image_model("resnet50", "imagenet-v1")
+    got = enc.state_dict()
+    assert torch.equal(got["conv1.weight"], v1["conv1.weight"]) and torch.equal(got["layer4.2.bn3.running_var"], v1["layer4.2.bn3.running_var"])
+    with pytest.raises(CheckpointError, match="resnet50-11ad3fa6.pth"):  # the V2 file is not there
+        build_image_model("resnet50", "imagenet")
+
+
+def test_gloria_sentence_list_stops_when_the_word_count_equals_5():
+    from recipes.pretraining.data import stop_at_word_count
+
+    assert stop_at_word_count(["no acute process", "lungs clear", "heart normal"], 5) == ["no acute process", "lungs clear"]
+    assert stop_at_word_count(["lungs clear", "no acute findings seen"], 5) == ["lungs clear", "no acute findings seen"]  # 2, 6: never 5
+    assert stop_at_word_count(["a b c d e", "f g"], 5) == ["a b c d e"]
+    assert stop_at_word_count(["a b c d e", "f g"], 0) == ["a b c d e", "f g"]
+
+
+def test_sentence_input_draws_one_report_sentence_per_step(demo_root, tiny_bert):
+    from recipes.pretraining.data import TextInput
+
+    frame = load_pretraining_pairs(demo_root)
+    ds = PairDataset(frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=True, text=TextInput("sentence"))
+    many = [i for i, s in enumerate(ds.sentences) if len(s) >= 3]
+    assert many
+    i = many[0]
+    assert ds.sentences[i] == caption_sentences(frame.impression[i], frame.findings[i])
+    drawn = [ds.text_of(i, seed) for seed in range(60)]
+    assert set(drawn) <= set(ds.sentences[i]) and len(set(drawn)) == len(ds.sentences[i])  # uniform over the sentences
+    assert drawn == [ds.text_of(i, seed) for seed in range(60)]  # a function of (seed, pair)
+    assert all(d != ds.captions[i] for d in drawn)
+    caption = PairDataset(frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=True)
+    assert caption.text_of(i, 5) == frame.caption[i] and caption.sentences is None
+    gloria = PairDataset(frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=True, text=TextInput("sentence", 5))
+    for k, sentences in enumerate(gloria.sentences):
+        counts = np.cumsum([len(s.split()) for s in sentences])
+        assert 5 not in counts[:-1] and sentences == ds.sentences[k][:len(sentences)]
+
+
+def test_convirt_original_heads_frozen_layers_pooling_and_weighted_loss(tiny_bert):
+    from recipes.pretraining.methods.convirt import masked_mean
+    from recipes.pretraining.presets import PRESETS
+
+    hp = {**PRESETS["convirt-original"].hparams, "freeze_text_layers": 1}
+    model = build_method("convirt", arch="resnet_tiny", text_encoder=str(tiny_bert), image_init="random", upsample=0, **hp)
+    img_head, txt_head = model.img_encoder.projection, model.text_encoder.projection
+    assert [type(m).__name__ for m in img_head] == ["Linear", "ReLU", "Linear"] and not hasattr(model.img_encoder, "global_embed")
+    width = model.img_encoder.feature_dim
+    assert (img_head[0].in_features, img_head[0].out_features, img_head[2].out_features) == (width, width, 512)
+    assert (txt_head[0].in_features, txt_head[0].out_features, txt_head[2].out_features) == (32, 32, 512)
+    layers = model.text_encoder.model.encoder.layer
+    assert not any(p.requires_grad for p in layers[0].parameters()) and all(p.requires_grad for p in layers[1].parameters())
+    states = torch.arange(24, dtype=torch.float).view(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert torch.equal(masked_mean(states, mask), torch.stack([states[0, :2].mean(0), states[1, 0]]))
+    img = F_normalize(torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]]))
+    txt = F_normalize(torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]]))
+    s = img @ txt.t() / 0.1
+    idx = torch.arange(3)
+    i2t = -torch.log_softmax(s, dim=1)[idx, idx].mean()
+    t2i = -torch.log_softmax(s.t(), dim=1)[idx, idx].mean()
+    out = model.chunk_losses({"img": img, "txt": txt}, StepContext())
+    assert float(out["loss"]) == pytest.approx(float(0.75 * i2t + 0.25 * t2i), rel=1e-6)
+    assert float(out["loss_i2t"]) == pytest.approx(float(i2t), rel=1e-6)
+    rec = model.record()
+    assert rec["image_projection"]["key"] == "img_encoder.projection" and rec["frozen_text_layers"] == 1
+
+
+def F_normalize(x):
+    return torch.nn.functional.normalize(x, dim=1)
+
+
+def test_convirt_original_text_projection_no_grad_option(demo_root, tiny_bert):
+    from recipes.pretraining.presets import PRESETS
+
+    frame = load_pretraining_pairs(demo_root)
+    ds = PairDataset(frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=False)
+    batch = collate([ds[(i, 0)] for i in range(4)])
+    grads = {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        model = build_method("convirt", arch="resnet_tiny", text_encoder=str(tiny_bert), image_init="random", upsample=0,
+                             **{**PRESETS["convirt-original"].hparams, "freeze_text_layers": 0, "text_projection_no_grad": flag})
+        model(batch, StepContext())["loss"].backward()
+        grads[flag] = (model.text_encoder.projection[0].weight.grad, model.text_encoder.model.encoder.layer[-1].output.dense.weight.grad,
+                       model.img_encoder.projection[0].weight.grad)
+    assert all(g is not None and float(g.abs().sum()) > 0 for g in grads[False])
+    assert grads[True][0] is None and grads[True][1] is None  # the original's torch.no_grad(): the text side never learns
+    assert grads[True][2] is not None and float(grads[True][2].abs().sum()) > 0
+
+
+def test_epoch_cosine_lr_is_the_original_convirt_schedule():
+    from recipes.pretraining.train import epoch_cosine_lr
+
+    assert [epoch_cosine_lr(e, 4, 1e-4, 10) for e in (0, 9, 10)] == [1e-4, 1e-4, 1e-4]
+    assert epoch_cosine_lr(12, 4, 1e-4, 10) == pytest.approx(0.5e-4)  # 2 of 4 scheduler steps
+    assert epoch_cosine_lr(14, 4, 1e-4, 10) == pytest.approx(0.0, abs=1e-20)
+    assert epoch_cosine_lr(18, 4, 1e-4, 10) == pytest.approx(1e-4)  # periodic (period 2 x T_max), as CosineAnnealingLR
+    torch_lrs = []
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4, eta_min=0)
+    for epoch in range(20):
+        torch_lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if epoch >= 10:
+            sched.step()
+    assert [epoch_cosine_lr(e, 4, 1e-4, 10) for e in range(20)] == pytest.approx(torch_lrs, abs=1e-12)
+
+
+def test_convirt_original_run_exports_a_named_checkpoint(demo_root, tiny_bert, tmp_path):
+    from models.loading import load_encoder
+
+    path = train(tiny_config(demo_root, tiny_bert, tmp_path / "orig", "convirt-original", max_steps=2,
+                             hparams={"freeze_text_layers": 1}))
+    assert path.name == "convirt-original-real-resnet_tiny.ckpt"
+    ckpt = torch.load(path, weights_only=True)
+    rec = ckpt["medvlp"]
+    assert rec["method"] == "convirt" and rec["preset"]["name"] == "convirt-original" and rec["preset"]["text_input"] == "sentence"
+    assert rec["preset"]["source"].startswith("edreisMD/ConVIRT-pytorch@") and rec["image_init"] == "random"
+    assert ckpt["hyper_parameters"]["temperature"] == 0.1 and ckpt["hyper_parameters"]["batch_size"] == 8
+    assert "img_encoder.projection.2.weight" in ckpt["state_dict"] and rec["heads"]["loss_weights"] == {"image_to_text": 0.75, "text_to_image": 0.25}
+    loaded = load_encoder(str(path))
+    assert loaded.load_report["prefix"] == "img_encoder.model." and loaded.load_report["n_loaded"] == loaded.load_report["n_expected"]
+    lrs = [r["lr"] for r in read_log(tmp_path / "orig") if "lr" in r]
+    assert lrs == [1e-4, 1e-4]  # epoch 0 of the original schedule: constant
+    from benchmark.errors import BenchmarkError
+    from benchmark.zeroshot.text_side import load_vision_language
+
+    with pytest.raises(BenchmarkError, match=r"lacks its image projection \(img_encoder.global_embed"):
+        load_vision_language(loaded)  # the MGCA-layout zero-shot scorer refuses, never misreads, these heads

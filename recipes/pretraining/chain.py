@@ -44,7 +44,9 @@ DEFAULT_SYNTHESIS = ("{python} -m recipes.synthesis generate --data-root {data_r
                      "--output {synthetic_root} --preset {preset} --steps {steps} --generator-name {generator}")
 STUDY_STEPS = 50  # Study A: 50 sampling steps for SD 2.1 and RoentGen alike (RoentGen's authors used 75)
 DEFAULT_BENCHMARK = "{python} {run_benchmark} --encoder {checkpoint} --data-root {data_root} {destination}"
-METHOD_TITLES = {"convirt": "ConVIRT", "gloria": "GLoRIA", "mgca": "MGCA"}
+# one per pretraining preset (recipes.pretraining.presets.PRESET_NAMES; kept here so the chain imports no torch)
+METHOD_TITLES = {"convirt": "ConVIRT", "convirt-original": "ConVIRT (original code's settings)", "gloria": "GLoRIA",
+                 "gloria-caption": "GLoRIA (MGCA caption input)", "mgca": "MGCA"}
 RUN_BENCHMARK = Path(__file__).resolve().parents[2] / "run_benchmark.py"
 KNOWN_GENERATORS = ("sd21", "roentgen")  # the submission schema's generator names; anything else is "other"
 
@@ -52,7 +54,7 @@ KNOWN_GENERATORS = ("sd21", "roentgen")  # the submission schema's generator nam
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m recipes.pretraining.chain", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", required=True, choices=("convirt", "gloria", "mgca"), help="pretraining method")
+    p.add_argument("--method", required=True, choices=tuple(METHOD_TITLES), help="pretraining preset (docs/protocol.md, 'Recipes')")
     p.add_argument("--generator", required=True, help="image generator name (roentgen, sd21, ...) or 'real' for real images")
     p.add_argument("--data-root", required=True, help="MIMIC-CXR-JPG + reports root (and the benchmark datasets' root)")
     p.add_argument("--text-encoder", required=True, help="local BERT folder")

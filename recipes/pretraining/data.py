@@ -217,23 +217,65 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
     return int.from_bytes(h[:8], "big") >> 1
 
 
+def stop_at_word_count(sentences: Sequence[str], stop: int) -> list[str]:
+    """GLoRIA's ``create_path_2_sent_mapping`` rule: keep sentences in order and stop after the
+    one at which the running word count EQUALS ``stop`` (it never stops when the count jumps
+    over it); ``stop`` 0 keeps all."""
+    if stop <= 0:
+        return list(sentences)
+    kept, count = [], 0
+    for sentence in sentences:
+        kept.append(sentence)
+        count += len(sentence.split())
+        if count == stop:
+            break
+    return kept
+
+
+@dataclass(frozen=True)
+class TextInput:
+    """What a pair's text input is: ``caption`` (the whole MGCA caption) or ``sentence`` (one
+    sentence of its list, drawn uniformly per step; see :mod:`recipes.pretraining.presets`)."""
+
+    kind: str = "caption"
+    stop_words: int = 0  # sentence: GLoRIA's stop rule (0 = off)
+
+    def sentences(self, impression: str | None, findings: str | None) -> list[str]:
+        return stop_at_word_count(caption_sentences(impression, findings), self.stop_words)
+
+    def pick(self, sentences: Sequence[str], seed: int, index: int) -> str:
+        """One sentence, a function of (seed, index) only."""
+        return sentences[int(np.random.default_rng([seed, index, 7]).integers(len(sentences)))]
+
+
 class PairDataset(Dataset):
     """Indexed by (row index, augmentation seed) pairs from :class:`StepBatches`."""
 
-    def __init__(self, frame: pd.DataFrame, captioner: Captioner, image: ImageSpec, train: bool):
+    def __init__(self, frame: pd.DataFrame, captioner: Captioner, image: ImageSpec, train: bool, text: TextInput | None = None):
         self.paths = list(frame["image_path"])
         self.captions = list(frame["caption"])
         self.ids = list(frame["dicom_id"])
         self.captioner = captioner
         self.image = image
         self.train = train
+        self.text = text or TextInput()
+        self.sentences = None
+        if self.text.kind == "sentence":
+            self.sentences = [self.text.sentences(i, f) for i, f in zip(frame["impression"], frame["findings"])]
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def text_of(self, index: int, seed: int) -> str:
+        """The text input of pair ``index`` for augmentation seed ``seed`` (the per-step seed of a
+        training item; 0 for validation items, which then draw from the pair alone)."""
+        if self.sentences is None:
+            return self.captions[index]
+        return self.text.pick(self.sentences[index], seed, index)
+
     def __getitem__(self, key):
         index, seed = key
-        item = self.captioner(self.captions[index])
+        item = self.captioner(self.text_of(index, seed))
         item["image"] = self.image.transform(read_grey(self.paths[index]), self.train, seed)
         item["index"] = index
         return item

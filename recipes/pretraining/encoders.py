@@ -26,16 +26,29 @@ from models.architectures.resnet import ResNetEncoder
 from models.architectures.vit import ViTEncoder
 
 
+IMAGENET_INITS = {"imagenet": "", "imagenet-v1": "@IMAGENET1K_V1", "imagenet-v2": "@IMAGENET1K_V2"}
+
+
+def image_init_spec(arch: str, init: str) -> str:
+    """The harness spec of ``--image-init``: ``imagenet`` = torchvision's default weights (V2 for
+    ResNet-50, what MGCA's ``ResNet50_Weights.DEFAULT`` loads), ``imagenet-v1`` = IMAGENET1K_V1
+    (what torchvision's old ``pretrained=True`` loads, as GLoRIA's code does), ``imagenet-v2``;
+    anything else is passed through (a checkpoint path or ``--encoder`` spec)."""
+    if init in IMAGENET_INITS:
+        return f"imagenet:{arch}{IMAGENET_INITS[init]}"
+    return init
+
+
 def build_image_model(arch: str, init: str = "random", seed: int = 0):
-    """``init``: ``random`` (seeded), ``imagenet`` (torchvision weights from the local torch hub
-    cache, as the official ResNet-50 recipes start from ImageNet) or any ``--encoder`` spec
-    / checkpoint path the harness can load."""
+    """``init``: ``random`` (seeded), ``imagenet`` / ``imagenet-v1`` / ``imagenet-v2``
+    (torchvision weights from the local torch hub cache, see :func:`image_init_spec`) or any
+    ``--encoder`` spec / checkpoint path the harness can load."""
     if init == "random":
         enc = build_arch(arch, seed=seed)
     else:
         from models.loading import load_encoder
 
-        spec = f"imagenet:{arch}" if init == "imagenet" else init
+        spec = image_init_spec(arch, init)
         loaded = load_encoder(spec, arch=arch)
         enc = build_arch(arch, seed=seed)
         enc.load_state_dict(loaded.encoder.state_dict())

@@ -27,11 +27,11 @@ import torch
 
 from benchmark.errors import BenchmarkError, ConfigError
 from recipes.mimic.pair_set import describe, pair_set_summary
-from recipes.pretraining import METHODS
-from recipes.pretraining.data import (Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, collate, load_pretraining_pairs,
-                                     synthesis_settings)
+from recipes.pretraining.data import (Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, TextInput, collate,
+                                     load_pretraining_pairs, synthesis_settings)
 from recipes.pretraining.distributed import Dist, setup, teardown
-from recipes.pretraining.methods import DEFAULTS, IMAGE_PREFIX, StepContext, build_method
+from recipes.pretraining.methods import IMAGE_PREFIX, StepContext, build_method
+from recipes.pretraining.presets import PRESET_NAMES, TEXT_INPUTS, get_preset
 
 RESUME_FILE = "resume.pt"
 LOG_FILE = "log.jsonl"
@@ -40,7 +40,7 @@ FORMAT_VERSION = 1
 
 @dataclass
 class TrainConfig:
-    method: str = "mgca"
+    method: str = "mgca"  # a preset name (recipes.pretraining.presets)
     data_root: str = ""
     text_encoder: str = ""
     tokenizer: str | None = None
@@ -50,12 +50,12 @@ class TrainConfig:
     synthetic_ratio: float = 1.0
     generator: str | None = None
     arch: str = "resnet50"
-    image_init: str = "imagenet"
+    image_init: str | None = None  # None: the preset's
     resize: int = 256
     crop: int = 224
-    upsample: int = 299
+    upsample: int | None = None  # None: the preset's
     local_layer: str = "layer3"
-    max_words: int = 112
+    max_words: int | None = None  # None: the preset's
     batch_size: int | None = None  # per process
     accumulate: int = 1
     virtual_ranks: int = 1
@@ -77,15 +77,19 @@ class TrainConfig:
     hparams: dict[str, Any] = field(default_factory=dict)  # method hyperparameter overrides
 
     def resolved(self) -> "TrainConfig":
-        if self.method not in METHODS:
-            raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        d = DEFAULTS[self.method]
+        preset = get_preset(self.method)
+        d = preset.hparams
         out = TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
+        for name in ("image_init", "upsample", "max_words"):
+            if getattr(out, name) is None:
+                setattr(out, name, getattr(preset, name))
         for name in ("batch_size", "epochs", "lr", "weight_decay", "grad_clip", "patience"):
             if getattr(out, name) is None:
                 setattr(out, name, d[name])
         out.hparams = {k: v for k, v in d.items() if k not in ("batch_size", "epochs", "lr", "weight_decay", "grad_clip", "patience")}
         out.hparams.update(self.hparams)
+        if out.hparams["text_input"] not in TEXT_INPUTS:
+            raise ConfigError(f"--hp text_input must be one of {', '.join(TEXT_INPUTS)}, got {out.hparams['text_input']!r}")
         out.tokenizer = self.tokenizer or self.text_encoder
         if out.accumulate < 1 or out.virtual_ranks < 1 or out.batch_size % out.virtual_ranks:
             raise ConfigError("--accumulate and --virtual-ranks must be >= 1 and --batch-size divisible by --virtual-ranks")
@@ -94,6 +98,9 @@ class TrainConfig:
     def source(self) -> SourceSpec:
         return SourceSpec(self.image_source, self.synthetic_root, self.synthetic_ratio if self.image_source == "mixed" else 1.0,
                           self.generator, self.seed)
+
+    def preset(self):
+        return get_preset(self.method)
 
     def export_name(self) -> str:
         return f"{self.method}-{self.source().label()}-{self.arch}.ckpt"
@@ -108,6 +115,16 @@ def cosine_warmup_lr(step: int, total: int, max_lr: float, min_lr: float, warmup
         return min_lr + (max_lr - min_lr) * step / warm
     span = max(1, total - warm)
     return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * min(1.0, (step - warm) / span))) / 2
+
+
+def epoch_cosine_lr(epoch: int, t_max: int, max_lr: float, delay_epochs: int, min_lr: float = 0.0) -> float:
+    """The original ConVIRT code's schedule: ``CosineAnnealingLR(T_max=len(train_loader),
+    eta_min=0)`` stepped once per EPOCH after each epoch >= ``delay_epochs`` (its "warm-up":
+    constant lr for the first epochs). So epoch ``e`` runs at the closed form with
+    ``max(0, e - delay_epochs)`` scheduler steps over a period of ``t_max`` = optimizer steps per
+    epoch: the lr barely moves on a large data set."""
+    k = max(0, epoch - delay_epochs)
+    return min_lr + (max_lr - min_lr) * (1 + math.cos(math.pi * k / max(1, t_max))) / 2
 
 
 # ------------------------------------------------------------------------------ files
@@ -128,8 +145,10 @@ def export_checkpoint(method, cfg: TrainConfig, path: Path, *, epoch: int, step:
     bert = getattr(method, "text_encoder_q", None) or getattr(method, "text_encoder", None) or method.gloria.text_encoder
     record = {
         "format_version": FORMAT_VERSION,
-        "method": cfg.method,
-        "image_prefix": IMAGE_PREFIX[cfg.method],
+        "method": cfg.preset().method,
+        "preset": {**cfg.preset().record(), "text_input": cfg.hparams["text_input"]},
+        "image_prefix": IMAGE_PREFIX[cfg.preset().method],
+        "image_init": cfg.image_init,
         "arch": cfg.arch,
         "image_source": cfg.image_source,
         "synthetic_ratio": cfg.synthetic_ratio if cfg.image_source == "mixed" else (1.0 if cfg.image_source == "synthetic" else 0.0),
@@ -209,9 +228,10 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
         print(f"{cfg.method} ({cfg.source().label()} images): {describe(pairs_id)}; {n_pairs['synthetic_images']} synthetic images",
               flush=True)
     captioner = Captioner(tokenizer, cfg.max_words)
+    text = TextInput(cfg.hparams["text_input"], int(cfg.hparams.get("sentence_stop_words", 0)))
     image = ImageSpec(cfg.resize, cfg.crop)
-    train_set = PairDataset(train_frame, captioner, image, train=True)
-    valid_set = PairDataset(valid_frame, captioner, image, train=False)
+    train_set = PairDataset(train_frame, captioner, image, train=True, text=text)
+    valid_set = PairDataset(valid_frame, captioner, image, train=False, text=text)
 
     B, W, A = cfg.batch_size, d.world_size, cfg.accumulate
     micro_per_epoch = StepBatches.steps_per_epoch(len(train_set), B, W)
@@ -221,9 +241,11 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
                           f"({B} per process x {W} processes x {A} accumulation); lower --batch-size")
     total_steps = steps_per_epoch * cfg.epochs
 
-    method = build_method(cfg.method, arch=cfg.arch, text_encoder=cfg.text_encoder, image_init=cfg.image_init,
+    method = build_method(cfg.preset().method, arch=cfg.arch, text_encoder=cfg.text_encoder, image_init=cfg.image_init,
                           seed=cfg.seed, upsample=cfg.upsample, local_layer=cfg.local_layer, **cfg.hparams).to(d.device)
     hp = cfg.hparams
+    if hp["scheduler"] not in ("cosine_warmup", "plateau", "epoch_cosine"):
+        raise ConfigError(f"--hp scheduler must be cosine_warmup, plateau or epoch_cosine, got {hp['scheduler']!r}")
     params = [p for p in method.parameters() if p.requires_grad]
     opt_cls = torch.optim.AdamW if hp["optimizer"] == "adamw" else torch.optim.Adam
     extra = {"fused": True} if d.device.type == "cuda" else {}
@@ -265,6 +287,8 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
     def set_lr(step: int) -> float:
         if hp["scheduler"] == "cosine_warmup":
             lr = cosine_warmup_lr(step, total_steps, cfg.lr, hp["min_lr"], hp["warmup"])
+        elif hp["scheduler"] == "epoch_cosine":
+            lr = epoch_cosine_lr(step // steps_per_epoch, steps_per_epoch, cfg.lr, hp["cosine_delay_epochs"])
         else:
             lr = cfg.lr * state["lr_scale"]
         for g in optimizer.param_groups:
@@ -387,7 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "Multi-GPU: torchrun --nproc_per_node N -m recipes.pretraining ...",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("method and data")
-    g.add_argument("--method", choices=METHODS, required=True, help="pretraining method")
+    g.add_argument("--method", choices=PRESET_NAMES, required=True,
+                   help="pretraining preset: a method with the settings of one source code base (docs/protocol.md, 'Recipes'): "
+                        "convirt = MGCA's ConVIRT re-implementation; convirt-original = edreisMD/ConVIRT-pytorch's settings; "
+                        "gloria = the official GLoRIA code (one random report sentence per step, 97 tokens, ImageNet V1 init); "
+                        "gloria-caption = GLoRIA on MGCA's whole caption (112 tokens); mgca"),
     g.add_argument("--data-root", required=True, help="folder holding mimic-cxr-jpg/2.0.0 and mimic-cxr/2.0.0 (reports)")
     g.add_argument("--text-encoder", required=True, help="LOCAL Hugging Face BERT folder (e.g. Bio_ClinicalBERT); never downloaded")
     g.add_argument("--tokenizer", default=None, help="local tokenizer folder (default: --text-encoder)")
@@ -400,23 +428,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, default=None, help="debugging: at most N train and N validation pairs")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default="resnet50", help="image encoder: resnet50, vit_base_patch16_224 (tests: resnet_tiny, vit_tiny_test)")
-    g.add_argument("--image-init", default="imagenet",
-                   help="image weights: imagenet (torchvision file from the local torch hub cache), random, or a checkpoint/--encoder spec")
+    g.add_argument("--image-init", default=None,
+                   help="image weights (default: the preset's; gloria: imagenet-v1, convirt/mgca: imagenet, convirt-original: random): "
+                        "imagenet (torchvision's default weights, V2 for ResNet-50), imagenet-v1 / imagenet-v2 (IMAGENET1K_V1 / _V2), "
+                        "all read from the local torch hub cache; random; or a checkpoint/--encoder spec"),
     g.add_argument("--resize", type=int, default=256, help="resize the longer side to this and zero-pad to a square")
     g.add_argument("--crop", type=int, default=224, help="random (train) / centre (validation) crop size")
-    g.add_argument("--upsample", type=int, default=299, help="ResNet inputs are upsampled to this before conv1 (official; 0 = off)")
+    g.add_argument("--upsample", type=int, default=None,
+                   help="ResNet inputs are upsampled to this before conv1 (0 = off; default: the preset's, 299 as MGCA and GLoRIA, 0 for convirt-original)")
     g.add_argument("--local-layer", default="layer3", choices=("layer3", "layer4"), help="ResNet stage used as local (region) features")
-    g.add_argument("--max-words", type=int, default=112, help="BERT tokens per caption (truncate/pad)")
-    g = p.add_argument_group("optimisation (default: the method's official value)")
-    g.add_argument("--batch-size", type=int, default=None, help="pairs per process and micro-step (official: ConVIRT/MGCA 72, GLoRIA 48)")
+    g.add_argument("--max-words", type=int, default=None,
+                   help="BERT tokens per text input, truncated/padded (default: the preset's; 112 MGCA/ConVIRT, 97 gloria, 128 convirt-original)")
+    g = p.add_argument_group("optimisation (default: the preset's value)")
+    g.add_argument("--batch-size", type=int, default=None, help="pairs per process and micro-step (preset: convirt/mgca 72, gloria 48, convirt-original 32)")
     g.add_argument("--accumulate", type=int, default=1, help="gradient accumulation micro-steps per optimizer step")
     g.add_argument("--virtual-ranks", type=int, default=1,
                    help="split each batch into N chunks that behave like N DDP ranks (own batch-norm statistics and negatives, joint Sinkhorn)")
-    g.add_argument("--epochs", type=int, default=None, help="epochs (official 50)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs (preset: 50; convirt-original 1000)")
     g.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps (smoke runs); the schedule still spans --epochs")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (official: ConVIRT/MGCA 2e-5, GLoRIA 5e-5)")
-    g.add_argument("--weight-decay", type=float, default=None, help="weight decay (official: ConVIRT/MGCA 0.05, GLoRIA 1e-6)")
-    g.add_argument("--grad-clip", type=float, default=None, help="gradient norm clipping (official: GLoRIA 0.25, others off)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (preset: convirt/mgca 2e-5, gloria 5e-5, convirt-original 1e-4)")
+    g.add_argument("--weight-decay", type=float, default=None, help="weight decay (preset: convirt/mgca 0.05, gloria/convirt-original 1e-6)")
+    g.add_argument("--grad-clip", type=float, default=None, help="gradient norm clipping (preset: gloria 0.25, others off)")
     g.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs on validation loss")
     g.add_argument("--seed", type=int, default=42, help="seed of the model initialisation, pair order, crops and dropout")
     g.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",

@@ -8,7 +8,8 @@ checkpoint key layout (so the image backbone sits under the prefix the harness d
 ``forward(batch, ctx)`` splits the per-rank batch into ``ctx.chunks`` chunks (a single
 process emulating several ranks: each chunk has its own batch-norm statistics and
 in-batch negatives, exactly as one DDP rank would), encodes them, and returns the losses
-averaged over the chunks. ``DEFAULTS[method]`` are the official hyperparameters.
+averaged over the chunks. ``DEFAULTS[method]`` are the hyperparameters of each method's
+reference code; the named presets (:mod:`recipes.pretraining.presets`) build on them.
 """
 
 from __future__ import annotations
