@@ -103,12 +103,27 @@ DEMO_EXTRA = {
 }
 
 
+def _ensure_current_demo_suite(root: Path, progress: bool) -> None:
+    """Generate the demo suite under ``root`` unless a complete one of this generator version is there.
+
+    A complete suite is reused with whatever seed, image size and scale it was made with (the
+    tests make small ones); one written by an older generator version is redrawn with those
+    same parameters, since its pictures are not the ones this version's numbers refer to."""
+    from .demo import GENERATOR_VERSION, generate_demo_suite, read_marker
+
+    marker = read_marker(root) if (root / DEMO_MARKER).is_file() else None
+    if marker is None:
+        generate_demo_suite(root, progress=progress)
+    elif marker[0].version != GENERATOR_VERSION:
+        old = marker[0]
+        print(f"demo suite at {root} was drawn by generator version {old.version}; redrawing it with version {GENERATOR_VERSION}")
+        generate_demo_suite(root, seed=old.seed, image_size=old.image_size, scale=old.scale, progress=progress)
+
+
 def demo_suite(root: Path | None = None, *, train_views: int = 2, generate: bool = True, progress: bool = True) -> Suite:
     root = Path(root) if root else DEFAULT_CACHE / "demo-suite"
-    if generate and not (root / DEMO_MARKER).is_file():  # a complete suite is reused as it is
-        from .demo import generate_demo_suite
-
-        generate_demo_suite(root, progress=progress)
+    if generate:
+        _ensure_current_demo_suite(root, progress)
     return Suite(
         name="demo",
         comparable=False,

@@ -110,6 +110,24 @@ def test_killed_run_and_new_parameters_regenerate(tmp_path):
     assert read_marker(root)[1] == ("COVIDx", "object-CXR")
 
 
+def test_the_harness_redraws_a_suite_of_an_older_generator_version(tmp_path, capsys):
+    from benchmark.suites import demo_suite
+
+    root = tmp_path / "suite"
+    generate_demo_suite(root, seed=3, scale=0.01, image_size=64, progress=False)
+    current = file_hashes(root)
+    demo_suite(root, progress=False)  # complete and current: reused as it is
+    assert file_hashes(root) == current and capsys.readouterr().out == ""
+    marker = root / MARKER_FILE
+    marker.write_text(marker.read_text().replace(f"generator_version: {GENERATOR_VERSION}", "generator_version: 0"))
+    (root / "object-CXR" / "train.csv").write_text("image_name,annotation\n")  # what an old generator wrote
+    demo_suite(root, progress=False)
+    assert "drawn by generator version 0; redrawing it" in capsys.readouterr().out
+    parameters, datasets = read_marker(root)
+    assert (parameters.version, parameters.seed, parameters.scale, parameters.image_size) == (GENERATOR_VERSION, 3, 0.01, 64)
+    assert datasets == DEMO_DATASETS and file_hashes(root) == current
+
+
 def test_progress_bar(tmp_path, capsys):
     generate_demo_suite(tmp_path, scale=0.01, datasets=["object_cxr"], progress=True)
     assert "demo suite" in capsys.readouterr().err
