@@ -60,6 +60,35 @@ def step_losses(output) -> dict[int, float]:
 
 
 # ------------------------------------------------------------------------------ losses
+def test_text_tower_loads_quietly_with_one_line_and_refuses_incomplete_folders(tiny_bert, tmp_path, capfd):
+    from safetensors.torch import load_file, save_file
+
+    from benchmark.errors import ConfigError
+    from recipes.pretraining.encoders import load_bert
+
+    reference = load_file(str(tiny_bert / "model.safetensors"))
+    lines = []
+    model = load_bert(tiny_bert, num_layers=1, log=lines.append)  # the tiny BERT has 2 layers
+    assert len(model.encoder.layer) == 1
+    per_layer = sum(1 for k in reference if k.startswith("encoder.layer.1."))
+    assert lines == [f"text tower: kept 1 of 2 BERT layers as the method specifies ({per_layer} tensors of layers 1-1 not loaded)"]
+    assert torch.equal(model.state_dict()["encoder.layer.0.output.dense.weight"], reference["encoder.layer.0.output.dense.weight"])
+    captured = capfd.readouterr()
+    assert "UNEXPECTED" not in captured.out + captured.err and "Loading weights" not in captured.err
+    lines.clear()
+    load_bert(tiny_bert, log=lines.append)  # all layers: nothing to say
+    assert lines == []
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bert, broken)
+    save_file({k: v for k, v in reference.items() if not k.startswith("encoder.layer.0.output.")}, str(broken / "model.safetensors"))
+    with pytest.raises(ConfigError, match=r"4 missing tensor\(s\)"):
+        load_bert(broken, log=lines.append)
+    save_file({**reference, "vision_model.patch.weight": torch.zeros(2)}, str(broken / "model.safetensors"))
+    with pytest.raises(ConfigError, match="1 tensor\\(s\\) in the folder belong to no part of a BERT encoder"):
+        load_bert(broken, log=lines.append)
+
+
 def test_info_nce_matches_a_hand_computed_4x4_matrix():
     txt = torch.tensor([[0.9, 0.1, 0.3, 0.2], [0.2, 0.8, 0.1, 0.4], [0.1, 0.3, 0.7, 0.5], [0.4, 0.2, 0.2, 0.9]])
     txt = txt / txt.norm(dim=1, keepdim=True)
