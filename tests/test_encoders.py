@@ -22,13 +22,7 @@ from models import ARCHS, Encoder, InputContract, LoadedEncoder, build_arch, inf
 from models.formats import FORMATS, SOURCES
 from models.formats.lightning_prefixed import KNOWN_PREFIXES
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add overhead (and thrash when the CPUs are busy)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 TEXT_AND_HEADS = {  # non-backbone tensors a MedVLP Lightning checkpoint also holds

@@ -19,12 +19,7 @@ from recipes.synthesis.quality import extract, fid, load_grey, load_square, make
 N, SHIFT = 8, 40
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 class QuadrantMeans(torch.nn.Module):

@@ -19,15 +19,7 @@ from recipes.synthesis.tiny import write_tiny_pipeline
 LIMIT, SIDE, STEPS = 6, 32, 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one torch thread is faster than two fighting over shared cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

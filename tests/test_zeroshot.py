@@ -17,14 +17,7 @@ from benchmark.zeroshot import scoring
 from tests.test_pretraining import tiny_bert, tiny_config  # noqa: F401 - fixture reuse
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tiny models run faster on one thread; restored afterwards (set at import time,
-    it slowed every later test module)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 # ---------------------------------------------------------------------------- arithmetic
