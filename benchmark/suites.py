@@ -111,7 +111,7 @@ def _ensure_current_demo_suite(root: Path, progress: bool) -> None:
     same parameters, since its pictures are not the ones this version's numbers refer to."""
     from .demo import GENERATOR_VERSION, generate_demo_suite, read_marker
 
-    marker = read_marker(root) if (root / DEMO_MARKER).is_file() else None
+    marker = read_marker(root)  # None when absent or unreadable
     if marker is None:
         generate_demo_suite(root, progress=progress)
     elif marker[0].version != GENERATOR_VERSION:

@@ -232,12 +232,13 @@ def read_weights(path: Path, what: str, trust_pickle: bool = False) -> dict:
                 "for a file you trust."
             ) from None
         state = torch.load(path, map_location="cpu", weights_only=False)
+    from models.state_loading import find_state_dict  # the harness's rule for where trainers nest weights
+
     state = state.state_dict() if hasattr(state, "state_dict") else state
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ConfigError(f"{what}: {path} holds a {type(state).__name__}, not a state dict")
-    return state
+    found = find_state_dict(state)
+    if found is None:
+        raise ConfigError(f"{what}: {path} holds a {type(state).__name__} without a state dict of tensors")
+    return found[0]
 
 
 def load_strict(model, state: dict, what: str, path: Path) -> None:
