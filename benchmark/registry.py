@@ -1,31 +1,23 @@
 """Task registry: every module in the ``tasks`` package that defines ``TASK`` is a task.
 
-Adding a task = adding one file ``tasks/<task_id>.py`` with a ``TASK = ...Spec(...)``.
+Adding a task = adding one file ``tasks/<task_id>.py`` with a ``TASK = ...Spec(...)``
+(the project's one registration style, :mod:`benchmark.plugins`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import lru_cache
 
 import tasks as tasks_package
 
 from .errors import ConfigError
+from .plugins import discover
 from .task_spec import TaskSpec
 
 
 @lru_cache(maxsize=1)
 def all_tasks() -> dict[str, TaskSpec]:
-    found: dict[str, TaskSpec] = {}
-    for module_info in sorted(pkgutil.iter_modules(tasks_package.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"tasks.{module_info.name}")
-        spec = getattr(module, "TASK", None)
-        if isinstance(spec, TaskSpec):
-            if spec.id in found:
-                raise RuntimeError(f"task id {spec.id!r} defined twice")
-            found[spec.id] = spec
-    return found
+    return discover(tasks_package, "TASK", key=lambda spec: spec.id, check=lambda obj: isinstance(obj, TaskSpec))
 
 
 def select_tasks(selection: str | None, default_family: str | None = None) -> list[TaskSpec]:

@@ -1,19 +1,20 @@
-"""Dataset adapters for the official layouts, by dataset name."""
+"""Dataset adapters for the official layouts, by dataset name.
+
+Each module of this package (``base`` is the shared base class) is one adapter and names it
+in ``DATASET = <DatasetAdapter subclass>``; adding a dataset is adding one module
+(see :mod:`benchmark.plugins`).
+"""
 
 from __future__ import annotations
 
-from .base import DatasetAdapter
-from .chexpert import CheXpert
-from .covidx import COVIDx
-from .rsna import RSNAPneumonia
-from .object_cxr import ObjectCXR  # [det]
+import sys
 
-DATASETS: dict[str, type[DatasetAdapter]] = {
-    adapter.name: adapter for adapter in (CheXpert, RSNAPneumonia, COVIDx)
-}
-DATASETS[ObjectCXR.name] = ObjectCXR  # [det]
-from .siim import SIIMPneumothorax  # noqa: E402  [seg]
-DATASETS[SIIMPneumothorax.name] = SIIMPneumothorax  # [seg]
+from ..plugins import discover
+from .base import DatasetAdapter
+
+DATASETS: dict[str, type[DatasetAdapter]] = discover(
+    sys.modules[__name__], "DATASET", key=lambda adapter: adapter.name,
+    check=lambda obj: isinstance(obj, type) and issubclass(obj, DatasetAdapter), skip=("base",))
 
 
 def get_dataset(name: str) -> type[DatasetAdapter]:

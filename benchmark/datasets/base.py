@@ -10,7 +10,8 @@ official label files into ``records()``: one row per image with
 - ``source_split``: the official partition the image comes from (``train`` or ``test``);
 - the dataset's label / annotation columns.
 
-Adding a dataset = adding one module in this package that subclasses :class:`DatasetAdapter`.
+Adding a dataset = adding one module in this package that subclasses :class:`DatasetAdapter`
+and names the subclass in ``DATASET = ...`` (see :mod:`benchmark.plugins`).
 
 Label files are validated row by row while they are parsed: a value the official format
 does not allow raises :class:`~benchmark.errors.LabelFileError` naming the file, the line

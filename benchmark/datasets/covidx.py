@@ -138,3 +138,6 @@ COVIDx/
     @staticmethod
     def label_columns() -> list[str]:
         return ["label"]
+
+
+DATASET = COVIDx  # this module's plug-in (benchmark/plugins.py)

@@ -155,3 +155,6 @@ object-CXR/
     @staticmethod
     def label_columns() -> list[str]:
         return ["has_object"]
+
+
+DATASET = ObjectCXR  # this module's plug-in (benchmark/plugins.py)

@@ -135,3 +135,6 @@ rsna-pneumonia-detection-challenge/
     @staticmethod
     def label_columns() -> list[str]:
         return ["Pneumonia"]
+
+
+DATASET = RSNAPneumonia  # this module's plug-in (benchmark/plugins.py)

@@ -155,3 +155,6 @@ siim-acr-pneumothorax/
     @staticmethod
     def label_columns() -> list[str]:
         return ["Pneumothorax"]
+
+
+DATASET = SIIMPneumothorax  # this module's plug-in (benchmark/plugins.py)

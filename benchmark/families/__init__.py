@@ -2,27 +2,26 @@
 
 A family module provides ``run_unit(ctx, task_data, unit) -> (Result, predictions)`` and
 ``expected_unit_key(ctx, task_data, unit) -> str`` (what a finished unit's result must carry
-for a rerun to reuse it). Adding a family = adding a module and a line in ``FAMILIES``.
+for a rerun to reuse it). The module's name is the family's name, so adding a family is adding
+a module (the project's one registration style, :mod:`benchmark.plugins`; families import
+heavy packages such as mmdet, so a family module is imported only when one of its units runs).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 
-FAMILIES = {
-    "classification": "benchmark.families.classification",
-    "segmentation": "benchmark.families.segmentation",  # [seg]
-    "detection": "benchmark.families.detection",
-    "zeroshot": "benchmark.families.zeroshot",  # [zeroshot]
-}
+from ..plugins import module_names
+
+FAMILIES: tuple[str, ...] = tuple(module_names(sys.modules[__name__]))
 
 
 def family_module(family: str):
-    name = FAMILIES.get(family)
-    if name is None:
-        raise NotImplementedError(f"no runner for task family {family!r} yet")
-    module = importlib.import_module(name)
+    if family not in FAMILIES:
+        raise NotImplementedError(f"no runner for task family {family!r}; families: {', '.join(FAMILIES)}")
+    module = importlib.import_module(f"{__name__}.{family}")
     for requirement in getattr(module, "REQUIRES", ()):
         if importlib.util.find_spec(requirement) is None:
             from ..errors import BenchmarkError

@@ -1,36 +1,35 @@
 """Architecture registry: ``build_arch(name)`` and ``infer_arch(state_dict)``.
 
-Each architecture family lives in its own module (``resnet.py``, ``vit.py``) and provides
-a builder, a state-dict shape test and an inference function. To add a family, add a
-module and register its names in ``_FAMILIES`` below.
+Each architecture family lives in its own module (``resnet.py``, ``vit.py``) and names an
+:class:`~models.architectures.base.ArchitectureFamily` (its architecture names, a builder, a
+state-dict inference function and an input-channel reader) in ``ARCHITECTURE = ...``. To add
+a family, add a module (the project's one registration style, :mod:`benchmark.plugins`);
+families are tried in module-name order.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+import sys
+from typing import Mapping
 
 import torch
 from torch import Tensor
 
 from benchmark.errors import CheckpointError, ConfigError
-from models.architectures import resnet as _resnet
-from models.architectures import vit as _vit
+from benchmark.plugins import discover
+from models.architectures.base import ArchitectureFamily
 from models.encoder import Encoder
 
-# (names, builder(name, in_chans) -> Encoder, infer(state_dict) -> (name|None, found),
-#  in_chans(state_dict) -> int)
-_FAMILIES: list[tuple[tuple[str, ...], Callable[..., Encoder], Callable, Callable]] = [
-    (tuple(_resnet.RESNET_CONFIGS), _resnet.build_resnet, _resnet.infer_resnet,
-     _resnet.resnet_in_chans),
-    (tuple(_vit.VIT_CONFIGS), _vit.build_vit, _vit.infer_vit, _vit.vit_in_chans),
-]
+_FAMILIES: list[ArchitectureFamily] = list(discover(
+    sys.modules[__name__], "ARCHITECTURE", key=lambda family: family.names[0],
+    check=lambda obj: isinstance(obj, ArchitectureFamily), skip=("base",)).values())
 
-ARCHS: tuple[str, ...] = tuple(n for names, *_ in _FAMILIES for n in names)
+ARCHS: tuple[str, ...] = tuple(n for family in _FAMILIES for n in family.names)
 
 
-def _family(name: str):
+def _family(name: str) -> ArchitectureFamily:
     for fam in _FAMILIES:
-        if name in fam[0]:
+        if name in fam.names:
             return fam
     raise ConfigError(f"unknown architecture {name!r}; known architectures: {', '.join(ARCHS)}")
 
@@ -43,7 +42,7 @@ def build_arch(name: str, seed: int | None = None, *, in_chans: int = 3) -> Enco
     on the CPU. ``in_chans`` (1 or 3) is the number of
     input channels of the first layer.
     """
-    _, builder, _, _ = _family(name)
+    builder = _family(name).build
     if in_chans not in (1, 3):
         raise ConfigError(f"in_chans must be 1 or 3, got {in_chans}")
     if seed is None:
@@ -55,8 +54,8 @@ def build_arch(name: str, seed: int | None = None, *, in_chans: int = 3) -> Enco
 
 def describe_state_dict(state_dict: Mapping[str, Tensor]) -> str:
     """What a (prefix-stripped) state dict looks like, for error messages."""
-    for _, _, infer, _ in _FAMILIES:
-        _, found = infer(state_dict)
+    for family in _FAMILIES:
+        _, found = family.infer(state_dict)
         if found:
             return found
     keys = list(state_dict)
@@ -71,8 +70,8 @@ def infer_arch(state_dict: Mapping[str, Tensor]) -> str:
     size. Raises CheckpointError when nothing matches.
     """
     found = []
-    for _, _, infer, _ in _FAMILIES:
-        name, desc = infer(state_dict)
+    for family in _FAMILIES:
+        name, desc = family.infer(state_dict)
         if name is not None:
             return name
         if desc:
@@ -87,8 +86,7 @@ def infer_arch(state_dict: Mapping[str, Tensor]) -> str:
 
 def infer_in_chans(state_dict: Mapping[str, Tensor], arch: str) -> int:
     """Input channels of the first layer as stored in the checkpoint (default 3)."""
-    _, _, _, in_chans = _family(arch)
-    n = in_chans(state_dict)
+    n = _family(arch).in_chans(state_dict)
     return n if n in (1, 3) else 3
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import resnet as tv_resnet
 
+from models.architectures.base import ArchitectureFamily
 from models.encoder import Encoder, InputContract
 
 
@@ -133,3 +134,6 @@ def infer_resnet(state_dict: Mapping[str, Tensor]) -> tuple[str | None, str]:
 def resnet_in_chans(state_dict: Mapping[str, Tensor]) -> int:
     w = state_dict.get("conv1.weight")
     return int(w.shape[1]) if w is not None and w.dim() == 4 else 3
+
+
+ARCHITECTURE = ArchitectureFamily(tuple(RESNET_CONFIGS), build_resnet, infer_resnet, resnet_in_chans)  # plug-in (benchmark/plugins.py)

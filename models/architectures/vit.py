@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmark.errors import CheckpointError, ConfigError
+from models.architectures.base import ArchitectureFamily
 from models.encoder import Encoder, InputContract
 
 
@@ -208,3 +209,6 @@ def vit_in_chans(state_dict: Mapping[str, Tensor]) -> int:
 
 def build_vit(arch: str, in_chans: int = 3) -> ViTEncoder:
     return ViTEncoder(arch, VIT_CONFIGS[arch], in_chans=in_chans)
+
+
+ARCHITECTURE = ArchitectureFamily(tuple(VIT_CONFIGS), build_vit, infer_vit, vit_in_chans)  # plug-in (benchmark/plugins.py)

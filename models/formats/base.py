@@ -10,14 +10,15 @@ Two kinds of plug-ins, each one file in ``models/formats/``:
 * :class:`SpecSource` - an encoder named by a spec string rather than a file
   (``random:resnet50``, ``imagenet:resnet50``, ``pkg.mod:factory``).
 
-Register with ``@register_format`` / ``@register_source``; every module in this package
-is imported by ``models/formats/__init__.py``, so adding a format is adding one file.
+A module names its plug-in in ``FORMAT = <CheckpointFormat instance>`` or ``SOURCE = <SpecSource
+instance>`` (the project's one registration style, :mod:`benchmark.plugins`);
+``models/formats/__init__.py`` scans this package, so adding a format is adding one file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from torch import Tensor
 
@@ -75,34 +76,5 @@ class SpecSource:
         raise NotImplementedError
 
 
-FORMATS: dict[str, CheckpointFormat] = {}
-SOURCES: dict[str, SpecSource] = {}
-
-F = TypeVar("F", bound=type)
-
-
-def register_format(cls: F) -> F:
-    inst = cls()
-    if not inst.name or inst.name in FORMATS:
-        raise ValueError(f"checkpoint format needs a unique name, got {inst.name!r}")
-    FORMATS[inst.name] = inst
-    return cls
-
-
-def register_source(cls: F) -> F:
-    inst = cls()
-    if not inst.scheme or inst.scheme in SOURCES:
-        raise ValueError(f"spec source needs a unique scheme, got {inst.scheme!r}")
-    SOURCES[inst.scheme] = inst
-    return cls
-
-
-def formats_by_priority() -> list[CheckpointFormat]:
-    return sorted(FORMATS.values(), key=lambda f: (f.priority, f.name))
-
-
-def detect_format(obj: Any) -> CheckpointFormat | None:
-    for fmt in formats_by_priority():
-        if fmt.detect(obj):
-            return fmt
-    return None
+def by_priority(formats: dict[str, CheckpointFormat]) -> list[CheckpointFormat]:
+    return sorted(formats.values(), key=lambda f: (f.priority, f.name))

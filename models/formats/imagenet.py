@@ -15,7 +15,7 @@ from benchmark.errors import CheckpointError, ConfigError
 from models.architectures.resnet import RESNET_CONFIGS
 from models.checkpoint_io import read_checkpoint, sha256_file
 from models.encoder import InputContract
-from models.formats.base import LoadOptions, SourceResult, SpecSource, register_source
+from models.formats.base import LoadOptions, SourceResult, SpecSource
 from models.state_loading import encoder_from_state_dict, find_state_dict, strip_ddp
 
 ENV_VAR = "MEDVLP_IMAGENET_WEIGHTS"
@@ -48,7 +48,6 @@ def expected_path(file_name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / file_name
 
 
-@register_source
 class ImageNet(SpecSource):
     scheme = "imagenet"
     description = "imagenet:<arch>[@WEIGHTS] - torchvision ImageNet weights from local files"
@@ -102,3 +101,6 @@ class ImageNet(SpecSource):
         report.update(weights_file=str(path), weights_sha256=digest, weights_url=url,
                       weights_name=weights.name, hash_matches_torchvision=hash_ok, read_with=how)
         return SourceResult(encoder, f"imagenet:{arch}@{weights.name}", self.scheme, "imagenet", report)
+
+
+SOURCE = ImageNet()  # this module's plug-in (benchmark/plugins.py)

@@ -17,7 +17,7 @@ from torch import Tensor
 from benchmark.errors import CheckpointError
 from models.architectures.resnet import looks_like_resnet
 from models.architectures.vit import looks_like_vit
-from models.formats.base import CheckpointFormat, register_format
+from models.formats.base import CheckpointFormat
 from models.state_loading import find_state_dict, strip_ddp, strip_prefix
 
 # prefix -> method it indicates. Longer prefixes are matched as exact key starts, so
@@ -77,7 +77,6 @@ def _is_lightning(obj: Any) -> bool:
     )
 
 
-@register_format
 class LightningPrefixed(CheckpointFormat):
     name = "lightning_prefixed"
     priority = 10
@@ -130,3 +129,6 @@ class LightningPrefixed(CheckpointFormat):
                 if isinstance(obj.get(k), int):
                     info[k] = obj[k]
         return backbone, info
+
+
+FORMAT = LightningPrefixed()  # this module's plug-in (benchmark/plugins.py)

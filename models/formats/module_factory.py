@@ -20,7 +20,7 @@ from torch import nn
 from benchmark.errors import CheckpointError, ConfigError
 from models.checkpoint_io import sha256_file
 from models.encoder import Encoder, InputContract, merge_contract
-from models.formats.base import LoadOptions, SourceResult, SpecSource, register_source
+from models.formats.base import LoadOptions, SourceResult, SpecSource
 from models.wrapped import ModuleEncoder
 
 _DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
@@ -59,7 +59,6 @@ def _contract(value: Any, spec: str) -> InputContract:
     )
 
 
-@register_source
 class ModuleFactory(SpecSource):
     scheme = "module"
     description = "module:function - a user factory returning an Encoder or nn.Module"
@@ -115,3 +114,6 @@ class ModuleFactory(SpecSource):
             report["module_file"] = file
             report["module_file_sha256"] = sha256_file(file)
         return SourceResult(encoder, f"module:{target}", self.scheme, None, report)
+
+
+SOURCE = ModuleFactory()  # this module's plug-in (benchmark/plugins.py)

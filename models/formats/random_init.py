@@ -7,7 +7,7 @@ from __future__ import annotations
 from benchmark.errors import ConfigError
 from models.architectures import build_arch
 from models.encoder import merge_contract
-from models.formats.base import LoadOptions, SourceResult, SpecSource, register_source
+from models.formats.base import LoadOptions, SourceResult, SpecSource
 
 DEFAULT_SEED = 0
 
@@ -28,7 +28,6 @@ def parse_random_spec(spec: str) -> tuple[str, int]:
     return arch, seed
 
 
-@register_source
 class RandomInit(SpecSource):
     scheme = "random"
     description = "random:<arch>[@seed] - seeded random initialisation"
@@ -42,3 +41,6 @@ class RandomInit(SpecSource):
         report = {"n_expected": 0, "n_loaded": 0, "missing": [], "unexpected": [],
                   "arch": arch, "seed": seed, "note": "random initialisation, no weights loaded"}
         return SourceResult(encoder, f"random:{arch}@{seed}", self.scheme, "random_init", report)
+
+
+SOURCE = RandomInit()  # this module's plug-in (benchmark/plugins.py)

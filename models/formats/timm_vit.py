@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from models.architectures.vit import looks_like_vit
-from models.formats.base import CheckpointFormat, register_format
+from models.formats.base import CheckpointFormat
 from models.state_loading import find_state_dict, strip_ddp
 
 
-@register_format
 class TimmViT(CheckpointFormat):
     name = "timm_vit"
     priority = 30
@@ -23,3 +22,6 @@ class TimmViT(CheckpointFormat):
     def extract(self, obj: Any):
         sd, container = find_state_dict(obj)
         return strip_ddp(sd), {"container": container, "prefix": ""}
+
+
+FORMAT = TimmViT()  # this module's plug-in (benchmark/plugins.py)

@@ -9,11 +9,10 @@ import torch
 
 from benchmark.errors import ConfigError
 from models.encoder import Encoder, InputContract
-from models.formats.base import CheckpointFormat, LoadOptions, register_format
+from models.formats.base import CheckpointFormat, LoadOptions
 from models.wrapped import ModuleEncoder
 
 
-@register_format
 class TorchScript(CheckpointFormat):
     name = "torchscript"
     priority = 0
@@ -31,3 +30,6 @@ class TorchScript(CheckpointFormat):
             )
         contract = opts.input_contract or InputContract()
         return ModuleEncoder(obj, arch="torchscript", contract=contract, source=where)
+
+
+FORMAT = TorchScript()  # this module's plug-in (benchmark/plugins.py)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from models.architectures.resnet import looks_like_resnet
-from models.formats.base import CheckpointFormat, register_format
+from models.formats.base import CheckpointFormat
 from models.state_loading import find_state_dict, strip_ddp
 
 
-@register_format
 class TorchvisionResNet(CheckpointFormat):
     name = "torchvision_resnet"
     priority = 20
@@ -23,3 +22,6 @@ class TorchvisionResNet(CheckpointFormat):
     def extract(self, obj: Any):
         sd, container = find_state_dict(obj)
         return strip_ddp(sd), {"container": container, "prefix": ""}
+
+
+FORMAT = TorchvisionResNet()  # this module's plug-in (benchmark/plugins.py)
