@@ -67,7 +67,7 @@ DEMO_SPLITS = {
     "chexpert": replace(SPLIT_RECIPES["chexpert"], val=0.15),
     "rsna": replace(SPLIT_RECIPES["rsna"], val=0.2, test=0.2),
     "covidx": replace(SPLIT_RECIPES["covidx"], val=0.2),
-    "siim": replace(SPLIT_RECIPES["siim"], val=0.2, test=0.2),  # [seg]
+    "siim": replace(SPLIT_RECIPES["siim"], val=0.2, test=0.2),
     "object_cxr": replace(SPLIT_RECIPES["object_cxr"], val=0.2),
 }
 

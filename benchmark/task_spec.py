@@ -72,7 +72,7 @@ class ClassificationTaskSpec(TaskSpec):
         return 1 if (not self.multilabel and len(self.classes) == 2 and self.probe.loss == "bce") else len(self.classes)
 
 
-# ------------------------------------------------------------------ detection ([det])
+# ------------------------------------------------------------------ detection
 COCO_YOLOV3_ANCHORS = (  # mmdet/darknet YOLOv3 anchors at 416 input, per level (strides 32, 16, 8)
     ((116, 90), (156, 198), (373, 326)),
     ((30, 61), (62, 45), (59, 119)),
@@ -125,7 +125,7 @@ class DetectionTaskSpec(TaskSpec):
     recipe: DetectionRecipe
 
 
-# ------------------------------------------------------------------ zero-shot ([zeroshot])
+# ------------------------------------------------------------------ zero-shot
 class ZeroShotTaskSpec(TaskSpec):
     """Zero-shot scoring of a vision-language checkpoint (image + text towers, no training).
 

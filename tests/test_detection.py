@@ -1,4 +1,4 @@
-"""[det] Detection family: geometry, config, frozen backbone, end to end through the CLI."""
+"""Detection family: geometry, config, frozen backbone, end to end through the CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""[det] Object-CXR parsing and the detection metric (vs pycocotools, oracles, MGCA rule)."""
+"""Object-CXR parsing and the detection metric (vs pycocotools, oracles, MGCA rule)."""
 
 from __future__ import annotations
 

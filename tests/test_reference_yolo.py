@@ -1,4 +1,4 @@
-"""[fidelity] The reference (MGCA) YOLOv3 semantics as a registered mmdet head, on hand-computed cases.
+"""The reference (MGCA) YOLOv3 semantics as a registered mmdet head, on hand-computed cases.
 
 Geometry used throughout: a 64 x 64 input, levels of stride 32 / 16 / 8 (grids 2 x 2, 4 x 4,
 8 x 8), three anchors per level chosen so that a 32 x 16 box centred at (24, 16) has a

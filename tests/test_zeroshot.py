@@ -1,4 +1,4 @@
-"""Zero-shot classification and grounding ([zeroshot]): scoring arithmetic, a constructed
+"""Zero-shot classification and grounding: scoring arithmetic, a constructed
 model whose towers make the right prompt most similar (AUC 1.0, high grounding Dice; shuffled
 prompts ~0.5), a recipes/pretraining checkpoint end to end through the CLI, the official MGCA
 layout with --text-encoder, and image-only encoders reported as not applicable."""

@@ -1,4 +1,4 @@
-"""Zero-shot unit ([zeroshot]): a vision-language checkpoint's image and text towers, no training.
+"""Zero-shot unit: a vision-language checkpoint's image and text towers, no training.
 
 ``mode="classification"`` (chexpert_zeroshot, rsna_zeroshot, siim_zeroshot): the test images'
 global embeddings against each class's positive / negative prompt embeddings (CheXzero pair

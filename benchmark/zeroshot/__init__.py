@@ -1,4 +1,4 @@
-"""Zero-shot classification and grounding for vision-language checkpoints ([zeroshot]).
+"""Zero-shot classification and grounding for vision-language checkpoints.
 
 - :mod:`.prompts`: versioned prompt sets (``benchmark/data/prompts/<name>-v<version>.json``).
 - :mod:`.text_side`: the text tower and projection heads of a checkpoint (our
