@@ -36,7 +36,6 @@ def main(argv=None) -> int:
 
     from benchmark.families.segmentation import data_samples, shift_scale_rotate, to_input
     from benchmark.features import autocast_context
-    from benchmark.openmmlab.frozen_backbone import register_loaded
     from benchmark.openmmlab.segmentation_config import build_segmentor, segmentation_config
     from benchmark.registry import all_tasks
     from models.loading import load_encoder
@@ -54,9 +53,8 @@ def main(argv=None) -> int:
     task = all_tasks()[args.task]
     loaded = load_encoder(args.encoder)
     loaded.encoder.to(device).eval()
-    register_loaded(loaded.spec, {}, loaded)
     config = segmentation_config(task, loaded.spec, tuple(loaded.encoder.pyramid_channels), input_size=args.size, seed=0)
-    model = build_segmentor(config).to(device)
+    model = build_segmentor(config, loaded=loaded).to(device)
     optim = build_optim_wrapper(model, config["optim_wrapper"])
     rng = np.random.default_rng(0)
     images = (rng.random((args.batch, args.size, args.size)) * 255).astype(np.uint8)

@@ -258,6 +258,9 @@ def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root
     # task's own recipe (the paper suite's) is MGCA's and unchanged
     assert config["randomness"]["seed"] == 0 and config["optim_wrapper"]["optimizer"]["lr"] == 3e-3
     assert config["model"]["decode_head"]["decoder_channels"] == [64, 32, 16, 8, 4]
+    # the loop ran what the stored config says: the demo's epoch cap (here 2), patience and min_delta
+    assert config["train_loop"]["max_epochs"] == 2
+    assert config["train_loop"]["early_stopping"] == {"monitor": "val_loss", "rule": "less", "patience": 4, "min_delta": 0.01}
     assert result.hyperparameters["recipe"]["decoder_channels"] == [64, 32, 16, 8, 4]
     assert data.task.recipe.decoder_channels == (256, 128, 64, 32, 16) and data.task.recipe.lr == 5e-4
     rebuilt = build_segmentor(json.loads(json.dumps(config)))

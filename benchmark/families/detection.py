@@ -308,7 +308,7 @@ def model_config(task: DetectionTaskSpec, recipe, ctx: RunContext, unit: UnitId,
         in_channels=tuple(int(encoder.pyramid_channels[i]) for i in recipe.out_indices),
         strides=tuple(int(encoder.pyramid_strides[i]) for i in recipe.out_indices),
         input_size=size, num_classes=len(task.classes), load_kwargs={},
-        bn_drift=bn_drift(ctx),
+        bn_drift=bn_drift(ctx), loss_min_delta=loss_min_delta(ctx),
     )
 
 
@@ -323,17 +323,14 @@ def build_model(cfg, ctx: RunContext, seed: int):
     from mmengine.runner import set_random_seed
 
     from ..openmmlab.detection_config import build_detector
-    from ..openmmlab.frozen_backbone import register_loaded
 
-    loaded = ctx.loaded
+    encoder = ctx.encoder
     if bn_drift(ctx):  # never let drifting statistics leak into the shared encoder
         import copy
-        import dataclasses
 
-        loaded = dataclasses.replace(loaded, encoder=copy.deepcopy(loaded.encoder))
-    register_loaded(ctx.loaded.spec, {}, loaded)  # the model reuses the harness's encoder
+        encoder = copy.deepcopy(encoder)
     set_random_seed(seed)
-    model = build_detector(cfg.model)
+    model = build_detector(cfg.model, loaded=encoder)  # the model uses the harness's encoder object
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # init_weights logs one line per tensor
@@ -397,21 +394,22 @@ def made_progress(val_map: float, val_loss: float, best_map: float, reference_lo
     return val_map > best_map or (val_map == best_map and val_loss < reference_loss * (1.0 - min_delta))
 
 
-def train_detector(model, recipe, unit: UnitId, train, val, *, progress: bool, desc: str):
+def train_detector(model, cfg, iou_thresholds, train, val, *, progress: bool, desc: str):
     """AdamW on neck + head; early stopping on the validation mAP under the sound all-images
-    rule (a head that predicts nothing cannot look good on it); returns the best state."""
+    rule (a head that predicts nothing cannot look good on it); returns the best state.
+    Every setting comes from the unit's config ``cfg`` (``optimizer``, ``train_loop``,
+    ``randomness``), so the config a result stores is what ran."""
     pyramids, targets, ids = train
     val_pyramids, val_targets, val_ids = val
     device = pyramids.ctx.device
-    batch_size = recipe.batch_size_for(unit.fraction)
-    optimiser = torch.optim.AdamW(head_parameters(model), lr=recipe.lr_for(unit.fraction), betas=tuple(recipe.betas),
-                                  weight_decay=recipe.weight_decay)
-    generator = torch.Generator().manual_seed(unit.seed)
+    loop, stopping, opt = cfg["train_loop"], cfg["train_loop"]["early_stopping"], cfg["optimizer"]
+    batch_size, patience, min_delta = int(loop["batch_size"]), int(stopping["patience"]), float(stopping["loss_min_delta"])
+    optimiser = torch.optim.AdamW(head_parameters(model), lr=opt["lr"], betas=tuple(opt["betas"]), weight_decay=opt["weight_decay"])
+    generator = torch.Generator().manual_seed(int(cfg["randomness"]["seed"]))
     best = {"map": -1.0, "loss": float("inf"), "epoch": -1, "state": None}
-    min_delta = loss_min_delta(pyramids.ctx)
     progress_epoch, progress_loss = -1, float("inf")  # the patience counter's reference
     history = []
-    bar = tqdm(range(recipe.max_epochs), desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=not progress)
+    bar = tqdm(range(int(loop["max_epochs"])), desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=not progress)
     for epoch in bar:
         model.train()
         order = torch.randperm(len(ids), generator=generator).tolist()
@@ -427,7 +425,7 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, progress: bool, d
             total += float(loss.detach())
             batches += 1
         val_preds, val_loss = predict(model, val_pyramids, val_targets, val_ids, max(16, batch_size), with_loss=True)
-        val_map = detection_metrics(val_targets.original, val_preds, val_ids, recipe.iou_thresholds)["map"]
+        val_map = detection_metrics(val_targets.original, val_preds, val_ids, iou_thresholds)["map"]
         history.append({"epoch": epoch, "train_loss": total / max(1, batches), "val_loss": val_loss, "val_map": val_map})
         bar.set_postfix(loss=f"{total / max(1, batches):.3f}", val_map=f"{val_map:.3f}")
         # early stopping on val mAP; an equal mAP (typically 0 while no box passes objectness
@@ -440,7 +438,7 @@ def train_detector(model, recipe, unit: UnitId, train, val, *, progress: bool, d
         if (val_map, -val_loss) > (best["map"], -best["loss"]):
             best = {"map": val_map, "loss": val_loss, "epoch": epoch,
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("backbone.")}}
-        if epoch - progress_epoch >= recipe.patience:
+        if epoch - progress_epoch >= patience:
             break
     model.load_state_dict(best["state"], strict=False)
     return {"best_epoch": best["epoch"], "epochs_run": len(history), "best_val_map": best["map"], "best_val_loss": best["loss"],
@@ -511,7 +509,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         torch.set_num_threads(1)
     try:
         training = train_detector(
-            model, recipe, unit, (pyramids["train"], targets["train"], train_ids), (pyramids["val"], targets["val"], ids["val"]),
+            model, cfg, recipe.iou_thresholds, (pyramids["train"], targets["train"], train_ids), (pyramids["val"], targets["val"], ids["val"]),
             progress=ctx.progress, desc=f"{unit.name} YOLOv3",
         )
         timings["train"] = time.perf_counter() - t0

@@ -322,7 +322,6 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     from mmengine.optim import build_optim_wrapper
     from mmengine.runner import set_random_seed
 
-    from ..openmmlab.frozen_backbone import register_loaded
     from ..openmmlab.segmentation_config import build_segmentor, segmentation_config
 
     task: SegmentationTaskSpec = effective_task(data.task, ctx)
@@ -343,16 +342,17 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
 
     # ---- model from the generated config
     spec = ctx.loaded.spec
-    register_loaded(spec, {}, ctx.loaded)
     config = segmentation_config(task, spec, tuple(ctx.encoder.pyramid_channels), input_size=size, seed=unit.seed,
-                                 bn_drift=drift, max_epochs=epochs_cap)
+                                 bn_drift=drift, max_epochs=epochs_cap, patience=patience(task, ctx), min_delta=min_delta(ctx))
+    loop = config["train_loop"]  # what the loop below runs: read from the config the result stores
+    epochs_cap, batch_size = int(loop["max_epochs"]), int(loop["batch_size"])
+    stop_patience, stop_min_delta = int(loop["early_stopping"]["patience"]), float(loop["early_stopping"]["min_delta"])
     set_random_seed(unit.seed)
-    model = build_segmentor(config)
+    model = build_segmentor(config, loaded=ctx.loaded)  # the model uses the harness's encoder object
     if drift:  # batch-norm statistics will change: train a private copy of the encoder
         model.backbone.encoder = copy.deepcopy(ctx.encoder)
     model.to(device)
     optim_wrapper = build_optim_wrapper(model, copy.deepcopy(config["optim_wrapper"]))
-    batch_size = recipe.batch_size
     eval_batch = max(batch_size, 4 * batch_size)  # a multiple of the training batch size
 
     # ---- val / test pyramids, computed once (not under bn drift)
@@ -438,11 +438,11 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             best_loss, best_epoch = current, epoch
             state = model.state_dict() if drift else model.decode_head.state_dict()
             best_state = {k: v.detach().clone() for k, v in state.items()}
-        if not math.isfinite(reference_loss) or current < reference_loss - min_delta(ctx) * abs(reference_loss):
+        if not math.isfinite(reference_loss) or current < reference_loss - stop_min_delta * abs(reference_loss):
             reference_loss, stale = current, 0
         else:
             stale += 1
-            if stale >= patience(task, ctx):
+            if stale >= stop_patience:
                 break
     bar.close()
     timings["training"] = time.perf_counter() - t_train

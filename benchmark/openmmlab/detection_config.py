@@ -14,6 +14,11 @@ The head follows the recipe's ``yolo`` switch:
 - ``"mmdet"``: mmdet's stock ``YOLOV3Head`` (``GridAssigner`` over all levels, summed losses
   with weights 2 / 1, score = objectness x class probability).
 
+Training is the harness's explicit epoch loop (benchmark/families/detection.py), not mmengine's
+runner; it reads everything it uses from the config: ``optimizer`` (AdamW on the neck and
+head), ``train_loop`` (batch size, epoch cap, early stopping) and ``randomness.seed``, so the
+config a result stores is exactly what ran.
+
 Nothing is patched in the installed mmdet: the model is built from its registry with
 ``_scope_="mmdet"``, so it builds whatever the process's default scope is (mmseg too).
 """
@@ -79,28 +84,39 @@ def detection_model_config(recipe: DetectionRecipe, *, encoder_spec: str, in_cha
     )
 
 
-def detection_config(recipe: DetectionRecipe, *, fraction: int, seed: int, **model_kwargs) -> "Config":
-    """The whole resolved config (model, optimiser, schedule, seed) as an mmengine ``Config``."""
+def detection_config(recipe: DetectionRecipe, *, fraction: int, seed: int, loss_min_delta: float = 0.0,
+                     **model_kwargs) -> "Config":
+    """The whole resolved config of a unit (model, optimiser, training loop, seed) as an
+    mmengine ``Config``; the training loop reads its settings from it."""
     from mmengine.config import Config
 
     return Config(dict(
         default_scope="mmdet",
         model=detection_model_config(recipe, **model_kwargs),
-        optim_wrapper=dict(type="OptimWrapper", optimizer=dict(
-            type="AdamW", lr=recipe.lr_for(fraction), betas=tuple(recipe.betas), weight_decay=recipe.weight_decay)),
-        train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=recipe.max_epochs, val_interval=1),
-        train_dataloader=dict(batch_size=recipe.batch_size_for(fraction), shuffle=True),
-        early_stopping=dict(monitor="val/map", rule="greater", patience=recipe.patience),
+        optimizer=dict(type="AdamW", params="neck and bbox_head (the backbone is frozen)", lr=recipe.lr_for(fraction),
+                       betas=tuple(recipe.betas), weight_decay=recipe.weight_decay),
+        train_loop=dict(
+            kind="medvlp-bench explicit epoch loop",
+            batch_size=recipe.batch_size_for(fraction),
+            max_epochs=recipe.max_epochs,
+            early_stopping=dict(monitor="val map (all validation images: the sound rule)", rule="greater", patience=recipe.patience,
+                                tie_break="lower val loss", loss_min_delta=loss_min_delta),
+            checkpoint="best (val map, -val loss): neck and head state",
+        ),
         randomness=dict(seed=seed, deterministic=False),
     ))
 
 
-def build_detector(model_cfg: dict):
-    """Build the mmdet model (importing mmdet's modules; the default scope is left alone)."""
+def build_detector(model_cfg: dict, loaded=None):
+    """Build the mmdet model (importing mmdet's modules; the default scope is left alone).
+    ``loaded``: the harness's encoder, handed to the backbone
+    (:func:`~benchmark.openmmlab.frozen_backbone.with_encoder`); without it the backbone loads
+    the encoder by the spec the config names."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
 
-    from . import frozen_backbone, reference_yolo_head  # noqa: F401  (register FrozenEncoderBackbone, the reference head)
+    from . import reference_yolo_head  # noqa: F401  (registers the reference head)
+    from .frozen_backbone import with_encoder
 
     register_all_modules(init_default_scope=False)
-    return MODELS.build(copy.deepcopy(model_cfg))
+    return MODELS.build(with_encoder(model_cfg, loaded) if loaded is not None else copy.deepcopy(model_cfg))

@@ -1,9 +1,12 @@
 """One registered backbone for mmseg and mmdet: any harness encoder, frozen.
 
 Config: ``dict(type="FrozenEncoderBackbone", encoder="random:resnet50", out_indices=(2, 3, 4),
-load_kwargs={...})``. The encoder is loaded with :func:`models.loading.load_encoder` (so
-every backbone tensor must load, or the load is refused) and memoised per process, so the
-harness and the OpenMMLab model share one instance. Frozen means ``requires_grad=False``
+load_kwargs={...})``. The harness hands its already loaded encoder object to the model when it
+builds it (:func:`with_encoder`: the object goes into a private copy of the model config, never
+into the config a result stores), so harness and model share one instance. The spec string is
+only for rebuilding a model from a dumped config: then the encoder is loaded anew with
+:func:`models.loading.load_encoder` (every backbone tensor must load, or the load is refused).
+Frozen means ``requires_grad=False``
 on every parameter AND eval mode forever: ``train()`` never switches the encoder to training
 mode, so batch-norm running statistics cannot drift (MGCA's code let them drift; the
 ``bn_drift`` switch reproduces that for comparison and is recorded in results).
@@ -15,37 +18,32 @@ levels selected by ``out_indices``.
 
 from __future__ import annotations
 
-import json
+import copy
 
 import torch
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
-_LOADED: dict[str, object] = {}
 
-
-def cached_encoder(spec: str, load_kwargs: dict | None = None):
-    """Load (once per process) the encoder named by ``spec`` with ``load_kwargs``."""
-    from models.loading import load_encoder
-
-    key = json.dumps([spec, load_kwargs or {}], sort_keys=True)
-    if key not in _LOADED:
-        _LOADED[key] = load_encoder(spec, **(load_kwargs or {}))
-    return _LOADED[key]
-
-
-def register_loaded(spec: str, load_kwargs: dict | None, loaded) -> None:
-    """Share an encoder the harness already loaded with configs that name ``spec``."""
-    _LOADED[json.dumps([spec, load_kwargs or {}], sort_keys=True)] = loaded
+def with_encoder(model_cfg, loaded) -> dict:
+    """A private copy of a model config whose backbone receives ``loaded`` (the harness's
+    :class:`~models.loading.LoadedEncoder`, or an :class:`~models.encoder.Encoder`) as an
+    object. The config a result stores stays plain data naming the encoder's spec."""
+    model_cfg = dict(copy.deepcopy(model_cfg))
+    model_cfg["backbone"] = {**model_cfg["backbone"], "loaded": loaded}
+    return model_cfg
 
 
 @MODELS.register_module(force=True)
 class FrozenEncoderBackbone(BaseModule):
     def __init__(self, encoder: str, out_indices=(2, 3, 4), load_kwargs: dict | None = None,
-                 bn_drift: bool = False, init_cfg=None):
+                 bn_drift: bool = False, init_cfg=None, loaded=None):
         super().__init__(init_cfg=init_cfg)
-        loaded = cached_encoder(encoder, load_kwargs)
-        self.encoder = loaded.encoder
+        if loaded is None:  # rebuilding a model from a dumped config: load the encoder by its spec
+            from models.loading import load_encoder
+
+            loaded = load_encoder(encoder, **(load_kwargs or {}))
+        self.encoder = getattr(loaded, "encoder", loaded)
         self.out_indices = tuple(out_indices)
         self.bn_drift = bn_drift
         for parameter in self.encoder.parameters():

@@ -6,7 +6,8 @@ from it (given the encoder spec can be loaded again). The model is an mmseg
 ``EncoderDecoder``: backbone ``FrozenEncoderBackbone`` (all five pyramid levels), decode head
 ``UNetDecodeHead``, loss ``FocalLogDiceLoss``; the optimiser is built from ``optim_wrapper``
 with mmengine's builder; ``randomness.seed`` is the unit's seed. Training is the harness's
-explicit loop (benchmark/families/segmentation.py), configured by ``train_loop``.
+explicit loop (benchmark/families/segmentation.py); it reads its batch size, epoch cap and
+early-stopping rule from ``train_loop``, so the stored config is what ran.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def segmentation_config(
     load_kwargs: dict | None = None,
     bn_drift: bool = False,
     max_epochs: int | None = None,
+    patience: int | None = None,
+    min_delta: float = 0.0,
 ) -> dict:
     recipe = task.recipe
     levels = list(range(len(pyramid_channels)))
@@ -65,7 +68,7 @@ def segmentation_config(
             kind="medvlp-bench explicit epoch loop",
             batch_size=recipe.batch_size,
             max_epochs=max_epochs or recipe.max_epochs,
-            early_stopping=dict(monitor="val_loss", rule="less", patience=recipe.patience),
+            early_stopping=dict(monitor="val_loss", rule="less", patience=patience or recipe.patience, min_delta=min_delta),
             checkpoint="best val_loss (decoder state; whole model under bn_drift)",
             input_size=input_size,
             augmentation=dict(type="ShiftScaleRotate", shift_limit=aug.shift_limit, scale_limit=aug.scale_limit,
@@ -74,18 +77,20 @@ def segmentation_config(
     )
 
 
-def build_segmentor(config: dict | Config):
-    """Build the mmseg model of a (dumped) config; the backbone encoder is loaded by spec
-    (or taken from :func:`benchmark.openmmlab.frozen_backbone.register_loaded`)."""
+def build_segmentor(config: dict | Config, loaded=None):
+    """Build the mmseg model of a (dumped) config. ``loaded``: the harness's encoder, handed to
+    the backbone (:func:`~benchmark.openmmlab.frozen_backbone.with_encoder`); without it the
+    backbone loads the encoder by the spec the config names."""
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
     from mmseg.utils import register_all_modules
 
-    from . import frozen_backbone, unet_decoder  # noqa: F401  (registration)
+    from . import unet_decoder  # noqa: F401  (registration)
+    from .frozen_backbone import with_encoder
 
     register_all_modules(init_default_scope=False)
     cfg = config if isinstance(config, Config) else Config(dict(config))
     with DefaultScope.overwrite_default_scope("mmseg"), warnings.catch_warnings():
         # mmseg 1.2's own BaseDecodeHead calls its deprecated build_loss; not ours to fix
         warnings.filterwarnings("ignore", message=".*build_loss.*would be deprecated", category=UserWarning)
-        return MODELS.build(cfg.model)
+        return MODELS.build(with_encoder(cfg.model.to_dict(), loaded) if loaded is not None else cfg.model)
