@@ -120,7 +120,7 @@ def _file_sha(folder: Path, names=("vocab.txt", "tokenizer.json")) -> str | None
 # ------------------------------------------------------------------------------ heads
 def _mlp(sd: dict, conv: bool) -> nn.Module:
     """MGCA's Global/LocalEmbedding from its weights: head.{0,1,3,4} (Linear/Conv1d, BN, ReLU, Linear/Conv1d, BN)."""
-    from recipes.pretraining.encoders import GlobalEmbedding, LocalEmbedding
+    from models.text import GlobalEmbedding, LocalEmbedding
 
     w0, w3 = sd["head.0.weight"], sd["head.3.weight"]
     module = (LocalEmbedding if conv else GlobalEmbedding)(w0.shape[1], w0.shape[0], w3.shape[0])
@@ -172,8 +172,7 @@ class VisionLanguage:
     @torch.inference_mode()
     def text_embeddings(self, prompts: list[str]) -> tuple[Tensor, Tensor]:
         """L2-normalised (global (N, D), grounding-space (N, D_l)) embeddings of ``prompts``."""
-        from recipes.pretraining.data import Captioner
-        from recipes.pretraining.encoders import merge_subwords
+        from models.text import Captioner, merge_subwords
 
         device = next(self.bert.parameters()).device
         cap = Captioner(self.tokenizer, self.max_words)
@@ -301,7 +300,7 @@ def load_vision_language(loaded, text_encoder_dir: str | None = None, device=Non
     if key not in _MODELS:
         from transformers import BertModel
 
-        from recipes.pretraining.encoders import load_tokenizer
+        from models.text import load_tokenizer
 
         state, record = read_checkpoint(spec)
         method = detect_method(state, record)
