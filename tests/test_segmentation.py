@@ -266,7 +266,7 @@ def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root
     rebuilt = build_segmentor(json.loads(json.dumps(config)))
     from benchmark.openmmlab.segmentation_config import segmentation_config
 
-    fresh = build_segmentor(segmentation_config(segmentation.effective_task(data.task, ctx), ctx.loaded.spec, ctx.encoder.pyramid_channels, input_size=84, seed=0,
+    fresh = build_segmentor(segmentation_config(segmentation.plan_of(data.task, ctx).task, ctx.loaded.spec, ctx.encoder.pyramid_channels, input_size=84, seed=0,
                                                 max_epochs=2))
     shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
     assert shapes(rebuilt) == shapes(fresh)

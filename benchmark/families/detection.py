@@ -44,30 +44,29 @@ from ..preprocess import PreprocessSpec
 from ..resident import fits, rows_to_device
 from ..results import Result, UnitId
 from ..task_data import TaskData, limited, unit_train_ids
+from .. import unit_plan
+from ..unit_plan import DetectionPlan, detection_plan
 from ..task_spec import DetectionTaskSpec
 
 DETECTION_FEATURE_VERSION = 1
 REQUIRES = ("mmengine", "mmcv", "mmdet")  # checked by benchmark.families.family_module
 
 
+def plan_of(task: DetectionTaskSpec, ctx: RunContext) -> DetectionPlan:
+    """The unit's effective settings (benchmark/unit_plan.py): the task's recipe with the suite's
+    overrides and the user's recorded switches (``--yolo-semantics``, ``--geometry``), the
+    input size, the loss min_delta of the stopping rule and batch-norm drift."""
+    return detection_plan(task, ctx.suite, ctx.flags)
+
+
 def effective_recipe(task: DetectionTaskSpec, ctx: RunContext):
-    """The task's recipe, with a suite's overrides (the demo suite narrows the neck and head
-    and caps the epochs so it runs in minutes on two CPU cores; see benchmark/suites.py) and
-    the user's recorded protocol switches (``--yolo-semantics``, ``--geometry``; in
-    ``ctx.flags`` only when they differ from the reference). The paper suite uses the task's
-    recipe unchanged unless a switch is given."""
-    overrides = dict(ctx.suite.extra.get("detection_recipe") or {})
-    if ctx.flags.get("yolo_semantics"):
-        overrides["yolo"] = ctx.flags["yolo_semantics"]
-    if ctx.flags.get("dense_geometry"):
-        overrides["geometry"] = ctx.flags["dense_geometry"]
-    return task.recipe.model_copy(update=overrides)
+    return plan_of(task, ctx).recipe
 
 
 # ---------------------------------------------------------------------------- geometry
 def input_size(task: DetectionTaskSpec, ctx: RunContext) -> int:
     """Paper: the recipe's 224. The demo suite's smaller images: its resize override."""
-    return int(ctx.suite.resize or task.recipe.input_size)
+    return plan_of(task, ctx).input_size
 
 
 @lru_cache(maxsize=None)
@@ -308,14 +307,14 @@ def model_config(task: DetectionTaskSpec, recipe, ctx: RunContext, unit: UnitId,
         in_channels=tuple(int(encoder.pyramid_channels[i]) for i in recipe.out_indices),
         strides=tuple(int(encoder.pyramid_strides[i]) for i in recipe.out_indices),
         input_size=size, num_classes=len(task.classes), load_kwargs={},
-        bn_drift=bn_drift(ctx), loss_min_delta=loss_min_delta(ctx),
+        bn_drift=bn_drift(ctx), loss_min_delta=plan_of(task, ctx).loss_min_delta,
     )
 
 
 def bn_drift(ctx: RunContext) -> bool:
     """MGCA compatibility (--mgca-bn-drift): the encoder's BN statistics drift while training.
     Needs the encoder in every step, so it implies exact mode, on a private copy of the encoder."""
-    return bool(ctx.flags.get("mgca_bn_drift"))
+    return unit_plan.bn_drift(ctx.flags)
 
 
 def build_model(cfg, ctx: RunContext, seed: int):
@@ -380,13 +379,6 @@ PREPROCESS_TEXT = {
 SELECTION_RULE = "validation map under the sound all-images rule (never MGCA's reference rule)"
 
 
-def loss_min_delta(ctx: RunContext) -> float:
-    """Relative validation-loss improvement that resets the patience while the validation mAP
-    ties: 0 (any improvement, the recipe's rule) or a smoke suite's
-    ``Suite.extra['detection_min_delta']`` (benchmark/suites.py)."""
-    return float((ctx.suite.extra or {}).get("detection_min_delta") or 0.0)
-
-
 def made_progress(val_map: float, val_loss: float, best_map: float, reference_loss: float, min_delta: float) -> bool:
     """Whether an epoch resets the patience counter: a higher validation mAP, or the same mAP
     with a validation loss below ``reference_loss * (1 - min_delta)`` (the loss of the last
@@ -446,10 +438,6 @@ def train_detector(model, cfg, iou_thresholds, train, val, *, progress: bool, de
 
 
 # ---------------------------------------------------------------------------- unit
-
-
-
-
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids_hash: str) -> str:
     return ctx.unit_key(data, unit, family="detection", feature_version=DETECTION_FEATURE_VERSION, train_ids=train_ids_hash,
                         input_size=size, recipe=effective_recipe(data.task, ctx).model_dump(mode="json"),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from pathlib import Path
 import json
 import math
 import os
@@ -53,6 +54,7 @@ from ..seg_metrics import mask_counts, segmentation_metrics
 from ..segmentation_spec import SegmentationTaskSpec, ShiftScaleRotate
 from ..splits import ids_hash
 from ..task_data import TaskData, limited, unit_train_ids
+from ..unit_plan import SegmentationPlan, segmentation_plan
 
 REQUIRES = ("mmengine", "mmcv", "mmseg")  # checked by benchmark.families.family_module
 PYRAMID_VERSION = 1
@@ -60,59 +62,16 @@ MEMORY_BUDGET = float(os.environ.get("MEDVLP_SEG_MEMORY_GB", "4")) * 2**30  # la
 
 
 # ---------------------------------------------------------------------------- settings
-def input_size(task: SegmentationTaskSpec, ctx: RunContext) -> int:
-    """The recipe's 224, or a suite's smaller size (the smoke suite's ``extra``, else its crop)."""
-    return int((ctx.suite.extra or {}).get("segmentation_input_size") or ctx.suite.crop or task.recipe.input_size)
-
-
-def bn_drift(ctx: RunContext) -> bool:
-    return bool(ctx.flags.get("mgca_bn_drift"))
-
-
-def effective_task(task: SegmentationTaskSpec, ctx: RunContext) -> SegmentationTaskSpec:
-    """The task with a suite's recipe overrides (``Suite.extra['segmentation_recipe']``: the
-    demo suite narrows the U-Net decoder so it runs in minutes on two CPU cores; see
-    benchmark/suites.py). The paper suite uses the task's recipe unchanged."""
-    overrides = dict((ctx.suite.extra or {}).get("segmentation_recipe") or {})
-    if ctx.flags.get("dense_geometry"):  # the user's recorded switch (--geometry letterbox)
-        overrides["geometry"] = ctx.flags["dense_geometry"]
-    if not overrides:
-        return task
-    # validated, so an override may be plain JSON (e.g. an augmentation given as a dict)
-    recipe = type(task.recipe).model_validate({**task.recipe.model_dump(), **overrides})
-    return task.model_copy(update={"recipe": recipe})
-
-
-def epoch_cap(ctx: RunContext) -> int | None:
-    """A cap below the (effective) recipe's epochs: ``Suite.extra['segmentation_max_epochs']``
-    (a suite's choice; the demo sets none) or ``$MEDVLP_SEG_MAX_EPOCHS`` (debugging; flagged
-    in the result)."""
-    env = os.environ.get("MEDVLP_SEG_MAX_EPOCHS")
-    return int(env) if env else (ctx.suite.extra or {}).get("segmentation_max_epochs")
-
-
-def max_epochs(task: SegmentationTaskSpec, ctx: RunContext) -> int:
-    cap = epoch_cap(ctx)
-    return int(min(task.recipe.max_epochs, cap)) if cap else task.recipe.max_epochs
-
-
-def patience(task: SegmentationTaskSpec, ctx: RunContext) -> int:
-    """The recipe's patience (10), or a smoke suite's ``Suite.extra['segmentation_patience']``
-    (with its shorter epoch cap, early stopping must be able to fire before the cap)."""
-    return int((ctx.suite.extra or {}).get("segmentation_patience") or task.recipe.patience)
-
-
-def min_delta(ctx: RunContext) -> float:
-    """Relative improvement of the validation loss that resets the patience counter: 0 (any
-    improvement, the recipe's rule), or a smoke suite's ``Suite.extra['segmentation_min_delta']``.
-    The best decoder is always the one with the lowest validation loss; only the stopping
-    rule changes (as Lightning's EarlyStopping(min_delta) beside ModelCheckpoint)."""
-    return float((ctx.suite.extra or {}).get("segmentation_min_delta") or 0.0)
+def plan_of(task: SegmentationTaskSpec, ctx: RunContext) -> SegmentationPlan:
+    """The unit's effective settings (benchmark/unit_plan.py): the task with the suite's recipe
+    overrides, input size, epoch cap, patience, min_delta, batch-norm drift."""
+    return segmentation_plan(task, ctx.suite, ctx.flags)
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, train_ids: list[str]) -> str:
+    plan = plan_of(data.task, ctx)
     return ctx.unit_key(data, unit, family="segmentation", train_ids=ids_hash(train_ids),
-                        input_size=input_size(data.task, ctx), max_epochs=max_epochs(effective_task(data.task, ctx), ctx))
+                        input_size=plan.input_size, max_epochs=plan.max_epochs)
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
@@ -296,15 +255,16 @@ def pyramid_key_parts(ctx: RunContext, data: TaskData, split: str, ids: list[str
 def pyramid_disk_bytes(ctx: RunContext, data: TaskData, split: str, ids: list[str]) -> int:
     """Bytes the ``split`` pyramid store of ``ids`` would still write to the disk cache: 0 when
     it is cached already, kept in memory (under MEMORY_BUDGET) or not used (bn drift)."""
-    if ctx.feature_cache is None or bn_drift(ctx) or not ids:
+    plan = plan_of(data.task, ctx)
+    if ctx.feature_cache is None or plan.bn_drift or not ids:
         return 0
-    size = input_size(data.task, ctx)
+    size = plan.input_size
     with torch.inference_mode():
         levels = ctx.encoder.forward_pyramid(ctx.encoder.prepare(torch.zeros(1, 1, size, size, device=ctx.device)))
     total = len(ids) * sum(int(np.prod(level.shape[1:])) for level in levels) * 2
     if total <= MEMORY_BUDGET:
         return 0
-    geometry = effective_task(data.task, ctx).recipe.geometry
+    geometry = plan.task.recipe.geometry
     folder = PyramidStore.folder(ctx, PyramidStore.key(pyramid_key_parts(ctx, data, split, ids, size, geometry)))
     return 0 if (folder / "meta.json").is_file() else total
 
@@ -324,10 +284,11 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
 
     from ..openmmlab.segmentation_config import build_segmentor, segmentation_config
 
-    task: SegmentationTaskSpec = effective_task(data.task, ctx)
+    plan = plan_of(data.task, ctx)
+    task: SegmentationTaskSpec = plan.task
     recipe = task.recipe
     timings: dict[str, float] = {}
-    size, drift, epochs_cap = input_size(task, ctx), bn_drift(ctx), max_epochs(task, ctx)
+    size, drift = plan.input_size, plan.bn_drift
     device = ctx.device
     ctx.encoder.eval()
 
@@ -343,7 +304,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     # ---- model from the generated config
     spec = ctx.loaded.spec
     config = segmentation_config(task, spec, tuple(ctx.encoder.pyramid_channels), input_size=size, seed=unit.seed,
-                                 bn_drift=drift, max_epochs=epochs_cap, patience=patience(task, ctx), min_delta=min_delta(ctx))
+                                 bn_drift=drift, max_epochs=plan.max_epochs, patience=plan.patience, min_delta=plan.min_delta)
     loop = config["train_loop"]  # what the loop below runs: read from the config the result stores
     epochs_cap, batch_size = int(loop["max_epochs"]), int(loop["batch_size"])
     stop_patience, stop_min_delta = int(loop["early_stopping"]["patience"]), float(loop["early_stopping"]["min_delta"])
@@ -494,7 +455,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
                   "feature_cache": cache_info},
         timings=timings,
         flags={**ctx.flags, **({"limit": ctx.limit} if ctx.limit is not None else {}),
-               **({"max_epochs_capped": epochs_cap} if epochs_cap < recipe.max_epochs else {})},
+               **({"max_epochs_capped": epochs_cap} if plan.epochs_capped else {})},
         unit_key=unit_key(ctx, data, unit, train_ids),
     )
     return result, predictions
