@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.data_roots import DataRoots
-from benchmark.datasets import CheXpert
+from benchmark.datasets.chexpert import CheXpert
 from benchmark.errors import DatasetNotFoundError
 from benchmark.registry import all_tasks
 from benchmark.splits import Manifest

@@ -5,7 +5,9 @@ import pytest
 from PIL import Image
 
 from benchmark.data_roots import DataRoots, resolve_data_roots
-from benchmark.datasets import CheXpert, COVIDx, RSNAPneumonia
+from benchmark.datasets.chexpert import CheXpert
+from benchmark.datasets.covidx import COVIDx
+from benchmark.datasets.rsna import RSNAPneumonia
 from benchmark.errors import DatasetNotFoundError
 from benchmark.images import max_scale_to_uint8, read_grey
 from benchmark.preprocess import PreprocessSpec, preprocess, resize_and_pad

@@ -12,7 +12,11 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.data_roots import DataRoots
-from benchmark.datasets import CheXpert, COVIDx, ObjectCXR, RSNAPneumonia, SIIMPneumothorax
+from benchmark.datasets.chexpert import CheXpert
+from benchmark.datasets.covidx import COVIDx
+from benchmark.datasets.object_cxr import ObjectCXR
+from benchmark.datasets.rsna import RSNAPneumonia
+from benchmark.datasets.siim import SIIMPneumothorax
 from benchmark.errors import BadRowsSkippedWarning, DatasetNotFoundError, LabelFileError
 from benchmark.results import read_results
 from benchmark.submissions import COMPAT_FLAGS

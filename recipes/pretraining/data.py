@@ -28,10 +28,10 @@ import torch
 from torch.utils.data import Dataset
 
 from benchmark.errors import ConfigError, DatasetNotFoundError
-from benchmark.images import read_grey
-from benchmark.preprocess import centre_crop, random_crop, resize_and_pad
+from benchmark.preprocess import centre_crop, random_crop
 from recipes.mimic.pair_set import (MIN_CAPTION_TOKENS, TRAIN_SPLITS, VALID_SPLITS, caption_sentences, make_caption,  # noqa: F401
                                     pair_set)
+from recipes.pretraining.image_cache import CachedImages, decode_resized
 
 IMAGE_SOURCES = ("real", "synthetic", "mixed")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -202,11 +202,15 @@ class ImageSpec:
     resize: int = 256
     crop: int = 224
 
-    def transform(self, grey: np.ndarray, train: bool, seed: int) -> torch.Tensor:
-        """MGCA's DataTransforms on top of its resize_img: longer side -> ``resize`` (area),
-        zero-pad to a square, RandomCrop (train) / CenterCrop (eval), [0, 1] -> mean 0.5 /
-        std 0.5. Returns (1, crop, crop); the model replicates grey to 3 channels."""
-        image = resize_and_pad(grey, self.resize)
+    def load(self, path: str) -> np.ndarray:
+        """The deterministic part: MGCA's resize_img (longer side -> ``resize`` with INTER_AREA,
+        zero-pad to a square), (resize, resize) uint8; what the image cache stores."""
+        return decode_resized(path, self.resize)
+
+    def augment(self, image: np.ndarray, train: bool, seed: int) -> torch.Tensor:
+        """The per-step part, on a :meth:`load` output: MGCA's DataTransforms, RandomCrop (train)
+        / CenterCrop (eval), [0, 1] -> mean 0.5 / std 0.5. Returns (1, crop, crop); the model
+        replicates grey to 3 channels."""
         image = random_crop(image, self.crop, np.random.default_rng(seed)) if train else centre_crop(image, self.crop)
         x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0)
         return x.sub_(0.5).div_(0.5).unsqueeze(0)
@@ -249,9 +253,15 @@ class TextInput:
 
 
 class PairDataset(Dataset):
-    """Indexed by (row index, augmentation seed) pairs from :class:`StepBatches`."""
+    """Indexed by (row index, augmentation seed) pairs from :class:`StepBatches`. With ``cached``
+    (:mod:`recipes.pretraining.image_cache`, row i = ``frame`` row i) the resized images come
+    from the cache instead of being decoded and resized at every access; the result is the same."""
 
-    def __init__(self, frame: pd.DataFrame, captioner: Captioner, image: ImageSpec, train: bool, text: TextInput | None = None):
+    def __init__(self, frame: pd.DataFrame, captioner: Captioner, image: ImageSpec, train: bool, text: TextInput | None = None,
+                 cached: CachedImages | None = None):
+        if cached is not None and (len(cached) != len(frame) or cached.resize != image.resize):
+            raise ConfigError(f"image cache: {len(cached)} images at {cached.resize} px for {len(frame)} pairs at {image.resize} px")
+        self.cached = cached
         self.paths = list(frame["image_path"])
         self.captions = list(frame["caption"])
         self.ids = list(frame["dicom_id"])
@@ -276,16 +286,21 @@ class PairDataset(Dataset):
     def __getitem__(self, key):
         index, seed = key
         item = self.captioner(self.text_of(index, seed))
-        item["image"] = self.image.transform(read_grey(self.paths[index]), self.train, seed)
+        resized = self.cached[index] if self.cached is not None else self.image.load(self.paths[index])
+        item["image"] = self.image.augment(resized, self.train, seed)
         item["index"] = index
         return item
 
 
 def collate(items: list[dict]) -> dict[str, Any]:
+    """Stack the items; ``host_n_words`` keeps the word counts as a Python list, so code on an
+    accelerator can size tensors by them without reading the device (no host sync)."""
     out: dict[str, Any] = {}
     for key in items[0]:
         vals = [it[key] for it in items]
         out[key] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else torch.tensor(vals)
+    if "n_words" in items[0]:
+        out["host_n_words"] = [int(it["n_words"]) for it in items]
     return out
 
 

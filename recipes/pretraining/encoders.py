@@ -68,6 +68,7 @@ class ImageTower(nn.Module):
         self.is_vit = isinstance(self.model, ViTEncoder)
         self.local_layer = local_layer
         self.upsample = upsample if not self.is_vit else 0
+        self.channels_last = False  # recipes.pretraining.acceleration: NHWC input for NHWC weights
         if isinstance(self.model, ResNetEncoder):
             stage = {"layer3": 3, "layer4": 4}.get(local_layer)
             if stage is None:
@@ -87,6 +88,8 @@ class ImageTower(nn.Module):
         if not self.is_vit:
             if self.upsample:
                 x = F.interpolate(x, size=(self.upsample, self.upsample), mode="bilinear", align_corners=True)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             stages = m.forward_pyramid(x)
             local = stages[self._stage]
             glob = torch.flatten(m.avgpool(stages[-1]), 1)

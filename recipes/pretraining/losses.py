@@ -5,7 +5,7 @@ All functions take float tensors and return scalars; callers cast to float32 fir
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -49,30 +49,63 @@ def gloria_word_region_similarity(words: Tensor, regions: Tensor, temp1: float =
     return torch.log(torch.exp(cos * temp2).sum(dim=1)), attn
 
 
-def gloria_local_loss(word_emb: Tensor, region_emb: Tensor, cap_lens: list[int], temp1: float = 4.0,
-                      temp2: float = 5.0, temp3: float = 10.0) -> tuple[Tensor, Tensor]:
+LOCAL_LOSS_BLOCK = 16  # captions per batched product in gloria_local_loss (memory: block x B x words x (regions + D))
+
+
+def gloria_local_loss(word_emb: Tensor, region_emb: Tensor, cap_lens: Sequence[int] | Tensor, temp1: float = 4.0,
+                      temp2: float = 5.0, temp3: float = 10.0, *, max_len: int | None = None,
+                      block: int = LOCAL_LOSS_BLOCK) -> tuple[Tensor, Tensor]:
     """GLoRIA's word-region loss. ``word_emb`` (B, D, T) merged words (position 0 is [CLS],
     as in GLoRIA, which takes the first ``cap_len`` = words + 1 positions); ``region_emb``
     (B, D, R). sim[j, i] = similarity of image j and caption i, x ``temp3``; cross entropy
-    over captions (image->text) and over images (text->image)."""
-    B = word_emb.shape[0]
-    cols = [gloria_word_region_similarity(word_emb[i, :, :cap_lens[i]], region_emb, temp1, temp2)[0] for i in range(B)]
-    sims = torch.stack(cols, dim=1) * temp3  # (images, captions)
+    over captions (image->text) and over images (text->image).
+
+    Every caption at once (``block`` captions per batched product, to bound memory): the words
+    past a caption's length are masked out of the softmax over words and out of the sum over
+    words, which gives :func:`gloria_word_region_similarity` of each caption's first
+    ``cap_len`` words up to floating-point summation order. ``cap_lens`` may live on the device;
+    ``max_len`` (>= every length, e.g. from the host copy of the lengths) avoids reading it."""
+    B, _, T = word_emb.shape
+    lens = torch.as_tensor(cap_lens, device=word_emb.device)
+    if max_len is None:
+        max_len = max(cap_lens) if isinstance(cap_lens, (list, tuple)) else int(lens.max())  # one host sync
+    t = max(1, min(int(max_len), T))
+    words = word_emb[:, :, :t]
+    keep = torch.arange(t, device=word_emb.device).unsqueeze(0) < lens.unsqueeze(1)  # (B, t)
+    cols = [_masked_word_region_similarity(words[i:i + block], keep[i:i + block], region_emb, temp1, temp2)
+            for i in range(0, B, block)]
+    sims = torch.cat(cols, dim=0).t() * temp3  # (images, captions)
     labels = torch.arange(B, device=sims.device)
     return F.cross_entropy(sims, labels), F.cross_entropy(sims.t(), labels)
+
+
+def _masked_word_region_similarity(words: Tensor, keep: Tensor, regions: Tensor, temp1: float, temp2: float,
+                                   eps: float = 1e-8) -> Tensor:
+    """:func:`gloria_word_region_similarity`'s first output for c captions at once: words
+    (c, D, t) with ``keep`` (c, t) marking each caption's words, regions (B, D, R) -> (c, B)."""
+    raw = torch.einsum("cdn,bdr->cbrn", words, regions)  # (c, B, R, t)
+    raw = raw.masked_fill(~keep[:, None, None, :], float("-inf"))
+    over_words = raw.softmax(dim=-1)
+    attn = (over_words.transpose(2, 3) * temp1).softmax(dim=-1)  # (c, B, t, R)
+    context = torch.einsum("cbnr,bdr->cbnd", attn, regions)  # (c, B, t, D)
+    w = words.transpose(1, 2).unsqueeze(1)  # (c, 1, t, D)
+    cos = (w * context).sum(-1) / (w.norm(dim=-1) * context.norm(dim=-1)).clamp(min=eps)  # (c, B, t)
+    return torch.log((torch.exp(cos * temp2) * keep[:, None, :]).sum(dim=-1))
 
 
 # ------------------------------------------------------------------------------ MGCA
 def clipped_weights(weights: Tensor, lo: float = 0.1, hi: float = 0.9, nonzero_only: bool = True) -> Tensor:
     """MGCA's token weights: per row, clip the (non-zero) entries to their 10th-90th
-    percentiles, then normalise the row to sum 1."""
-    out = weights.detach().clone().float()
-    for i in range(out.shape[0]):
-        row = out[i]
-        sel = row != 0 if nonzero_only else torch.ones_like(row, dtype=torch.bool)
-        if sel.any():
-            vals = row[sel]
-            row[sel] = vals.clamp(torch.quantile(vals, lo), torch.quantile(vals, hi))
+    percentiles, then normalise the row to sum 1.
+
+    All rows at once: the entries left out become NaN and ``torch.nanquantile`` ranks each row's
+    remaining entries exactly as ``torch.quantile`` ranks that row's selection, so the result is
+    bit-identical to clipping row by row; no host sync."""
+    out = weights.detach().float()
+    sel = out != 0 if nonzero_only else torch.ones_like(out, dtype=torch.bool)
+    q = torch.tensor([lo, hi], dtype=out.dtype, device=out.device)
+    bounds = torch.nanquantile(out.masked_fill(~sel, float("nan")), q, dim=1, keepdim=True)  # (2, B, 1); NaN for empty rows
+    out = torch.where(sel, out.clamp(bounds[0], bounds[1]), out)
     return out / out.sum(dim=1, keepdim=True).clamp(min=1e-12)
 
 

@@ -6,7 +6,10 @@ crops and dropout are functions of --seed, the step and the rank); a resumable s
 (``resume.pt``, written atomically every --save-every optimizer steps and at every epoch
 end) from which a killed run continues at the saved step; a harness-loadable export
 (``<method>-<source>-<arch>.ckpt``: the best validation epoch, or the last state when no
-validation epoch finished).
+validation epoch finished). Speed: an optional image cache (``--image-cache``,
+:mod:`recipes.pretraining.image_cache`), loader workers that persist across epochs, losses read
+from the device every ``--log-every`` steps (:mod:`recipes.pretraining.step_log`), channels-last
+and ``torch.compile`` (:mod:`recipes.pretraining.acceleration`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import math
 import os
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -27,11 +29,14 @@ import torch
 
 from benchmark.errors import BenchmarkError, ConfigError
 from recipes.mimic.pair_set import describe, pair_set_summary
+from recipes.pretraining.acceleration import CHANNELS_LAST, prepare
 from recipes.pretraining.data import (Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, TextInput, collate,
                                      load_pretraining_pairs, synthesis_settings)
 from recipes.pretraining.distributed import Dist, setup, teardown
+from recipes.pretraining.image_cache import ImageCache, resolve_cache_dir
 from recipes.pretraining.methods import IMAGE_PREFIX, StepContext, build_method
 from recipes.pretraining.presets import PRESET_NAMES, TEXT_INPUTS, get_preset
+from recipes.pretraining.step_log import StepLog, default_log_every
 
 RESUME_FILE = "resume.pt"
 LOG_FILE = "log.jsonl"
@@ -74,6 +79,10 @@ class TrainConfig:
     resume: bool = True
     progress: bool = True
     limit: int | None = None
+    image_cache: str | None = None  # None: off; "auto": recipes.pretraining.image_cache.default_cache_dir(); or a folder
+    log_every: int | None = None  # None: 1 on the CPU, 50 on CUDA (recipes.pretraining.step_log)
+    channels_last: str = "auto"  # auto | on | off (recipes.pretraining.acceleration)
+    compile: str | None = None  # a torch.compile backend (e.g. inductor), None = eager
     hparams: dict[str, Any] = field(default_factory=dict)  # method hyperparameter overrides
 
     def resolved(self) -> "TrainConfig":
@@ -93,6 +102,10 @@ class TrainConfig:
         out.tokenizer = self.tokenizer or self.text_encoder
         if out.accumulate < 1 or out.virtual_ranks < 1 or out.batch_size % out.virtual_ranks:
             raise ConfigError("--accumulate and --virtual-ranks must be >= 1 and --batch-size divisible by --virtual-ranks")
+        if out.log_every is not None and out.log_every < 1:
+            raise ConfigError(f"--log-every must be >= 1, got {out.log_every}")
+        if out.channels_last not in CHANNELS_LAST:
+            raise ConfigError(f"--channels-last must be one of {', '.join(CHANNELS_LAST)}, got {out.channels_last!r}")
         return out
 
     def source(self) -> SourceSpec:
@@ -141,7 +154,7 @@ def _plain(obj: Any) -> Any:
 def export_checkpoint(method, cfg: TrainConfig, path: Path, *, epoch: int, step: int, val_loss: float | None,
                       n_pairs: dict[str, int], pairs_id: dict, tokenizer_dir: str) -> None:
     """A Lightning-like checkpoint the harness reads with ``weights_only=True``."""
-    sd = {k: v.detach().cpu().clone() for k, v in method.state_dict().items()}
+    sd = {k: v.detach().cpu().contiguous().clone() for k, v in method.state_dict().items()}  # NCHW even under channels_last
     bert = getattr(method, "text_encoder_q", None) or getattr(method, "text_encoder", None) or method.gloria.text_encoder
     record = {
         "format_version": FORMAT_VERSION,
@@ -175,7 +188,8 @@ def export_checkpoint(method, cfg: TrainConfig, path: Path, *, epoch: int, step:
 
 # ------------------------------------------------------------------------------ training
 class Hooks:
-    """Test/extension hooks: ``on_step(step, logs)`` after every optimizer step."""
+    """Test/extension hooks: ``on_step(step, logs)`` for every optimizer step, in order, once its
+    losses are read from the device (every ``--log-every`` steps; right after a save)."""
 
     def on_step(self, step: int, logs: dict[str, float]) -> None:
         pass
@@ -196,8 +210,11 @@ def _to(batch: dict, device: torch.device) -> dict:
 
 
 def _loader(dataset, sampler, workers: int):
+    """Workers persist across epochs: ``sampler`` (a :class:`StepBatches` whose ``epoch`` and
+    ``start`` the loop sets before each pass) is re-read at every ``iter()``, the dataset is not
+    shipped to new processes again, so an epoch does not begin with a pause."""
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
-                                       pin_memory=torch.cuda.is_available(), persistent_workers=False)
+                                       pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
 
 
 def _read_log(path: Path) -> list[dict]:
@@ -230,8 +247,15 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
     captioner = Captioner(tokenizer, cfg.max_words)
     text = TextInput(cfg.hparams["text_input"], int(cfg.hparams.get("sentence_stop_words", 0)))
     image = ImageSpec(cfg.resize, cfg.crop)
-    train_set = PairDataset(train_frame, captioner, image, train=True, text=text)
-    valid_set = PairDataset(valid_frame, captioner, image, train=False, text=text)
+    cached_train = cached_valid = None
+    cache_dir = resolve_cache_dir(cfg.image_cache)
+    if cache_dir is not None:
+        cached = ImageCache(cache_dir, cfg.resize).prepare(
+            list(train_frame.image_path) + list(valid_frame.image_path), workers=cfg.workers, progress=cfg.progress,
+            rank=d.rank, world=d.world_size, barrier=d.barrier, log=print if d.main else None)
+        cached_train, cached_valid = cached.take(range(len(train_frame))), cached.take(range(len(train_frame), len(cached)))
+    train_set = PairDataset(train_frame, captioner, image, train=True, text=text, cached=cached_train)
+    valid_set = PairDataset(valid_frame, captioner, image, train=False, text=text, cached=cached_valid)
 
     B, W, A = cfg.batch_size, d.world_size, cfg.accumulate
     micro_per_epoch = StepBatches.steps_per_epoch(len(train_set), B, W)
@@ -243,6 +267,10 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
 
     method = build_method(cfg.preset().method, arch=cfg.arch, text_encoder=cfg.text_encoder, image_init=cfg.image_init,
                           seed=cfg.seed, upsample=cfg.upsample, local_layer=cfg.local_layer, **cfg.hparams).to(d.device)
+    applied = prepare(method, d.device, channels_last=cfg.channels_last, compile_backend=cfg.compile)
+    if d.main and (applied["channels_last"] or applied["compile"]):
+        print(f"speed options: channels_last {'on' if applied['channels_last'] else 'off'}, compile {applied['compile'] or 'off'}",
+              flush=True)
     hp = cfg.hparams
     if hp["scheduler"] not in ("cosine_warmup", "plateau", "epoch_cosine"):
         raise ConfigError(f"--hp scheduler must be cosine_warmup, plateau or epoch_cosine, got {hp['scheduler']!r}")
@@ -302,15 +330,35 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
         limit = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
         bar = tqdm(total=limit, initial=min(state["step"], limit), desc=f"{cfg.method} pretraining", unit="step", dynamic_ncols=True)
 
+    log_every = cfg.log_every or default_log_every(d.device)
+    steplog = StepLog(log_every, B * W * A, W, d.all_reduce_sum if d.enabled else None)
+    sampler = StepBatches(len(train_set), B, world=W, rank=d.rank, seed=cfg.seed)
+    train_loader = _loader(train_set, sampler, cfg.workers)
+    loaders = {"train": train_loader}
+
+    def flush_logs(save: bool = False) -> None:
+        """Write the pending steps' lines (one host sync), optionally save, then run the hooks."""
+        done = steplog.flush()
+        for rec, _ in done:
+            log_line(rec)
+        if bar is not None and done:
+            rec = done[-1][0]
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", img_s=f"{rec['img_per_s']:.1f}")
+        if save:
+            save_state()
+        for rec, logs in done:
+            hooks.on_step(rec["step"], logs)
+
     stop = state["done"]
     while not stop and state["epoch"] < cfg.epochs:
         epoch = state["epoch"]
         done_in_epoch = state["step"] - epoch * steps_per_epoch
-        sampler = StepBatches(len(train_set), B, world=W, rank=d.rank, seed=cfg.seed, epoch=epoch, start=done_in_epoch * A)
+        sampler.epoch, sampler.start = epoch, done_in_epoch * A
         model.train()
-        micro, sums, t0 = 0, {}, time.perf_counter()
+        micro = 0
+        steplog.restart_clock()
         optimizer.zero_grad(set_to_none=True)
-        for batch in _loader(train_set, sampler, cfg.workers):
+        for batch in train_loader:
             if micro >= (steps_per_epoch - done_in_epoch) * A:
                 break
             batch = _to(batch, d.device)
@@ -322,8 +370,7 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
             with sync:
                 losses = model(batch, ctx)
                 (losses["loss"] / A).backward()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) / A
+            steplog.add(losses, A)  # stays on the device: no host sync here
             micro += 1
             if not last:
                 continue
@@ -334,26 +381,25 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
-            logs = {k: d.mean(v) for k, v in sums.items()}
-            dt = time.perf_counter() - t0
-            rec = {"step": state["step"], "epoch": epoch, "lr": lr, **logs, "img_per_s": B * W * A / max(dt, 1e-9)}
-            log_line(rec)
+            steplog.end_step(step=state["step"], epoch=epoch, lr=lr)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}", img_s=f"{rec['img_per_s']:.1f}")
-            sums, t0 = {}, time.perf_counter()
-            if cfg.save_every and state["step"] % cfg.save_every == 0:
-                save_state()
-            hooks.on_step(state["step"], logs)
-            if cfg.max_steps and state["step"] >= cfg.max_steps:
-                stop = True
+            save_now = bool(cfg.save_every and state["step"] % cfg.save_every == 0)
+            stop = bool(cfg.max_steps and state["step"] >= cfg.max_steps)
+            if save_now or stop or steplog.due():
+                flush_logs(save=save_now)
+            if stop:
                 break
+        flush_logs()
         if stop:
             break
         # epoch finished
         state["epoch"] += 1
         if cfg.validate and len(valid_set) >= cfg.batch_size * W:
-            val = evaluate(model, valid_set, cfg, d, autocast, state["epoch"])
+            if "valid" not in loaders:
+                loaders["valid"] = _loader(valid_set, StepBatches(len(valid_set), cfg.batch_size, world=W, rank=d.rank, seed=cfg.seed,
+                                                                  shuffle=False, train=False), cfg.workers)
+            val = evaluate(model, loaders["valid"], cfg, d, autocast, state["epoch"])
             log_line({"step": state["step"], "epoch": epoch, "val_loss": val})
             if hp["scheduler"] == "plateau":
                 if state["plateau_best"] is None or val < state["plateau_best"]:
@@ -375,6 +421,7 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
         save_state()
     if bar is not None:
         bar.close()
+    del loaders, train_loader  # shuts the persistent workers down
     state["done"] = state["done"] or state["epoch"] >= cfg.epochs
     save_state()
     if d.main:
@@ -389,17 +436,19 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
 
 
 @torch.no_grad()
-def evaluate(model, dataset, cfg: TrainConfig, d: Dist, autocast, epoch: int) -> float:
+def evaluate(model, loader, cfg: TrainConfig, d: Dist, autocast, epoch: int) -> float:
+    """Mean validation loss over ``loader``'s batches (read from the device once, at the end)."""
     model.eval()
-    sampler = StepBatches(len(dataset), cfg.batch_size, world=d.world_size, rank=d.rank, seed=cfg.seed, shuffle=False, train=False)
-    total, n = 0.0, 0
-    for i, batch in enumerate(_loader(dataset, sampler, cfg.workers)):
+    batch_losses = []
+    for i, batch in enumerate(loader):
         ctx = StepContext(chunks=cfg.virtual_ranks, rank=d.rank, world_size=d.world_size, seed=cfg.seed, step=-1 - i, epoch=epoch,
                           all_reduce=d.all_reduce_sum if d.enabled else None, autocast=autocast)
-        total += float(model(_to(batch, d.device), ctx)["loss"])
-        n += 1
+        batch_losses.append(model(_to(batch, d.device), ctx)["loss"].detach())
     model.train()
-    return d.mean(total / max(n, 1))
+    total = 0.0
+    for value in (torch.stack(batch_losses).tolist() if batch_losses else []):
+        total += value
+    return d.mean(total / max(len(batch_losses), 1))
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -440,8 +489,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-words", type=int, default=None,
                    help="BERT tokens per text input, truncated/padded (default: the preset's; 112 MGCA/ConVIRT, 97 gloria, 128 convirt-original)")
     g = p.add_argument_group("optimisation (default: the preset's value)")
-    g.add_argument("--batch-size", type=int, default=None, help="pairs per process and micro-step (preset: convirt/mgca 72, gloria 48, convirt-original 32)")
-    g.add_argument("--accumulate", type=int, default=1, help="gradient accumulation micro-steps per optimizer step")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help="pairs per GPU (process) and micro-step (preset: convirt/mgca 72, gloria 48, convirt-original 32). It sets the "
+                        "loss, not only the speed: the contrastive losses (InfoNCE, GLoRIA's global and word-region losses, MGCA's "
+                        "instance, token and prototype losses) compare each pair with the other pairs of its GPU's batch, so their value "
+                        "(chance level log(batch)) and gradients change with it, and neither more GPUs nor --accumulate adds negatives. "
+                        "To fit more pairs on one GPU with the preset's loss, raise --batch-size and --virtual-ranks together "
+                        "(--batch-size 144 --virtual-ranks 2 = the loss of 2 GPUs x 72)")
+    g.add_argument("--accumulate", type=int, default=1,
+                   help="gradient accumulation micro-steps per optimizer step (averages the micro-batches' losses; no extra negatives)")
     g.add_argument("--virtual-ranks", type=int, default=1,
                    help="split each batch into N chunks that behave like N DDP ranks (own batch-norm statistics and negatives, joint Sinkhorn)")
     g.add_argument("--epochs", type=int, default=None, help="epochs (preset: 50; convirt-original 1000)")
@@ -455,7 +511,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a method hyperparameter, e.g. --hp num_prototypes=500 --hp local_temperature=0.1 (see recipes/pretraining/methods)")
     g = p.add_argument_group("run")
     g.add_argument("--output", required=True, help="run folder: resume.pt, log.jsonl, tokenizer/, last.ckpt and the exported checkpoint")
-    g.add_argument("--workers", type=int, default=4, help="image-decoding worker processes per rank")
+    g.add_argument("--workers", type=int, default=4,
+                   help="image-decoding worker processes per rank (kept alive across epochs); also decode the --image-cache build")
+    g.add_argument("--image-cache", default=None, metavar="DIR",
+                   help="decode and resize every image ONCE into uint8 memory-mapped shards under DIR (content-keyed: file path, size, "
+                        "mtime, --resize; resumable; shared by real, synthetic and mixed runs), then read every epoch from it. Same "
+                        "batches bit for bit (crops stay per step). Costs resize^2 bytes per image: ~14 GB for MIMIC-CXR's 213k "
+                        "images at 256. 'auto' = $MEDVLP_CACHE/pretraining-images (~/.cache/medvlp-bench/... without MEDVLP_CACHE). "
+                        "Not given: no cache")
+    g.add_argument("--log-every", type=int, default=None, metavar="N",
+                   help="read the losses from the device and write them to log.jsonl and the progress bar every N optimizer steps "
+                        "(one host sync per N steps instead of one per loss term and micro-step; log.jsonl still gets one line per step, "
+                        "img_per_s is the N-step average). Not given: 50 on CUDA, 1 on the CPU")
+    g.add_argument("--channels-last", choices=CHANNELS_LAST, default="auto",
+                   help="NHWC layout for the CNN's weights and input (faster bf16 convolutions): auto = on for ResNets on CUDA, off "
+                        "on the CPU; ViTs never")
+    g.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                   help="torch.compile the image and text towers (opt-in; backend inductor unless named). The first steps compile; "
+                        "fused kernels reorder floating point and draw dropout differently, so losses are not bit-identical to eager")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1")
     g.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"), help="auto: bf16 autocast on CUDA, fp32 on CPU")
     g.add_argument("--save-every", type=int, default=1000, help="write resume.pt every N optimizer steps (and at every epoch end)")
@@ -487,7 +560,8 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
         max_words=a.max_words, batch_size=a.batch_size, accumulate=a.accumulate, virtual_ranks=a.virtual_ranks, epochs=a.epochs,
         max_steps=a.max_steps, lr=a.lr, weight_decay=a.weight_decay, grad_clip=a.grad_clip, patience=a.patience, seed=a.seed,
         workers=a.workers, device=a.device, precision=a.precision, save_every=a.save_every, validate=not a.no_validate,
-        resume=not a.no_resume, progress=not a.no_progress, limit=a.limit, hparams=_parse_hp(a.hp))
+        resume=not a.no_resume, progress=not a.no_progress, limit=a.limit, image_cache=a.image_cache, log_every=a.log_every,
+        channels_last=a.channels_last, compile=a.compile, hparams=_parse_hp(a.hp))
 
 
 def main(argv: list[str] | None = None) -> int:

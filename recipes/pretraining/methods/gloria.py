@@ -62,12 +62,13 @@ class GLoRIA(Method):
         glob, local, (h, w), _ = img(chunk["image"])
         regions = img.local_embedder(local.transpose(1, 2).reshape(local.shape[0], -1, h, w)).flatten(2)  # (B, D, R)
         words, sent = self.gloria.text_encoder(chunk)
+        host = chunk.get("host_n_words")  # the lengths known on the host (collate): no device read
         return {"img_g": img.global_embedder(glob), "img_l": regions, "txt_g": sent, "txt_l": words.transpose(1, 2),
-                "cap_lens": chunk["n_words"] + 1}
+                "cap_lens": chunk["n_words"] + 1, "max_cap_len": max(host) + 1 if host else None}
 
     def chunk_losses(self, enc, ctx):
         t1, t2, t3 = self.temps
-        l0, l1 = gloria_local_loss(enc["txt_l"], enc["img_l"], [int(n) for n in enc["cap_lens"]], t1, t2, t3)
+        l0, l1 = gloria_local_loss(enc["txt_l"], enc["img_l"], enc["cap_lens"], t1, t2, t3, max_len=enc["max_cap_len"])
         g0, g1 = gloria_global_loss(enc["img_g"], enc["txt_g"], t3)
         lw, gw = self.weights
         return {"loss": (l0 + l1) * lw + (g0 + g1) * gw, "loss_local": l0 + l1, "loss_global": g0 + g1}
