@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 
 from benchmark.errors import ConfigError, DatasetNotFoundError
 from benchmark.preprocess import centre_crop, random_crop
+from models.text import Captioner, word_groups  # noqa: F401  (the shared text side, models/text)
 from recipes.mimic.pair_set import (MIN_CAPTION_TOKENS, TRAIN_SPLITS, VALID_SPLITS, caption_sentences, make_caption,  # noqa: F401
                                     pair_set)
 from recipes.pretraining.image_cache import CachedImages, decode_resized
@@ -151,49 +152,6 @@ def load_pretraining_pairs(data_root: str | Path, source: SourceSpec | None = No
     and ``image_kind`` set for ``source``; the same rows, in the same order, for every source."""
     frame = pair_set(data_root, limit=limit)
     return assign_images(frame, source or SourceSpec()).reset_index(drop=True)
-
-
-# ------------------------------------------------------------------------------ text
-def word_groups(tokens: Sequence[str]) -> tuple[list[int], list[str]]:
-    """Merge WordPiece sub-words into words, as GLoRIA/MGCA's ``aggregate_tokens`` do:
-    slot of each token ([CLS] own slot, ``##x`` joins the previous word, [SEP] own slot and
-    the end; tokens after [SEP] get slot ``len(tokens)``, i.e. dropped) and the words."""
-    n = len(tokens)
-    slots, words = [], []
-    ended = False
-    for tok in tokens:
-        if ended:
-            slots.append(n)
-            continue
-        if tok.startswith("##") and words:
-            words[-1] += tok[2:]
-        else:
-            words.append(tok)
-        slots.append(len(words) - 1)
-        if tok == "[SEP]":
-            ended = True
-    return slots, words
-
-
-class Captioner:
-    """Tokenises captions to fixed length with word-merge slots."""
-
-    def __init__(self, tokenizer, max_words: int = 112):
-        self.tokenizer = tokenizer
-        self.max_words = max_words
-
-    def __call__(self, caption: str) -> dict[str, Any]:
-        enc = self.tokenizer(caption, truncation=True, padding="max_length", max_length=self.max_words)
-        tokens = self.tokenizer.convert_ids_to_tokens(enc["input_ids"])
-        slots, words = word_groups(tokens)
-        return {
-            "input_ids": torch.tensor(enc["input_ids"]),
-            "attention_mask": torch.tensor(enc["attention_mask"]),
-            "token_type_ids": torch.tensor(enc.get("token_type_ids", [0] * len(tokens))),
-            "word_slots": torch.tensor(slots),
-            "n_slots": len(words),  # [CLS] + words + [SEP]
-            "n_words": sum(1 for w in words if not w.startswith("[")),
-        }
 
 
 # ------------------------------------------------------------------------------ images

@@ -14,8 +14,6 @@ Text: a Hugging Face BERT read from a local directory only (``local_files_only``
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -24,6 +22,9 @@ from benchmark.errors import ConfigError
 from models.architectures import build_arch
 from models.architectures.resnet import ResNetEncoder
 from models.architectures.vit import ViTEncoder
+# the text side (BERT tower and tokenizer, word merging, MGCA's heads) is shared with the
+# harness's zero-shot side in models/text; re-exported here for the methods
+from models.text import GlobalEmbedding, LocalEmbedding, load_bert, load_tokenizer, merge_subwords  # noqa: F401
 
 
 IMAGENET_INITS = {"imagenet": "", "imagenet-v1": "@IMAGENET1K_V1", "imagenet-v2": "@IMAGENET1K_V2"}
@@ -115,99 +116,3 @@ def _cls_attention(block, tokens: Tensor) -> Tensor:
     q, k = att.q_norm(qkv[0]), att.k_norm(qkv[1])
     scores = (q[:, :, :1] * att.scale) @ k.transpose(-2, -1)  # (B, H, 1, N)
     return scores.float().softmax(-1).mean(1)[:, 0, 1:]
-
-
-# ------------------------------------------------------------------------------ text
-def load_tokenizer(path: str | Path):
-    from transformers import AutoTokenizer
-
-    path = Path(path)
-    if not path.is_dir():
-        raise ConfigError(f"tokenizer directory {path} not found (a local Hugging Face tokenizer folder, e.g. Bio_ClinicalBERT)")
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-
-
-_UNUSED_BERT_PARTS = ("pooler.", "cls.")  # the pooler and the pretraining (MLM / NSP) heads
-
-
-def load_bert(path: str | Path, *, num_layers: int | None = None, attentions: bool = False, log=print):
-    """BERT without pooler from a local directory; ``num_layers`` keeps the first N layers
-    (MGCA: 6 of Bio_ClinicalBERT's 12). Eager attention when attention maps are needed.
-
-    Loaded quietly and checked: every tensor of the kept model must come from the folder (a
-    missing one is an error, not a silently random layer), and the tensors left over must be
-    those of the dropped layers, the pooler or the pretraining heads. Instead of the library's
-    table of "unexpected" keys, one line says what was kept (through ``log``)."""
-    from transformers import BertConfig, BertModel
-    from transformers.utils import logging as hf_logging
-
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"--text-encoder {path}: no config.json; expected a local Hugging Face BERT folder (e.g. Bio_ClinicalBERT)")
-    config = BertConfig.from_pretrained(str(path), local_files_only=True)
-    total_layers = config.num_hidden_layers
-    if num_layers:
-        config.num_hidden_layers = min(num_layers, total_layers)
-    kept = config.num_hidden_layers
-    config._attn_implementation = "eager" if attentions else "sdpa"
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        model, info = BertModel.from_pretrained(str(path), config=config, add_pooling_layer=False, local_files_only=True,
-                                                output_loading_info=True)
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-    missing = sorted(info.get("missing_keys") or [])
-    mismatched = list(info.get("mismatched_keys") or [])
-    if missing or mismatched:
-        raise ConfigError(f"--text-encoder {path}: the folder's weights do not fill the BERT its config.json describes: "
-                          f"{len(missing)} missing tensor(s) {missing[:4]}, {len(mismatched)} of another shape {mismatched[:2]}")
-    dropped_layers = {f"encoder.layer.{i}." for i in range(kept, total_layers)}
-    leftover = sorted(info.get("unexpected_keys") or [])
-    of_dropped = [k for k in leftover if any(k.startswith(prefix) for prefix in dropped_layers)]
-    unused = [k for k in leftover if k.startswith(_UNUSED_BERT_PARTS)]
-    strange = sorted(set(leftover) - set(of_dropped) - set(unused))
-    if strange:
-        raise ConfigError(f"--text-encoder {path}: {len(strange)} tensor(s) in the folder belong to no part of a BERT encoder "
-                          f"(e.g. {strange[:4]}); is it a BERT checkpoint?")
-    if kept < total_layers:
-        log(f"text tower: kept {kept} of {total_layers} BERT layers as the method specifies "
-            f"({len(of_dropped)} tensors of layers {kept}-{total_layers - 1} not loaded)")
-    return model
-
-
-def merge_subwords(features: Tensor, slots: Tensor) -> Tensor:
-    """Sum token features into word slots: (B, T, D) x (B, T) -> (B, T, D); slot T drops a
-    token (after [SEP]); unused slots are zero."""
-    B, T = slots.shape
-    shape = features.shape[2:]
-    out = features.new_zeros((B, T + 1, *shape))
-    idx = slots.view(B, T, *([1] * len(shape))).expand(B, T, *shape)
-    return out.scatter_add(1, idx, features)[:, :T]
-
-
-class GlobalEmbedding(nn.Module):
-    """MGCA's projection: Linear -> BN -> ReLU -> Linear -> BN(affine=False)."""
-
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int):
-        super().__init__()
-        self.head = nn.Sequential(nn.Linear(input_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden_dim, output_dim), nn.BatchNorm1d(output_dim, affine=False))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(x)
-
-
-class LocalEmbedding(nn.Module):
-    """MGCA's token projection: 1x1 Conv1d -> BN -> ReLU -> 1x1 Conv1d -> BN(affine=False), on (B, N, C)."""
-
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int):
-        super().__init__()
-        self.head = nn.Sequential(nn.Conv1d(input_dim, hidden_dim, 1), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
-                                  nn.Conv1d(hidden_dim, output_dim, 1), nn.BatchNorm1d(output_dim, affine=False))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(x.transpose(1, 2)).transpose(1, 2)
