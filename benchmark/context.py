@@ -24,6 +24,10 @@ class RunContext:
     progress: bool = True
     limit: int | None = None  # debug: at most this many images per split (results flagged)
     flags: dict = field(default_factory=dict)
+    text_encoder: str | None = None  # --text-encoder: a local BERT folder for a checkpoint's zero-shot text side
+    # classification: train the probes of a task's units batched (benchmark/batched_probe.py);
+    # not a flag: it is no part of any unit key (results record it in their provenance)
+    probe_batching: bool = True
 
     @property
     def encoder(self):

@@ -230,6 +230,34 @@ def check_single_encoder(ctx: RunContext) -> None:
         )
 
 
+def execution_groups(
+    ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data: dict[str, TaskData]
+) -> list[tuple[TaskSpec, list[UnitId]]]:
+    """The units to run, in groups that run together (in the order of each group's first
+    unit): a family with ``group_key(ctx, data, unit)`` groups the units of one task with
+    the same key (classification: the seeds of a label fraction, whose probes train
+    batched); every other unit is a group of its own."""
+    groups: dict[tuple, tuple[TaskSpec, list[UnitId]]] = {}
+    for task, unit in todo:
+        key_of = getattr(family_module(task.family), "group_key", None)
+        key = (task.id, key_of(ctx, task_data[task.id], unit) if key_of else unit)
+        groups.setdefault(key, (task, []))[1].append(unit)
+    return list(groups.values())
+
+
+def run_group(module, ctx: RunContext, data: TaskData, units: list[UnitId]):
+    """(unit, result, predictions) of each unit of a group as it finishes; ``unit_total`` in
+    each result's timings (a batched group's shared time divided among its units)."""
+    if hasattr(module, "run_group"):
+        yield from module.run_group(ctx, data, units)
+        return
+    for unit in units:
+        started = time.perf_counter()
+        result, predictions = module.run_unit(ctx, data, unit)
+        result.timings["unit_total"] = time.perf_counter() - started
+        yield unit, result, predictions
+
+
 def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrite: bool = False, log=print) -> list[Result]:
     """Run the units not finished yet. A finished unit is reused only when it was produced
     under its family's current protocol version (:mod:`benchmark.protocol_versions`; checked
@@ -290,19 +318,28 @@ def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrit
         check_disk(ctx, todo, task_data)
     if results:
         log(f"resume: {len(results)} of {len(units)} units already finished in {ctx.output}; running {len(todo)}")
-    for number, (task, unit) in enumerate(todo, 1):
+    number = 0
+    for task, group in execution_groups(ctx, todo, task_data):
         module = family_module(task.family)
-        started = time.perf_counter()
-        tqdm.write(f"[{number}/{len(todo)}] {unit.task} {unit.fraction}% seed {unit.seed}") if ctx.progress else None
-        result, predictions = module.run_unit(ctx, task_data[task.id], unit)
-        result.timings["unit_total"] = time.perf_counter() - started
-        path = write_result(ctx.output, result, predictions)
-        best = result.training.get("best_epoch")
-        detail = f"best epoch {best}, " if best is not None else ""
-        log(f"[{number}/{len(todo)}] {unit.task} {unit.fraction}% seed {unit.seed}: {result.metric} {100 * result.value:.2f} "
-            f"({detail}{result.timings['unit_total']:.1f} s) -> {path}")
-        results.append(result)
+        first, last = number + 1, number + len(group)
+        if ctx.progress:
+            if len(group) == 1:
+                tqdm.write(f"[{first}/{len(todo)}] {group[0].task} {group[0].fraction}% seed {group[0].seed}")
+            else:
+                tqdm.write(f"[{first}-{last}/{len(todo)}] {task.id} {group[0].fraction}% seeds "
+                           f"{', '.join(str(u.seed) for u in group)} (probes trained batched)")
+        for unit, result, predictions in run_group(module, ctx, task_data[task.id], group):
+            number += 1
+            path = write_result(ctx.output, result, predictions)
+            best = result.training.get("best_epoch")
+            detail = f"best epoch {best}, " if best is not None else ""
+            log(f"[{number}/{len(todo)}] {unit.task} {unit.fraction}% seed {unit.seed}: {result.metric} "
+                f"{100 * result.value:.2f} ({detail}{result.timings['unit_total']:.1f} s) -> {path}")
+            results.append(result)
     return results
 
 
-__all__ = ["plan_units", "parse_shard", "shard_units", "check_datasets", "run_units", "DatasetNotFoundError", "Path"]
+__all__ = [
+    "plan_units", "parse_shard", "shard_units", "check_datasets", "run_units", "execution_groups",
+    "DatasetNotFoundError", "Path",
+]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ..batched_probe import HeadData, train_linear_probes
 from ..context import RunContext
 from ..features import ViewDataset, ViewPlan, compute_in_memory
 from ..linear_probe import predict, train_linear_probe
@@ -16,16 +19,21 @@ from ..preprocess import PreprocessSpec
 from ..results import Result, UnitId
 from ..task_data import TaskData, limited, unit_train_ids
 from ..task_spec import ClassificationTaskSpec
+from ..unit_plan import ClassificationPlan, classification_plan
 
 TRAIN_VIEW_SEED = 0  # the cached augmented views are shared by every unit seed
 
 
+def plan_of(task: ClassificationTaskSpec, ctx: RunContext) -> ClassificationPlan:
+    """The unit's effective settings (benchmark/unit_plan.py): image sizes, the probe recipe with
+    the suite's overrides (the demo's larger learning rate, see benchmark/suites.py) and the
+    stopping rule's min_delta."""
+    return classification_plan(task, ctx.suite, ctx.flags)
+
+
 def preprocess_spec(task: ClassificationTaskSpec, ctx: RunContext) -> PreprocessSpec:
-    return PreprocessSpec(
-        resize=ctx.suite.resize or task.image.resize,
-        crop=ctx.suite.crop or task.image.crop,
-        train_augmentation=task.image.train_augmentation,
-    )
+    plan = plan_of(task, ctx)
+    return PreprocessSpec(resize=plan.resize, crop=plan.crop, train_augmentation=task.image.train_augmentation)
 
 
 def encoder_upsample(task: ClassificationTaskSpec, ctx: RunContext, crop: int) -> float:
@@ -35,11 +43,7 @@ def encoder_upsample(task: ClassificationTaskSpec, ctx: RunContext, crop: int) -
 
 
 def probe_recipe(task: ClassificationTaskSpec, ctx: RunContext):
-    """The task's probe recipe with a suite's overrides (``Suite.extra['probe_recipe']``: the
-    demo suite's larger learning rate, so its tiny training sets converge within the epoch
-    cap; see benchmark/suites.py). The paper suite uses the recipe unchanged."""
-    overrides = (ctx.suite.extra or {}).get("probe_recipe")
-    return task.probe.model_copy(update=dict(overrides)) if overrides else task.probe
+    return plan_of(task, ctx).probe
 
 
 def targets_of(task: ClassificationTaskSpec, records: pd.DataFrame) -> np.ndarray:
@@ -47,12 +51,8 @@ def targets_of(task: ClassificationTaskSpec, records: pd.DataFrame) -> np.ndarra
     return values if (task.multilabel or task.num_outputs == 1) else values[:, 0]
 
 
-
-
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, spec: PreprocessSpec, train_ids_hash: str) -> str:
     return ctx.unit_key(data, unit, train_ids=train_ids_hash, preprocess=spec.to_dict(), exact=ctx.feature_cache is None)
-
-
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
@@ -115,48 +115,144 @@ class SplitFeatures:
         return torch.from_numpy(compute_in_memory(self.ctx.encoder, dataset, self.rows(ids), **self._encode_kwargs(desc)))
 
 
-def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.DataFrame]:
+@dataclass
+class PreparedUnit:
+    """A unit's features and targets, read before its probe trains."""
+
+    unit: UnitId
+    train_ids: list[str]
+    test_ids: list[str]
+    train_views: torch.Tensor | Callable[[int], torch.Tensor]  # (views, N, D), or per epoch (exact mode)
+    y_train: torch.Tensor
+    val_features: torch.Tensor
+    y_val: torch.Tensor
+    test_features: torch.Tensor
+    y_test: np.ndarray
+    cache_stats: dict
+    timings: dict
+
+
+def prepare_unit(ctx: RunContext, data: TaskData, unit: UnitId, shared: dict | None = None) -> PreparedUnit:
+    """Read a unit's features (from the cache, filled as needed). ``shared`` (one dict per
+    group of units) hands a split already read for another unit of the group, with the same
+    ids, over instead of reading it again (recorded as ``reused_in_memory``)."""
+    from ..splits import ids_hash
+
     task: ClassificationTaskSpec = data.task
-    timings: dict[str, float] = {}
+    shared = {} if shared is None else shared
     spec = preprocess_spec(task, ctx)
     upsample = encoder_upsample(task, ctx, spec.crop)
     ctx.encoder.eval()
-
     train_ids = unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)
-    splits = {s: SplitFeatures(ctx, data, s, spec, upsample) for s in ("train", "val", "test")}
-    records = data.records
+    splits = shared.setdefault("splits", {})
+    for split in ("train", "val", "test"):
+        splits.setdefault(split, SplitFeatures(ctx, data, split, spec, upsample))
+    timings: dict[str, float] = {}
     cache_stats = {}
-    t0 = time.perf_counter()
-    train_static, cache_stats["train"] = splits["train"].get(train_ids)
-    timings["features_train"] = time.perf_counter() - t0
-    features = {}
-    for split in ("val", "test"):
+    read = {}
+    for split, ids in (("train", train_ids), ("val", splits["val"].ids), ("test", splits["test"].ids)):
         t0 = time.perf_counter()
-        views, cache_stats[split] = splits[split].get(splits[split].ids)
-        features[split] = views[0]
+        key = (split, ids_hash(ids))
+        if key in shared:
+            read[split], stats = shared[key][0], {"computed": 0, "cached": len(ids), "reused_in_memory": True}
+        else:
+            read[split], stats = splits[split].get(ids)
+            shared[key] = (read[split], stats)
+        cache_stats[split] = stats
         timings[f"features_{split}"] = time.perf_counter() - t0
-
-    y_train = torch.as_tensor(targets_of(task, records.loc[train_ids]))
-    y_val = torch.as_tensor(targets_of(task, records.loc[splits["val"].ids]))
+    records = data.records
     test_ids = splits["test"].ids
-    y_test = targets_of(task, records.loc[test_ids])
+    train_views = read["train"]
+    if ctx.feature_cache is None:
+        train_static = read["train"]
 
-    exact = ctx.feature_cache is None
-    train_views = train_static
-    if exact:
         def train_views(epoch: int) -> torch.Tensor:
             return train_static if epoch == 0 else splits["train"].fresh_epoch(train_ids, epoch)
 
-    t0 = time.perf_counter()
-    recipe = probe_recipe(task, ctx)
-    probe = train_linear_probe(
-        train_views, y_train, features["val"], y_val, task.num_outputs, recipe,
-        seed=unit.seed, device=ctx.device, progress=ctx.progress, desc=f"{unit.name} probe",
-        min_delta=float((ctx.suite.extra or {}).get("probe_min_delta") or 0.0),
+    return PreparedUnit(
+        unit=unit, train_ids=train_ids, test_ids=test_ids, train_views=train_views,
+        y_train=torch.as_tensor(targets_of(task, records.loc[train_ids])),
+        val_features=read["val"][0], y_val=torch.as_tensor(targets_of(task, records.loc[splits["val"].ids])),
+        test_features=read["test"][0], y_test=targets_of(task, records.loc[test_ids]),
+        cache_stats=cache_stats, timings=timings,
     )
-    timings["probe"] = time.perf_counter() - t0
-    probabilities = predict(probe.head, features["test"].to(ctx.device), task.probe.loss).cpu().numpy()
 
+
+def batched(ctx: RunContext) -> bool:
+    """Probes train batched (:mod:`benchmark.batched_probe`) unless ``--probe-batching off``
+    or exact mode (fresh features every epoch)."""
+    return ctx.probe_batching and ctx.feature_cache is not None
+
+
+def group_key(ctx: RunContext, data: TaskData, unit: UnitId):
+    """Units with one key train as one batch: same task (the runner adds it), same label
+    fraction and training-set size. Without batching every unit is its own group."""
+    if not batched(ctx):
+        return unit
+    return unit.fraction, len(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit))
+
+
+def train_probes(ctx: RunContext, data: TaskData, prepared: list[PreparedUnit]) -> list:
+    """The probes of ``prepared`` (one group): batched, or one by one with the single-head
+    trainer when batching is off."""
+    task: ClassificationTaskSpec = data.task
+    recipe = probe_recipe(task, ctx)
+    min_delta = plan_of(task, ctx).min_delta
+    if batched(ctx):
+        heads = [HeadData(p.train_views, p.y_train, p.unit.seed) for p in prepared]
+        first = prepared[0]
+        seeds = ",".join(str(p.unit.seed) for p in prepared)
+        return train_linear_probes(
+            heads, first.val_features, first.y_val, task.num_outputs, recipe, device=ctx.device, progress=ctx.progress,
+            desc=f"{task.id}_frac{first.unit.fraction} seeds {seeds} probes", min_delta=min_delta,
+        )
+    return [
+        train_linear_probe(
+            p.train_views, p.y_train, p.val_features, p.y_val, task.num_outputs, recipe,
+            seed=p.unit.seed, device=ctx.device, progress=ctx.progress, desc=f"{p.unit.name} probe",
+            min_delta=min_delta,
+        )
+        for p in prepared
+    ]
+
+
+def run_group(ctx: RunContext, data: TaskData, units: list[UnitId]) -> Iterator[tuple[UnitId, Result, pd.DataFrame]]:
+    """Run the units of one group (:func:`group_key`): read their features, train their
+    probes together, then finish and yield each unit (the runner writes each at once)."""
+    started = time.perf_counter()
+    shared: dict = {}
+    prepared = [prepare_unit(ctx, data, unit, shared) for unit in units]
+    del shared
+    t0 = time.perf_counter()
+    probes = train_probes(ctx, data, prepared)
+    probe_seconds = time.perf_counter() - t0
+    share = (time.perf_counter() - started) / len(units)
+    record = {"batched": batched(ctx), "heads": len(units), "units": [u.name for u in units]}
+    for p, probe in zip(prepared, probes):
+        t0 = time.perf_counter()
+        p.timings["probe"] = probe_seconds
+        result, predictions = run_unit(ctx, data, p.unit, prepared=p, probe=probe, batching=record)
+        result.timings["unit_total"] = share + time.perf_counter() - t0
+        yield p.unit, result, predictions
+
+
+def run_unit(ctx: RunContext, data: TaskData, unit: UnitId, *, prepared: PreparedUnit | None = None, probe=None,
+             batching: dict | None = None) -> tuple[Result, pd.DataFrame]:
+    """One unit; ``prepared`` and ``probe`` when :func:`run_group` read and trained it."""
+    task: ClassificationTaskSpec = data.task
+    spec = preprocess_spec(task, ctx)
+    upsample = encoder_upsample(task, ctx, spec.crop)
+    if prepared is None:
+        prepared = prepare_unit(ctx, data, unit)
+    timings = prepared.timings
+    if probe is None:
+        t0 = time.perf_counter()
+        probe = train_probes(ctx, data, [prepared])[0]
+        timings["probe"] = time.perf_counter() - t0
+        batching = {"batched": batched(ctx), "heads": 1, "units": [unit.name]}
+    probabilities = predict(probe.head, prepared.test_features.to(ctx.device), task.probe.loss).cpu().numpy()
+
+    y_test, test_ids, train_ids = prepared.y_test, prepared.test_ids, prepared.train_ids
     class_names = list(task.classes) if task.num_outputs > 1 else [task.classes[-1]]
     metrics = classification_metrics(y_test, probabilities, task.multilabel or task.num_outputs == 1, class_names)
     predictions = pd.DataFrame({"image_id": test_ids})
@@ -168,8 +264,14 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
 
     from ..splits import ids_hash
 
+    exact = ctx.feature_cache is None
+    recipe = probe_recipe(task, ctx)
+    header = ctx.result_header(task, unit)
+    # how the probe was trained (not part of the unit key: batched and single-head training
+    # give the same numbers up to rounding; README "Batched probes")
+    header["provenance"]["probe_batching"] = batching
     result = Result(
-        **ctx.result_header(task, unit),
+        **header,
         value=float(metrics[task.metric]),
         metrics=metrics,
         data={**data.describe(unit.fraction, unit.seed), "n_train": len(train_ids), "train_ids_sha256": ids_hash(train_ids), "n_test": len(test_ids)},
@@ -187,7 +289,7 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             "epochs_run": probe.epochs_run,
             "best_val_loss": probe.best_val_loss,
             "history": probe.history,
-            "feature_cache": cache_stats,
+            "feature_cache": prepared.cache_stats,
         },
         timings=timings,
         flags={**ctx.flags, "exact_features": exact, **({"limit": ctx.limit} if ctx.limit is not None else {})},

@@ -34,11 +34,13 @@ from ..results import Result, UnitId
 from ..splits import ids_hash
 from ..task_data import TaskData
 from ..task_spec import ZeroShotTaskSpec
+from .. import unit_plan
+from ..unit_plan import zeroshot_plan
 from ..zeroshot import scoring
 from ..zeroshot.prompts import load_prompt_set
 from ..zeroshot.text_side import NotApplicable, applicability, load_vision_language
 
-THRESHOLD_FLAG = "zeroshot_threshold_on_test"
+THRESHOLD_FLAG = unit_plan.THRESHOLD_FLAG
 
 
 def drop_inapplicable(tasks: list, loaded, log=print) -> list:
@@ -60,17 +62,18 @@ def limited(ids: list[str], limit: int | None) -> list[str]:
 
 def _vl(ctx: RunContext):
     try:
-        return load_vision_language(ctx.loaded, getattr(ctx.loaded, "text_encoder_dir", None), ctx.device)
+        return load_vision_language(ctx.loaded, ctx.text_encoder, ctx.device)
     except NotApplicable as error:
         raise BenchmarkError(f"{error}. Leave the zero-shot tasks out (--tasks) for image-only encoders.") from None
 
 
 def image_size(task: ZeroShotTaskSpec, ctx: RunContext) -> tuple[int, int]:
-    return int(ctx.suite.resize or task.image.resize), int(ctx.suite.crop or task.image.crop)
+    plan = zeroshot_plan(task, ctx.suite, ctx.flags)
+    return plan.resize, plan.crop
 
 
-def threshold_split(ctx: RunContext) -> str:
-    return "test" if ctx.flags.get(THRESHOLD_FLAG) else "val"
+def threshold_split(task: ZeroShotTaskSpec, ctx: RunContext) -> str:
+    return zeroshot_plan(task, ctx.suite, ctx.flags).threshold_split
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, vl, prompts) -> str:
@@ -107,7 +110,7 @@ def _base_result(ctx, data, unit, vl, prompts, metrics, value, timings, extra_h,
         metrics=metrics,
         data={**{k: v for k, v in data.describe(100, 0).items() if k not in ("n_train_positive", "n_train_negative")},
               "n_train": 0, "train_composition": "none (zero-shot: no training)", "train_ids_sha256": ids_hash([]), **n},
-        hyperparameters={"mode": task.mode, "prompts": prompts.describe(), "threshold_split": threshold_split(ctx),
+        hyperparameters={"mode": task.mode, "prompts": prompts.describe(), "threshold_split": threshold_split(task, ctx),
                          "suite": ctx.suite.describe(), **extra_h},
         training={"best_epoch": None, "epochs_run": 0, "zero_shot": True, **training},
         timings=timings,
@@ -139,7 +142,7 @@ def _classification(ctx, data, unit, vl, prompts):
     timings["text"] = time.perf_counter() - t0
     resize, crop = image_size(task, ctx)
     spec = PreprocessSpec(resize=resize, crop=crop)
-    split_of = threshold_split(ctx)
+    split_of = threshold_split(task, ctx)
     ids = {s: limited(data.split_ids[s], ctx.limit) for s in ("val", "test")}
     probs, targets = {}, {}
     for split in ("val", "test") if split_of == "val" else ("test",):
@@ -189,7 +192,7 @@ def _grounding(ctx, data, unit, vl, prompts):
     prompt = vl.prompt_embedding(prompts.pair(name)[0], local=True)
     _, size = image_size(task, ctx)
     grid = scoring.threshold_grid(task.threshold_grid)
-    split_of = threshold_split(ctx)
+    split_of = threshold_split(task, ctx)
     records = data.records
     positives = {s: [i for i in limited(data.split_ids[s], ctx.limit) if int(records.loc[i, column]) == 1] for s in ("val", "test")}
     counts = {}
