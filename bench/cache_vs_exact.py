@@ -67,8 +67,23 @@ class Comparison:
 def compare(args: argparse.Namespace) -> Comparison:
     """Run ``args.task`` at ``args.fraction`` three ways in a temporary folder."""
     work = Path(tempfile.mkdtemp(prefix="medvlp-bench-"))
-    common = ["--encoder", args.encoder, "--suite", "demo", "--tasks", args.task, "--fractions", args.fraction,
-              "--seeds", args.seeds, "--device", args.device, "--no-progress", "--workers", args.workers]
+    common = [
+        "--encoder",
+        args.encoder,
+        "--suite",
+        "demo",
+        "--tasks",
+        args.task,
+        "--fractions",
+        args.fraction,
+        "--seeds",
+        args.seeds,
+        "--device",
+        args.device,
+        "--no-progress",
+        "--workers",
+        args.workers,
+    ]
     if args.demo_root:
         common += ["--demo-root", args.demo_root]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -77,7 +92,9 @@ def compare(args: argparse.Namespace) -> Comparison:
         cache = work / "cache"
         cold = timed_run(common + ["--cache-dir", str(cache), "--output", str(work / "cached")])
         warm = timed_run(common + ["--cache-dir", str(cache), "--output", str(work / "cached"), "--overwrite"])
-        exact = timed_run(common + ["--cache-dir", str(work / "cache-exact"), "--output", str(work / "exact"), "--no-feature-cache"])
+        exact = timed_run(
+            common + ["--cache-dir", str(work / "cache-exact"), "--output", str(work / "exact"), "--no-feature-cache"]
+        )
         cached = [read_result(work / "cached" / args.task / n) for n in names]
         exact_results = [read_result(work / "exact" / args.task / n) for n in names]
     finally:

@@ -80,7 +80,9 @@ def probe_epoch_seconds(device, n: int, dim: int, epochs: int = 2) -> float:
     targets = (torch.rand(n, 5) < 0.3).float()
     recipe = LinearProbeRecipe(loss="bce", max_epochs=epochs, patience=epochs)
     started = time.perf_counter()
-    train_linear_probe(views, targets, views[0, :5000].float(), targets[:5000], 5, recipe, seed=0, device=device, progress=False)
+    train_linear_probe(
+        views, targets, views[0, :5000].float(), targets[:5000], 5, recipe, seed=0, device=device, progress=False
+    )
     return (time.perf_counter() - started) / epochs
 
 
@@ -90,7 +92,9 @@ def main() -> None:
     parser.add_argument("--encoder", default="random:resnet50")
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--views", type=int, default=4, help="cached augmented views per training image")
-    parser.add_argument("--workers", type=int, default=None, help="decoding processes assumed for the projection (default: cpus - 1)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="decoding processes assumed for the projection (default: cpus - 1)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     import os
@@ -109,10 +113,14 @@ def main() -> None:
     if device.type != "cuda":
         probe *= 186_027 / 20_000
 
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), encoder {args.encoder}, batch {batch}")
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), encoder {args.encoder}, batch {batch}"
+    )
     for name, r in decode.items():
         print(f"decode + {args.views} train views, one process, {name}: {r:7.1f} images/s")
-    print(f"encoder forward (input {round(224 * upsample)} px, {'bf16' if device.type == 'cuda' else 'fp32'}): {rate:9.1f} images/s")
+    print(
+        f"encoder forward (input {round(224 * upsample)} px, {'bf16' if device.type == 'cuda' else 'fp32'}): {rate:9.1f} images/s"
+    )
     print(f"linear probe, CheXpert-size epoch (186,027 x {encoder.feature_dim}, batch 48): {probe:6.2f} s")
 
     total = 0.0
@@ -126,7 +134,9 @@ def main() -> None:
         epoch = probe * train / 186_027
         probes = 3 * 50 * epoch * (1.0 + 0.1 + 0.01)
         total += extract + probes
-        print(f"  {task:13s} features {extract:7.1f} s (decode {decode_s:7.1f}, encode {encode_s:7.1f}); probes (9 units, <= 50 epochs) {probes:7.1f} s")
+        print(
+            f"  {task:13s} features {extract:7.1f} s (decode {decode_s:7.1f}, encode {encode_s:7.1f}); probes (9 units, <= 50 epochs) {probes:7.1f} s"
+        )
     print(f"  total <= {total / 60:.1f} min")
 
 

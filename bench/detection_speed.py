@@ -19,16 +19,28 @@ def main() -> None:
     args = parser(__doc__, encoder="random:resnet50", task="objectcxr_det", workers="0").parse_args()
     run = compare(args)
     first = run.cached[0]
-    print(f"task {args.task} at {args.fraction}% labels, encoder {args.encoder}, device {first.provenance['device']}, seeds {run.seeds}")
-    print(f"train / val / test images {first.data['n_train']} / {first.data['n_val']} / {first.data['n_test']}, "
-          f"input {first.hyperparameters['input_size']}")
-    for label, seconds, results in (("cached, cold cache", run.cold, run.cached), ("cached, warm cache", run.warm, run.cached),
-                                    ("exact (no cache)  ", run.exact, run.exact_results)):
-        print(f"{label}: {seconds:8.1f} s   (mAP {100 * run.mean(results):.2f}, epochs {[r.training['epochs_run'] for r in results]}, "
-              f"best {[r.training['best_epoch'] for r in results]})")
+    print(
+        f"task {args.task} at {args.fraction}% labels, encoder {args.encoder}, device {first.provenance['device']}, seeds {run.seeds}"
+    )
+    print(
+        f"train / val / test images {first.data['n_train']} / {first.data['n_val']} / {first.data['n_test']}, "
+        f"input {first.hyperparameters['input_size']}"
+    )
+    for label, seconds, results in (
+        ("cached, cold cache", run.cold, run.cached),
+        ("cached, warm cache", run.warm, run.cached),
+        ("exact (no cache)  ", run.exact, run.exact_results),
+    ):
+        print(
+            f"{label}: {seconds:8.1f} s   (mAP {100 * run.mean(results):.2f}, epochs {[r.training['epochs_run'] for r in results]}, "
+            f"best {[r.training['best_epoch'] for r in results]})"
+        )
     print(run.speed_up_line())
     print(run.difference_line("mAP"))
-    same = all(c.value == e.value and c.training["history"] == e.training["history"] for c, e in zip(run.cached, run.exact_results))
+    same = all(
+        c.value == e.value and c.training["history"] == e.training["history"]
+        for c, e in zip(run.cached, run.exact_results)
+    )
     print(f"cached and exact identical (mAP and every epoch's losses): {same}")
 
 

@@ -19,14 +19,22 @@ def main() -> None:
     run = compare(args)
     cached_result = run.cached[0]
     metric = cached_result.metric
-    print(f"task {args.task} at {args.fraction}% labels, encoder {args.encoder}, device {cached_result.provenance['device']}")
-    print(f"train images {cached_result.data['n_train']}, cached views per image {cached_result.hyperparameters['train_views_cached']}")
+    print(
+        f"task {args.task} at {args.fraction}% labels, encoder {args.encoder}, device {cached_result.provenance['device']}"
+    )
+    print(
+        f"train images {cached_result.data['n_train']}, cached views per image {cached_result.hyperparameters['train_views_cached']}"
+    )
     print(f"seeds {run.seeds}; metrics are means over seeds")
-    print(f"cached, cold cache : {run.cold:8.1f} s   ({metric} {100 * run.mean(run.cached):.2f}, best epochs {[r.training['best_epoch'] for r in run.cached]})")
+    print(
+        f"cached, cold cache : {run.cold:8.1f} s   ({metric} {100 * run.mean(run.cached):.2f}, best epochs {[r.training['best_epoch'] for r in run.cached]})"
+    )
     print(f"cached, warm cache : {run.warm:8.1f} s")
-    print(f"exact (no cache)   : {run.exact:8.1f} s   ({metric} {100 * run.mean(run.exact_results):.2f}, "
-          f"best epochs {[r.training['best_epoch'] for r in run.exact_results]}, "
-          f"{sum(r.training['epochs_run'] for r in run.exact_results)} epochs of encoder passes)")
+    print(
+        f"exact (no cache)   : {run.exact:8.1f} s   ({metric} {100 * run.mean(run.exact_results):.2f}, "
+        f"best epochs {[r.training['best_epoch'] for r in run.exact_results]}, "
+        f"{sum(r.training['epochs_run'] for r in run.exact_results)} epochs of encoder passes)"
+    )
     print(run.speed_up_line())
     print(run.difference_line("metric"))
 

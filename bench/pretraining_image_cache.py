@@ -41,8 +41,10 @@ def radiograph_like(size: int, rng: np.random.Generator) -> np.ndarray:
     image = 0.55 + 0.25 * yy
     for cx in (0.3, 0.7):
         image -= 0.35 * np.exp(-(((xx - cx) / 0.16) ** 2 + ((yy - 0.5) / 0.3) ** 2))
-    image += 0.3 * np.exp(-((xx - 0.5) / 0.05) ** 2) + 0.05 * rng.standard_normal((small, small))
-    big = np.asarray(Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC), np.float32)
+    image += 0.3 * np.exp(-(((xx - 0.5) / 0.05) ** 2)) + 0.05 * rng.standard_normal((small, small))
+    big = np.asarray(
+        Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC), np.float32
+    )
     big += rng.normal(0, 6, big.shape)
     return np.clip(big, 0, 255).astype(np.uint8)
 
@@ -52,7 +54,16 @@ def write_layout(root: Path, n: int, size: int) -> list[str]:
     paths = []
     for i in range(n):
         subject, study = 10_000_000 + i, 50_000_000 + i
-        p = root / "mimic-cxr-jpg" / "2.0.0" / "files" / f"p{str(subject)[:2]}" / f"p{subject}" / f"s{study}" / f"dicom{i:06d}.jpg"
+        p = (
+            root
+            / "mimic-cxr-jpg"
+            / "2.0.0"
+            / "files"
+            / f"p{str(subject)[:2]}"
+            / f"p{subject}"
+            / f"s{study}"
+            / f"dicom{i:06d}.jpg"
+        )
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(radiograph_like(size, rng)).save(p, quality=95)
         paths.append(str(p))
@@ -72,7 +83,9 @@ def rate(fn, n: int, passes: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=200, help="images to generate")
-    p.add_argument("--size", type=int, default=2000, help="side of the generated JPEGs (MIMIC-CXR-JPG: about 2500 x 3000)")
+    p.add_argument(
+        "--size", type=int, default=2000, help="side of the generated JPEGs (MIMIC-CXR-JPG: about 2500 x 3000)"
+    )
     p.add_argument("--resize", type=int, default=256, help="the recipe's --resize")
     p.add_argument("--crop", type=int, default=224, help="the recipe's --crop")
     p.add_argument("--workers", type=int, default=0, help="decoding processes for the cache build")
@@ -86,7 +99,9 @@ def main() -> None:
         t0 = time.perf_counter()
         paths = write_layout(work / "data", a.images, a.size)
         jpeg_mb = sum(Path(x).stat().st_size for x in paths) / a.images / 1e6
-        print(f"wrote {a.images} JPEGs of {a.size} x {a.size} (q95, {jpeg_mb:.2f} MB each) in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"wrote {a.images} JPEGs of {a.size} x {a.size} (q95, {jpeg_mb:.2f} MB each) in {time.perf_counter() - t0:.1f} s"
+        )
         spec = ImageSpec(a.resize, a.crop)
 
         t0 = time.perf_counter()
@@ -95,12 +110,16 @@ def main() -> None:
         disk = sum(f.stat().st_size for f in (work / "cache").rglob("*") if f.is_file())
 
         for i in range(min(a.images, 20)):  # the two paths give the same tensors
-            assert np.array_equal(spec.augment(spec.load(paths[i]), True, i).numpy(), spec.augment(cached[i], True, i).numpy())
+            assert np.array_equal(
+                spec.augment(spec.load(paths[i]), True, i).numpy(), spec.augment(cached[i], True, i).numpy()
+            )
         decode = rate(lambda i: spec.augment(spec.load(paths[i]), True, i), a.images, a.passes)
         from_cache = rate(lambda i: spec.augment(cached[i], True, i), a.images, a.passes)
 
-        print(f"cache build ({a.workers} workers): {build_s:.1f} s = {a.images / build_s:.1f} images/s; {disk / a.images / 1e3:.1f} kB "
-              f"per image on disk ({disk / 1e6:.1f} MB here; {MIMIC_IMAGES * a.resize ** 2 / 1e9:.1f} GB for {MIMIC_IMAGES:,} images)")
+        print(
+            f"cache build ({a.workers} workers): {build_s:.1f} s = {a.images / build_s:.1f} images/s; {disk / a.images / 1e3:.1f} kB "
+            f"per image on disk ({disk / 1e6:.1f} MB here; {MIMIC_IMAGES * a.resize**2 / 1e9:.1f} GB for {MIMIC_IMAGES:,} images)"
+        )
         print(f"(a) decode + resize per access : {decode:10.1f} images/s (one process)")
         print(f"(b) read from the cache        : {from_cache:10.1f} images/s (one process)")
         print(f"ratio (b) / (a)                : {from_cache / decode:10.1f} x")

@@ -56,9 +56,29 @@ def run_variant(args, family: str, overrides: dict, tasks: list[str], out: Path)
     key = RECIPE_KEY[family]
     suites.DEMO_EXTRA = {**base, key: {**base.get(key, {}), **overrides}}
     try:
-        code = main(["--encoder", args.encoder, "--suite", "demo", "--demo-root", str(args.demo_root), "--cache-dir", str(args.cache),
-                     "--output", str(out), "--no-progress", "--tasks", ",".join(tasks), "--fractions", str(args.fraction),
-                     "--seeds", args.seeds, "--workers", "0"])
+        code = main(
+            [
+                "--encoder",
+                args.encoder,
+                "--suite",
+                "demo",
+                "--demo-root",
+                str(args.demo_root),
+                "--cache-dir",
+                str(args.cache),
+                "--output",
+                str(out),
+                "--no-progress",
+                "--tasks",
+                ",".join(tasks),
+                "--fractions",
+                str(args.fraction),
+                "--seeds",
+                args.seeds,
+                "--workers",
+                "0",
+            ]
+        )
     finally:
         suites.DEMO_EXTRA = base
     if code != 0:
@@ -93,8 +113,10 @@ def main() -> None:
     tasks = all_tasks()
     wanted = [t for t in args.tasks.split(",") if t]
     seeds = [int(s) for s in args.seeds.split(",")]
-    lines = [f"encoder {args.encoder}; full demo suite (scale {args.demo_scale}); {args.fraction}% labels; seeds {seeds}",
-             f"{'task':14s} {'variant':38s} {'sound metric per seed':>26s} {'mean':>7s} {'range':>6s} {'ref. rule mean':>14s} {'minutes':>7s}"]
+    lines = [
+        f"encoder {args.encoder}; full demo suite (scale {args.demo_scale}); {args.fraction}% labels; seeds {seeds}",
+        f"{'task':14s} {'variant':38s} {'sound metric per seed':>26s} {'mean':>7s} {'range':>6s} {'ref. rule mean':>14s} {'minutes':>7s}",
+    ]
     table = []
     for family, variants in VARIANTS.items():
         family_tasks = [t for t in wanted if tasks[t].family == family]
@@ -108,14 +130,23 @@ def main() -> None:
             for task in family_tasks:
                 values = [sound(results[(task, s)]) for s in seeds]
                 main_values = [v[0] for v in values]
-                row = {"task": task, "variant": name, "overrides": overrides, "seeds": seeds, "sound": main_values,
-                       "reference_rule": [v[1] for v in values], "best_epochs": [results[(task, s)].training["best_epoch"] for s in seeds],
-                       "minutes_all_tasks": minutes}
+                row = {
+                    "task": task,
+                    "variant": name,
+                    "overrides": overrides,
+                    "seeds": seeds,
+                    "sound": main_values,
+                    "reference_rule": [v[1] for v in values],
+                    "best_epochs": [results[(task, s)].training["best_epoch"] for s in seeds],
+                    "minutes_all_tasks": minutes,
+                }
                 table.append(row)
                 per_seed = " / ".join(f"{v:5.1f}" for v in main_values)
-                lines.append(f"{task:14s} {name:38s} {per_seed:>26s} {statistics.mean(main_values):7.2f} "
-                             f"{max(main_values) - min(main_values):6.2f} {statistics.mean(v[1] for v in values):14.2f} {minutes:7.1f}")
-            print("\n".join(lines[-len(family_tasks):]), flush=True)
+                lines.append(
+                    f"{task:14s} {name:38s} {per_seed:>26s} {statistics.mean(main_values):7.2f} "
+                    f"{max(main_values) - min(main_values):6.2f} {statistics.mean(v[1] for v in values):14.2f} {minutes:7.1f}"
+                )
+            print("\n".join(lines[-len(family_tasks) :]), flush=True)
     text = "\n".join(lines)
     print("\n" + text)
     (args.out / "protocol_effects.txt").write_text(text + "\n")

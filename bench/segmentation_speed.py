@@ -53,7 +53,9 @@ def main(argv=None) -> int:
     task = all_tasks()[args.task]
     loaded = load_encoder(args.encoder)
     loaded.encoder.to(device).eval()
-    config = segmentation_config(task, loaded.spec, tuple(loaded.encoder.pyramid_channels), input_size=args.size, seed=0)
+    config = segmentation_config(
+        task, loaded.spec, tuple(loaded.encoder.pyramid_channels), input_size=args.size, seed=0
+    )
     model = build_segmentor(config, loaded=loaded).to(device)
     optim = build_optim_wrapper(model, config["optim_wrapper"])
     rng = np.random.default_rng(0)
@@ -90,9 +92,13 @@ def main(argv=None) -> int:
             model.decode_head(feats)
 
     rows = []
-    for name, fn in (("augmentation (cv2)", augment), ("encoder forward (frozen)", encoder_forward),
-                     ("decoder forward+backward+AdamW", decoder_step), ("full training step", full_step),
-                     ("decoder-only eval (cached features)", decoder_eval)):
+    for name, fn in (
+        ("augmentation (cv2)", augment),
+        ("encoder forward (frozen)", encoder_forward),
+        ("decoder forward+backward+AdamW", decoder_step),
+        ("full training step", full_step),
+        ("decoder-only eval (cached features)", decoder_eval),
+    ):
         seconds = timed(fn, args.repeats, sync)
         rows.append((name, 1000 * seconds / args.batch))
     print(f"{args.encoder} on {device}, input {args.size}, batch {args.batch}, torch threads {torch.get_num_threads()}")

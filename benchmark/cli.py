@@ -67,7 +67,9 @@ def int_list_option(minimum: int, maximum: int | None = None):
             try:
                 value = int(part)
             except ValueError:
-                raise argparse.ArgumentTypeError(f"expects comma-separated integers {allowed}, got {part!r} in {text!r}") from None
+                raise argparse.ArgumentTypeError(
+                    f"expects comma-separated integers {allowed}, got {part!r} in {text!r}"
+                ) from None
             if value < minimum or (maximum is not None and value > maximum):
                 raise argparse.ArgumentTypeError(f"values must be integers {allowed}, got {value}")
             if value in values:
@@ -86,64 +88,186 @@ def build_parser() -> argparse.ArgumentParser:
         "(linear-probe classification on CheXpert, RSNA Pneumonia and COVIDx at 1/10/100%% of the labels).",
         formatter_class=argparse.RawTextHelpFormatter,
         epilog="subcommands:\n  run_benchmark.py leaderboard            regenerate leaderboards/ from submissions/\n"
-               "  run_benchmark.py validate-submission DIR  check a submission folder",
+        "  run_benchmark.py validate-submission DIR  check a submission folder",
     )
     what = parser.add_argument_group("what to run")
     what.add_argument("--encoder", metavar="SPEC", help=ENCODER_HELP)
-    what.add_argument("--suite", choices=("paper", "demo"), default="paper",
-                      help="paper: the official datasets under the data root (default).\n"
-                           "demo: the built-in SMOKE suite of synthetic images in the official layouts,\n"
-                           "generated on first use; its numbers are not comparable with published ones.")
-    what.add_argument("--tasks", default="all", help="comma-separated task ids or families (see --list-tasks); default: all")
-    what.add_argument("--fractions", default=None, type=int_list_option(1, 100), help="label fractions in percent, e.g. 1,10,100 (default: each task's)")
-    what.add_argument("--seeds", default=None, type=int_list_option(0), help="comma-separated seeds (default: 0,1,2 for the paper suite, 0 for demo)")
-    what.add_argument("--list-tasks", action="store_true", help="list every task with its family, dataset, metric and whether its data is present")
+    what.add_argument(
+        "--suite",
+        choices=("paper", "demo"),
+        default="paper",
+        help="paper: the official datasets under the data root (default).\n"
+        "demo: the built-in SMOKE suite of synthetic images in the official layouts,\n"
+        "generated on first use; its numbers are not comparable with published ones.",
+    )
+    what.add_argument(
+        "--tasks", default="all", help="comma-separated task ids or families (see --list-tasks); default: all"
+    )
+    what.add_argument(
+        "--fractions",
+        default=None,
+        type=int_list_option(1, 100),
+        help="label fractions in percent, e.g. 1,10,100 (default: each task's)",
+    )
+    what.add_argument(
+        "--seeds",
+        default=None,
+        type=int_list_option(0),
+        help="comma-separated seeds (default: 0,1,2 for the paper suite, 0 for demo)",
+    )
+    what.add_argument(
+        "--list-tasks",
+        action="store_true",
+        help="list every task with its family, dataset, metric and whether its data is present",
+    )
 
     data = parser.add_argument_group("data and outputs")
-    data.add_argument("--data-root", metavar="DIR", help="folder holding the datasets' official folders\n(else $MEDVLP_DATA_ROOT, else data_root in ./medvlp-bench.toml or ~/.config/medvlp-bench/config.toml)")
-    data.add_argument("--chexpert-release", choices=("auto", "full", "small"), default="auto",
-                      help="which CheXpert release to read when the data root holds both (recorded in every CheXpert result):\n"
-                           "full = CheXpert-v1.0 (full resolution, what the reference MGCA code used), small = CheXpert-v1.0-small;\n"
-                           "auto (default): full when present, else small. full/small stop with an error when that release is absent")
-    data.add_argument("--demo-root", metavar="DIR", help="where the demo suite is generated (default: <cache-dir>/demo-suite)")
+    data.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="folder holding the datasets' official folders\n(else $MEDVLP_DATA_ROOT, else data_root in ./medvlp-bench.toml or ~/.config/medvlp-bench/config.toml)",
+    )
+    data.add_argument(
+        "--chexpert-release",
+        choices=("auto", "full", "small"),
+        default="auto",
+        help="which CheXpert release to read when the data root holds both (recorded in every CheXpert result):\n"
+        "full = CheXpert-v1.0 (full resolution, what the reference MGCA code used), small = CheXpert-v1.0-small;\n"
+        "auto (default): full when present, else small. full/small stop with an error when that release is absent",
+    )
+    data.add_argument(
+        "--demo-root", metavar="DIR", help="where the demo suite is generated (default: <cache-dir>/demo-suite)"
+    )
     data.add_argument("--output", metavar="DIR", help="results folder (default: results/<suite>/<encoder name>)")
-    data.add_argument("--cache-dir", metavar="DIR", help="feature cache and locally built manifests (default: $MEDVLP_CACHE or ~/.cache/medvlp-bench)")
-    data.add_argument("--overwrite", action="store_true", help="recompute units whose result files exist (default: finished units are skipped)")
-    data.add_argument("--shard", metavar="I/N", help="run only shard I of N (0-based) of the task x fraction x seed grid, e.g. a Slurm array:\n--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT")
-    data.add_argument("--submission", metavar="NAME", help="write results into submissions/NAME/ (plus a metadata file to fill in);\nsee `run_benchmark.py validate-submission --help`")
-    data.add_argument("--submissions-dir", metavar="DIR", default=None, help="folder of submissions (default: the repository's submissions/)")
-    data.add_argument("--skip-missing", action="store_true", help="skip tasks whose dataset is missing instead of stopping")
-    data.add_argument("--skip-bad-rows", action="store_true", help="leave out the images of bad label-file rows (listed in a warning) instead of stopping\n(recorded in results and rejected by submissions)")
+    data.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="feature cache and locally built manifests (default: $MEDVLP_CACHE or ~/.cache/medvlp-bench)",
+    )
+    data.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="recompute units whose result files exist (default: finished units are skipped)",
+    )
+    data.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only shard I of N (0-based) of the task x fraction x seed grid, e.g. a Slurm array:\n--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT",
+    )
+    data.add_argument(
+        "--submission",
+        metavar="NAME",
+        help="write results into submissions/NAME/ (plus a metadata file to fill in);\nsee `run_benchmark.py validate-submission --help`",
+    )
+    data.add_argument(
+        "--submissions-dir",
+        metavar="DIR",
+        default=None,
+        help="folder of submissions (default: the repository's submissions/)",
+    )
+    data.add_argument(
+        "--skip-missing", action="store_true", help="skip tasks whose dataset is missing instead of stopping"
+    )
+    data.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="leave out the images of bad label-file rows (listed in a warning) instead of stopping\n(recorded in results and rejected by submissions)",
+    )
 
     enc = parser.add_argument_group("encoder loading")
-    enc.add_argument("--arch", help="architecture when it cannot be inferred from the checkpoint (e.g. resnet50, vit_base_patch16_224)")
-    enc.add_argument("--allow-partial-load", action="store_true", help="accept a checkpoint that does not provide every backbone tensor (recorded in results)")
-    enc.add_argument("--text-encoder", metavar="DIR", help="zero-shot tasks: local Hugging Face BERT/tokenizer folder the checkpoint's text tower was trained with\n(needed for official MGCA/GLoRIA/ConVIRT releases; our pretraining exports record it)")
-    enc.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects from the checkpoint (only for files you trust)")
+    enc.add_argument(
+        "--arch",
+        help="architecture when it cannot be inferred from the checkpoint (e.g. resnet50, vit_base_patch16_224)",
+    )
+    enc.add_argument(
+        "--allow-partial-load",
+        action="store_true",
+        help="accept a checkpoint that does not provide every backbone tensor (recorded in results)",
+    )
+    enc.add_argument(
+        "--text-encoder",
+        metavar="DIR",
+        help="zero-shot tasks: local Hugging Face BERT/tokenizer folder the checkpoint's text tower was trained with\n(needed for official MGCA/GLoRIA/ConVIRT releases; our pretraining exports record it)",
+    )
+    enc.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow unpickling arbitrary objects from the checkpoint (only for files you trust)",
+    )
 
     run = parser.add_argument_group("execution")
     run.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1, ...")
-    run.add_argument("--batch-size", type=int_option(1), default=None, help="images per encoder forward pass (default: 256 on cuda, 32 on cpu)")
-    run.add_argument("--workers", type=int_option(0, " (0: decode in the main process)"), default=None, help="image-decoding worker processes (default: min(8, cpus - 1))")
-    run.add_argument("--train-views", type=int_option(1), default=None, help="cached augmented views per training image (default: 4 paper, 2 demo)")
-    run.add_argument("--no-feature-cache", action="store_true", help="exact mode: run the encoder on freshly augmented images every epoch\n(slow; for validating the cache)")
-    run.add_argument("--probe-batching", choices=("on", "off"), default="on",
-                     help="classification: train the linear probes of all seeds of a task and label fraction\n"
-                          "together, as one batched computation on the cached features (default: on; each head keeps\n"
-                          "its own initialisation, data order, early stopping and best epoch; recorded in each\n"
-                          "result's provenance, not in unit keys; on CPU the numbers are bit-identical to off).\n"
-                          "off: one probe after another with the single-head trainer")
-    run.add_argument("--limit", type=int_option(1, " (images per split)"), default=None, help="debug: use at most N images per split (results are flagged and rejected by submissions)")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars (default: bars only when stderr is a terminal)")
-    run.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal (e.g. a batch-job log)")
-    run.add_argument("--mgca-bn-drift", action="store_true", help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\nas MGCA's code did (for comparison with published numbers; recorded in results)")
-    run.add_argument("--yolo-semantics", choices=("reference", "mmdet"), default="reference",
-                     help="detection: the YOLOv3 target assignment, loss and box score of the reference code (MGCA; default)\n"
-                          "or mmdet's stock YOLOv3Head (recorded in results; docs/protocol.md)")
-    run.add_argument("--geometry", choices=("stretch", "letterbox"), default="stretch",
-                     help="segmentation/detection: how an image becomes the input square: stretched like the reference\n"
-                          "code (default) or letterboxed (longer side + zero padding; recorded in results)")
-    run.add_argument("--zeroshot-threshold-on-test", action="store_true", help="zero-shot: choose the F1/accuracy and grounding thresholds on the TEST split, as earlier papers did\n(compatibility switch, recorded in results; default: the validation split)")
+    run.add_argument(
+        "--batch-size",
+        type=int_option(1),
+        default=None,
+        help="images per encoder forward pass (default: 256 on cuda, 32 on cpu)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int_option(0, " (0: decode in the main process)"),
+        default=None,
+        help="image-decoding worker processes (default: min(8, cpus - 1))",
+    )
+    run.add_argument(
+        "--train-views",
+        type=int_option(1),
+        default=None,
+        help="cached augmented views per training image (default: 4 paper, 2 demo)",
+    )
+    run.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="exact mode: run the encoder on freshly augmented images every epoch\n(slow; for validating the cache)",
+    )
+    run.add_argument(
+        "--probe-batching",
+        choices=("on", "off"),
+        default="on",
+        help="classification: train the linear probes of all seeds of a task and label fraction\n"
+        "together, as one batched computation on the cached features (default: on; each head keeps\n"
+        "its own initialisation, data order, early stopping and best epoch; recorded in each\n"
+        "result's provenance, not in unit keys; on CPU the numbers are bit-identical to off).\n"
+        "off: one probe after another with the single-head trainer",
+    )
+    run.add_argument(
+        "--limit",
+        type=int_option(1, " (images per split)"),
+        default=None,
+        help="debug: use at most N images per split (results are flagged and rejected by submissions)",
+    )
+    run.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (default: bars only when stderr is a terminal)"
+    )
+    run.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress bars even when stderr is not a terminal (e.g. a batch-job log)",
+    )
+    run.add_argument(
+        "--mgca-bn-drift",
+        action="store_true",
+        help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\nas MGCA's code did (for comparison with published numbers; recorded in results)",
+    )
+    run.add_argument(
+        "--yolo-semantics",
+        choices=("reference", "mmdet"),
+        default="reference",
+        help="detection: the YOLOv3 target assignment, loss and box score of the reference code (MGCA; default)\n"
+        "or mmdet's stock YOLOv3Head (recorded in results; docs/protocol.md)",
+    )
+    run.add_argument(
+        "--geometry",
+        choices=("stretch", "letterbox"),
+        default="stretch",
+        help="segmentation/detection: how an image becomes the input square: stretched like the reference\n"
+        "code (default) or letterboxed (longer side + zero padding; recorded in results)",
+    )
+    run.add_argument(
+        "--zeroshot-threshold-on-test",
+        action="store_true",
+        help="zero-shot: choose the F1/accuracy and grounding thresholds on the TEST split, as earlier papers did\n(compatibility switch, recorded in results; default: the validation split)",
+    )
     parser.add_argument("--version", action="version", version=f"medvlp-bench {__version__}")
     return parser
 
@@ -170,7 +294,9 @@ def resolve_device(name: str):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise BenchmarkError(f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); use --device cpu")
+        raise BenchmarkError(
+            f"--device {name}: CUDA is not available on this machine (torch {torch.__version__}); use --device cpu"
+        )
     return device
 
 
@@ -189,12 +315,16 @@ def make_suite(args, cache_dir: Path):
     if args.suite == "demo":
         root = Path(args.demo_root) if args.demo_root else cache_dir / "demo-suite"
         if os.path.lexists(root) and not root.is_dir():
-            raise BenchmarkError(f"--demo-root {root} is a file, not a folder: give the folder the demo suite is (or will be) generated in")
+            raise BenchmarkError(
+                f"--demo-root {root} is a file, not a folder: give the folder the demo suite is (or will be) generated in"
+            )
         if not root.exists() and not args.list_tasks:
             from .runner import check_writable_folder
 
             check_writable_folder(root, "--demo-root")
-        return demo_suite(root, train_views=args.train_views or 2, generate=not args.list_tasks, progress=show_progress(args))
+        return demo_suite(
+            root, train_views=args.train_views or 2, generate=not args.list_tasks, progress=show_progress(args)
+        )
     return paper_suite(resolve_data_roots(args.data_root), train_views=args.train_views or 4)
 
 
@@ -206,10 +336,25 @@ def list_tasks(suite) -> str:
     for task in all_tasks().values():
         adapter = get_dataset(task.dataset)
         folder = adapter.find_folder(suite.data_roots)
-        rows.append([task.id, task.family, adapter.title, task.metric, ", ".join(f"{f}%" for f in task.fractions), f"yes ({folder})" if folder else "no"])
+        rows.append(
+            [
+                task.id,
+                task.family,
+                adapter.title,
+                task.metric,
+                ", ".join(f"{f}%" for f in task.fractions),
+                f"yes ({folder})" if folder else "no",
+            ]
+        )
     where = suite.data_roots.root
     header = f"suite: {suite.name}; data root: {where if where else 'not set'} ({suite.data_roots.source})"
-    return header + "\n" + tabulate(rows, headers=["task", "family", "dataset", "metric", "fractions", "data present"], tablefmt="github")
+    return (
+        header
+        + "\n"
+        + tabulate(
+            rows, headers=["task", "family", "dataset", "metric", "fractions", "data present"], tablefmt="github"
+        )
+    )
 
 
 def run(args) -> int:
@@ -239,7 +384,9 @@ def run(args) -> int:
         print(list_tasks(suite))
         return 0
     if not args.encoder:
-        raise BenchmarkError("--encoder is required (for example --encoder random:resnet50, or a checkpoint path); see --help")
+        raise BenchmarkError(
+            "--encoder is required (for example --encoder random:resnet50, or a checkpoint path); see --help"
+        )
     tasks = select_tasks(args.tasks)
     from .families import family_module
 
@@ -252,12 +399,16 @@ def run(args) -> int:
 
     from .datasets import get_dataset
 
-    missing = [name for name in dict.fromkeys(t.dataset for t in tasks) if not get_dataset(name).is_present(suite.data_roots)]
+    missing = [
+        name for name in dict.fromkeys(t.dataset for t in tasks) if not get_dataset(name).is_present(suite.data_roots)
+    ]
     if missing:
         if not args.skip_missing:
             dummy = RunContext(None, device, suite, Path("."), cache_dir, None)
-            raise BenchmarkError("\n\n".join(check_datasets(dummy, [t for t in tasks if t.dataset in missing]))
-                                 + "\n\n(--skip-missing runs the tasks whose data is present)")
+            raise BenchmarkError(
+                "\n\n".join(check_datasets(dummy, [t for t in tasks if t.dataset in missing]))
+                + "\n\n(--skip-missing runs the tasks whose data is present)"
+            )
         tasks = [t for t in tasks if t.dataset not in missing]
         print(f"skipping tasks on missing datasets: {', '.join(missing)}")
         if not tasks:
@@ -265,7 +416,9 @@ def run(args) -> int:
 
     from models.loading import load_encoder
 
-    loaded = load_encoder(args.encoder, arch=args.arch, allow_partial=args.allow_partial_load, trust_pickle=args.trust_checkpoint)
+    loaded = load_encoder(
+        args.encoder, arch=args.arch, allow_partial=args.allow_partial_load, trust_pickle=args.trust_checkpoint
+    )
     loaded.encoder.to(device).eval()
     if any(t.family == "zeroshot" for t in tasks):
         from .families.zeroshot import drop_inapplicable
@@ -291,9 +444,17 @@ def run(args) -> int:
     flags.update({"yolo_semantics": args.yolo_semantics} if args.yolo_semantics != "reference" else {})
     flags.update({"dense_geometry": args.geometry} if args.geometry != "stretch" else {})
     ctx = RunContext(
-        loaded=loaded, device=device, suite=suite, output=output, cache_dir=cache_dir,
+        loaded=loaded,
+        device=device,
+        suite=suite,
+        output=output,
+        cache_dir=cache_dir,
         feature_cache=None if args.no_feature_cache else FeatureCache(cache_dir / "features"),
-        encode_batch_size=batch, workers=workers, progress=show_progress(args), limit=args.limit, flags=flags,
+        encode_batch_size=batch,
+        workers=workers,
+        progress=show_progress(args),
+        limit=args.limit,
+        flags=flags,
         text_encoder=args.text_encoder,
         probe_batching=args.probe_batching == "on",
     )
@@ -301,8 +462,10 @@ def run(args) -> int:
     units = shard_units(plan_units(tasks, fractions, seeds), shard_index, shard_count)
     if not suite.comparable:
         print("NOTE: demo (smoke) suite: synthetic images; numbers are NOT comparable with published results.")
-    print(f"encoder: {args.encoder} ({loaded.format}, {loaded.encoder.arch}, sha256 {str(loaded.sha256)[:12]}) on {device}; "
-          f"{len(units)} units -> {output}")
+    print(
+        f"encoder: {args.encoder} ({loaded.format}, {loaded.encoder.arch}, sha256 {str(loaded.sha256)[:12]}) on {device}; "
+        f"{len(units)} units -> {output}"
+    )
     torch.manual_seed(0)
     run_units(ctx, units, overwrite=args.overwrite)
     selected = {t.id for t in tasks}
@@ -324,7 +487,10 @@ def leaderboard_main(argv: list[str]) -> int:
     from .leaderboard import LEADERBOARDS, render_all
     from .submissions import SUBMISSIONS_DIR
 
-    parser = argparse.ArgumentParser(prog="run_benchmark.py leaderboard", description="Regenerate leaderboards/*.md (and plots) from submissions/ and the reported numbers.")
+    parser = argparse.ArgumentParser(
+        prog="run_benchmark.py leaderboard",
+        description="Regenerate leaderboards/*.md (and plots) from submissions/ and the reported numbers.",
+    )
     parser.add_argument("--submissions-dir", type=Path, default=SUBMISSIONS_DIR)
     parser.add_argument("--out", type=Path, default=LEADERBOARDS)
     parser.add_argument("--suites", default="paper,demo")
@@ -341,7 +507,10 @@ def leaderboard_main(argv: list[str]) -> int:
 def validate_main(argv: list[str]) -> int:
     from .submissions import validate_submission
 
-    parser = argparse.ArgumentParser(prog="run_benchmark.py validate-submission", description="Check a submission folder: metadata schema, every task x fraction x seed unit, checkpoint hash, split manifests, compatibility switches and --limit.")
+    parser = argparse.ArgumentParser(
+        prog="run_benchmark.py validate-submission",
+        description="Check a submission folder: metadata schema, every task x fraction x seed unit, checkpoint hash, split manifests, compatibility switches and --limit.",
+    )
     parser.add_argument("folder", type=Path)
     parser.add_argument("--suites", default=None, help="suites to check (default: those with results)")
     args = parser.parse_args(argv)

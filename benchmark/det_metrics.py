@@ -95,8 +95,9 @@ def ap_from_matches(matched: np.ndarray, n_gt: float, weights: np.ndarray | None
     return float(sampled.mean())
 
 
-def average_precision(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], iou_threshold: float,
-                      images: list[str] | None = None) -> float:
+def average_precision(
+    gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], iou_threshold: float, images: list[str] | None = None
+) -> float:
     """AP at one IoU threshold. ``gt[image]``: (n, 4) xyxy; ``preds[image]``: (m, 5) xyxy + score.
 
     ``images``: the images that count (default: every image in ``gt`` or ``preds``).
@@ -104,8 +105,9 @@ def average_precision(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarr
     return average_precisions(gt, preds, [iou_threshold], images)[0]
 
 
-def average_precisions(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], iou_thresholds,
-                       images: list[str] | None = None) -> list[float]:
+def average_precisions(
+    gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], iou_thresholds, images: list[str] | None = None
+) -> list[float]:
     """:func:`average_precision` at each threshold, matching every image once."""
     images = sorted(set(gt) | set(preds)) if images is None else sorted(images)
     n_gt = sum(len(_as_boxes(gt.get(image))) for image in images)
@@ -113,11 +115,16 @@ def average_precisions(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndar
     return [ap_from_matches(row, n_gt) for row in matched]
 
 
-def sorted_matches(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str],
-                   iou_thresholds) -> tuple[np.ndarray, np.ndarray]:
+def sorted_matches(
+    gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str], iou_thresholds
+) -> tuple[np.ndarray, np.ndarray]:
     """Every detection of ``images`` (in that order) by descending score, stable: the index of
     its image in ``images`` and the (thresholds, detections) matched array."""
-    image_of, scores, matched = [np.zeros(0, dtype=int)], [np.zeros(0)], [np.zeros((len(iou_thresholds), 0), dtype=bool)]
+    image_of, scores, matched = (
+        [np.zeros(0, dtype=int)],
+        [np.zeros(0)],
+        [np.zeros((len(iou_thresholds), 0), dtype=bool)],
+    )
     for k, image in enumerate(images):
         image_scores, image_matched = match_image(gt.get(image), preds.get(image), iou_thresholds)
         scores.append(image_scores)
@@ -137,8 +144,14 @@ class ResampledMAP:
     :func:`detection_metrics`' ``map`` exactly, and a resample equals the mAP of the images
     duplicated under new names (tests/test_det_metrics.py)."""
 
-    def __init__(self, gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str],
-                 iou_thresholds=IOU_THRESHOLDS, reference: bool = False):
+    def __init__(
+        self,
+        gt: Mapping[str, np.ndarray],
+        preds: Mapping[str, np.ndarray],
+        images: list[str],
+        iou_thresholds=IOU_THRESHOLDS,
+        reference: bool = False,
+    ):
         self.images = sorted(images)
         self.n_gt = np.array([len(_as_boxes(gt.get(i))) for i in self.images], dtype=np.float64)
         self.image_of, self.matched = sorted_matches(gt, preds, self.images, iou_thresholds)
@@ -147,42 +160,56 @@ class ResampledMAP:
 
     def __call__(self, indices: np.ndarray) -> float:
         """mAP of ``self.images[indices]`` (indices may repeat)."""
-        counts = np.bincount(np.asarray(indices, dtype=int), minlength=len(self.images)).astype(np.float64) * self.counts
+        counts = (
+            np.bincount(np.asarray(indices, dtype=int), minlength=len(self.images)).astype(np.float64) * self.counts
+        )
         weights, n_gt = counts[self.image_of], float(counts @ self.n_gt)
         values = [ap_from_matches(m, n_gt, weights) for m in self.matched]
         return float(np.mean([0.0 if np.isnan(v) else v for v in values]))
 
 
-def counted_images(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str], mgca: bool) -> list[str]:
+def counted_images(
+    gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str], mgca: bool
+) -> list[str]:
     if not mgca:
         return list(images)
     return [i for i in images if len(_as_boxes(gt.get(i))) and len(_as_preds(preds.get(i)))]
 
 
-def detection_metrics(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str] | None = None,
-                      iou_thresholds=IOU_THRESHOLDS, mgca: bool = False) -> dict:
+def detection_metrics(
+    gt: Mapping[str, np.ndarray],
+    preds: Mapping[str, np.ndarray],
+    images: list[str] | None = None,
+    iou_thresholds=IOU_THRESHOLDS,
+    mgca: bool = False,
+) -> dict:
     """{"map": mean AP over ``iou_thresholds``, "ap@0.40": ..., counts}. ``images``: the test images
     (default: all keys). An undefined AP (no ground truth counted) is reported as 0."""
     images = sorted(set(gt) | set(preds)) if images is None else list(images)
     counted = counted_images(gt, preds, images, mgca)
-    per_threshold = dict(zip((float(t) for t in iou_thresholds), average_precisions(gt, preds, list(iou_thresholds), counted)))
+    per_threshold = dict(
+        zip((float(t) for t in iou_thresholds), average_precisions(gt, preds, list(iou_thresholds), counted))
+    )
     values = [0.0 if np.isnan(v) else v for v in per_threshold.values()]
     out = {"map": float(np.mean(values))}
     out.update({f"ap@{t:.2f}": (0.0 if np.isnan(v) else v) for t, v in per_threshold.items()})
-    out.update({
-        "images": len(images),
-        "images_counted": len(counted),
-        "images_with_gt": sum(1 for i in images if len(_as_boxes(gt.get(i)))),
-        "gt_boxes": int(sum(len(_as_boxes(gt.get(i))) for i in counted)),
-        "pred_boxes": int(sum(len(_as_preds(preds.get(i))) for i in counted)),
-        "rule": "mgca" if mgca else "all_images",
-        "iou_thresholds": [float(t) for t in iou_thresholds],
-    })
+    out.update(
+        {
+            "images": len(images),
+            "images_counted": len(counted),
+            "images_with_gt": sum(1 for i in images if len(_as_boxes(gt.get(i)))),
+            "gt_boxes": int(sum(len(_as_boxes(gt.get(i))) for i in counted)),
+            "pred_boxes": int(sum(len(_as_preds(preds.get(i))) for i in counted)),
+            "rule": "mgca" if mgca else "all_images",
+            "iou_thresholds": [float(t) for t in iou_thresholds],
+        }
+    )
     return out
 
 
-def unit_detection_metrics(gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str],
-                           iou_thresholds=IOU_THRESHOLDS) -> dict:
+def unit_detection_metrics(
+    gt: Mapping[str, np.ndarray], preds: Mapping[str, np.ndarray], images: list[str], iou_thresholds=IOU_THRESHOLDS
+) -> dict:
     """What every detection result carries: the sound metrics (``map``, ``ap@...``, counts)
     and, under ``reference``, the same from MGCA's rule, with ``map_reference`` beside ``map``."""
     out = detection_metrics(gt, preds, images, iou_thresholds)

@@ -5,7 +5,6 @@ is a :class:`BenchmarkError`. The CLI prints its message and exits with status 2
 shows a traceback for these.
 """
 
-
 import re
 
 _WORKER_WRAPPER = re.compile(r"^Caught \w+ in DataLoader worker process \d+\.\nOriginal Traceback")
@@ -22,7 +21,7 @@ def worker_original_message(text: str, cls: type) -> str:
         return text
     marker = f"{cls.__module__}.{cls.__qualname__}: "
     at = text.rfind(marker)
-    return text[at + len(marker):].strip() if at >= 0 else text
+    return text[at + len(marker) :].strip() if at >= 0 else text
 
 
 class BenchmarkError(Exception):

@@ -151,7 +151,9 @@ def encode_batch(encoder, images: torch.Tensor, device: torch.device, upsample: 
         return encoder.forward_global(x).float()
 
 
-def iterate_features(encoder, dataset: ViewDataset, indices: list[int], *, device, batch_size, workers, upsample, desc, progress=True):
+def iterate_features(
+    encoder, dataset: ViewDataset, indices: list[int], *, device, batch_size, workers, upsample, desc, progress=True
+):
     """Yield (dataset indices, features (n, views, D)) for ``indices``, with a progress bar."""
     subset = torch.utils.data.Subset(dataset, indices)
     loader = DataLoader(
@@ -242,13 +244,23 @@ class FeatureCache:
             array = np.memmap(data_path, dtype=np.float16, mode="r+", shape=(views, n, dim)) if meta else None
             since_flush = 0
             for batch_indices, feats in iterate_features(
-                encoder, dataset, todo, device=device, batch_size=batch_size, workers=workers, upsample=upsample, desc=desc, progress=progress
+                encoder,
+                dataset,
+                todo,
+                device=device,
+                batch_size=batch_size,
+                workers=workers,
+                upsample=upsample,
+                desc=desc,
+                progress=progress,
             ):
                 if array is None:
                     dim = feats.shape[-1]
                     array = np.memmap(data_path, dtype=np.float16, mode="w+", shape=(views, n, dim))
                     meta = {"key_parts": key_parts, "dim": dim, "views": views, "images": n, "created": time.time()}
-                    atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str))  # never half a meta.json
+                    atomic_write_text(
+                        meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str)
+                    )  # never half a meta.json
                 array[:, batch_indices, :] = feats.permute(1, 0, 2).numpy().astype(np.float16)
                 done[batch_indices] = True
                 since_flush += len(batch_indices)
@@ -261,14 +273,24 @@ class FeatureCache:
             return np.memmap(data_path, dtype=np.float16, mode="r", shape=(views, n, dim)), stats
 
 
-def compute_in_memory(encoder, dataset: ViewDataset, needed: list[int], *, device, batch_size, workers, upsample, desc, progress=True) -> np.ndarray:
+def compute_in_memory(
+    encoder, dataset: ViewDataset, needed: list[int], *, device, batch_size, workers, upsample, desc, progress=True
+) -> np.ndarray:
     """Exact mode (``--no-feature-cache``): encode ``needed`` rows now, keep nothing on disk.
 
     Returns a float32 array (views, len(needed), D) in the order of ``needed``."""
     position = {index: k for k, index in enumerate(needed)}
     out = None
     for batch_indices, feats in iterate_features(
-        encoder, dataset, needed, device=device, batch_size=batch_size, workers=workers, upsample=upsample, desc=desc, progress=progress
+        encoder,
+        dataset,
+        needed,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        upsample=upsample,
+        desc=desc,
+        progress=progress,
     ):
         if out is None:
             out = np.zeros((feats.shape[1], len(needed), feats.shape[2]), dtype=np.float32)

@@ -62,14 +62,22 @@ def _dicom_problem(path: str, size: int) -> str | None:
                 return f"truncated or corrupted DICOM ({size} bytes; its compressed pixel data does not end with the sequence delimiter)"
         return None
     try:
-        expected = (int(dataset.Rows) * int(dataset.Columns) * int(dataset.get("SamplesPerPixel", 1))
-                    * int(dataset.get("NumberOfFrames", 1) or 1) * int(dataset.BitsAllocated) // 8)
+        expected = (
+            int(dataset.Rows)
+            * int(dataset.Columns)
+            * int(dataset.get("SamplesPerPixel", 1))
+            * int(dataset.get("NumberOfFrames", 1) or 1)
+            * int(dataset.BitsAllocated)
+            // 8
+        )
     except (AttributeError, TypeError, ValueError):
         return f"truncated or corrupted DICOM header ({size} bytes; no Rows, Columns or BitsAllocated before its end)"
     # the Pixel Data element's own tag, VR and length take 12 bytes (explicit VR) or 8 (implicit)
     if size - pixel_offset < expected + 8:
-        return (f"truncated or corrupted DICOM ({size} bytes; its pixel data is incomplete: "
-                f"{max(0, size - pixel_offset)} bytes after the header, {expected} expected)")
+        return (
+            f"truncated or corrupted DICOM ({size} bytes; its pixel data is incomplete: "
+            f"{max(0, size - pixel_offset)} bytes after the header, {expected} expected)"
+        )
     return None
 
 

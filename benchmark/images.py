@@ -47,15 +47,28 @@ def dicom_failure(path, error: BaseException, syntax=None) -> str:
 
     if isinstance(error, InvalidDicomError):
         return f"not a DICOM file (no DICM header: truncated, or another format; {size} bytes) [pydicom: {text}]"
-    if isinstance(error, EOFError) or "less than expected" in text or "no 'Pixel Data'" in text or "truncat" in text.lower():
+    if (
+        isinstance(error, EOFError)
+        or "less than expected" in text
+        or "no 'Pixel Data'" in text
+        or "truncat" in text.lower()
+    ):
         return f"truncated or corrupted DICOM ({size} bytes; its pixel data is incomplete) [pydicom: {text}]"
     name = getattr(syntax, "name", None)
     if "exceptions were raised by all available plugins" in text:  # a handler is there and failed on the data
         return f"corrupted compressed pixel data{f' ({name})' if name else ''}: the decoder failed ({size} bytes) [pydicom: {text}]"
-    if syntax is not None and getattr(syntax, "is_compressed", False) and any(w in text.lower() for w in ("handler", "plugin", "missing")):
-        return (f"no pixel-data handler for its transfer syntax {name}: `pip install pylibjpeg==2.1.0 "
-                f"pylibjpeg-libjpeg==2.5.0` (scripts/setup.sh installs them) [pydicom: {text}]")
-    return f"cannot decode DICOM pixel data{f' (transfer syntax {name})' if name else ''}: {type(error).__name__}: {text}"
+    if (
+        syntax is not None
+        and getattr(syntax, "is_compressed", False)
+        and any(w in text.lower() for w in ("handler", "plugin", "missing"))
+    ):
+        return (
+            f"no pixel-data handler for its transfer syntax {name}: `pip install pylibjpeg==2.1.0 "
+            f"pylibjpeg-libjpeg==2.5.0` (scripts/setup.sh installs them) [pydicom: {text}]"
+        )
+    return (
+        f"cannot decode DICOM pixel data{f' (transfer syntax {name})' if name else ''}: {type(error).__name__}: {text}"
+    )
 
 
 def read_dicom_grey(path: str | Path) -> np.ndarray:

@@ -42,7 +42,14 @@ from .result_checks import checked_scores
 from .results import Result
 from .scoring import UnitScores, reference_key, sound_key
 from .statistics import CellStats, cell_stats, tied_with_best
-from .submissions import SubmissionMetadata, list_submissions, load_metadata, results_dir, submission_results, validate_submission
+from .submissions import (
+    SubmissionMetadata,
+    list_submissions,
+    load_metadata,
+    results_dir,
+    submission_results,
+    validate_submission,
+)
 
 WHY_TWO_TABLES = (
     "Why two tables: the reference code's rules can be won by doing nothing. Under its Dice an image with "
@@ -58,12 +65,29 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_CSV = Path(__file__).resolve().parent / "data" / "paper_tables.csv"
 LEADERBOARDS = ROOT / "leaderboards"
 FAMILY_ORDER = ("classification", "segmentation", "detection", "zeroshot")
-FAMILY_TITLES = {"classification": "Classification (linear probe)", "segmentation": "Segmentation (U-Net decoder, Dice)", "detection": "Detection (YOLOv3 head, mAP@[0.40:0.75])", "zeroshot": "Zero-shot (classification AUC, grounding Dice; no training)"}
-DATASET_TITLES = {"chexpert": "CheXpert", "rsna": "RSNA", "covidx": "COVIDx", "siim": "SIIM", "object_cxr": "Object-CXR"}
+FAMILY_TITLES = {
+    "classification": "Classification (linear probe)",
+    "segmentation": "Segmentation (U-Net decoder, Dice)",
+    "detection": "Detection (YOLOv3 head, mAP@[0.40:0.75])",
+    "zeroshot": "Zero-shot (classification AUC, grounding Dice; no training)",
+}
+DATASET_TITLES = {
+    "chexpert": "CheXpert",
+    "rsna": "RSNA",
+    "covidx": "COVIDx",
+    "siim": "SIIM",
+    "object_cxr": "Object-CXR",
+}
 REFERENCE_DATASET = {"objectcxr": "object_cxr"}  # paper_tables.csv name -> task dataset name
 IMAGES_ORDER = {"none": 0, "imagenet": 1, "real": 2, "synthetic": 3, "mixed": 4}
 GENERATOR_TITLES = {"sd": "SD 2.1", "roentgen": "RoentGen", "real": "real", "none": "none", "imagenet": "ImageNet"}
-METHOD_TITLES = {"random": "Random init", "imagenet": "ImageNet init", "convirt": "ConVIRT", "gloria": "GLoRIA", "mgca": "MGCA"}
+METHOD_TITLES = {
+    "random": "Random init",
+    "imagenet": "ImageNet init",
+    "convirt": "ConVIRT",
+    "gloria": "GLoRIA",
+    "mgca": "MGCA",
+}
 
 
 @dataclass
@@ -92,7 +116,13 @@ class Row:
     @property
     def images_key(self) -> tuple:
         p = self.metadata.pretraining
-        return (not self.metadata.baseline, self.metadata.method_id, IMAGES_ORDER[p.images], p.generator or "", self.metadata.name)
+        return (
+            not self.metadata.baseline,
+            self.metadata.method_id,
+            IMAGES_ORDER[p.images],
+            p.generator or "",
+            self.metadata.name,
+        )
 
 
 @dataclass
@@ -109,7 +139,9 @@ DATASET_ORDER = ("chexpert", "rsna", "covidx", "siim", "object_cxr")  # as in th
 def column_title(task, fraction: int) -> str:
     """``CheXpert 10%``; zero-shot columns have no label fraction: ``RSNA grounding Dice``."""
     if task.family == "zeroshot":
-        return f"{DATASET_TITLES[task.dataset]} {getattr(task, 'mode', '')} {task.metric.upper() if task.metric == 'auc' else task.metric.capitalize()}".replace("  ", " ")
+        return f"{DATASET_TITLES[task.dataset]} {getattr(task, 'mode', '')} {task.metric.upper() if task.metric == 'auc' else task.metric.capitalize()}".replace(
+            "  ", " "
+        )
     return f"{DATASET_TITLES[task.dataset]} {fraction}%"
 
 
@@ -139,8 +171,10 @@ def submission_cells(folder: Path, suite: str, outdated: list[Result] | None = N
         units = [checked_scores(task, result, base) for result, base in members]
         digests = {unit.targets_sha256 for unit in units}
         if len(digests) > 1:
-            raise ValueError(f"{members[0][1] / key[0]}: the seeds of {key[0]} {key[1]}% were scored against different "
-                             "ground truth (targets in their predictions files differ): rewritten targets?")
+            raise ValueError(
+                f"{members[0][1] / key[0]}: the seeds of {key[0]} {key[1]}% were scored against different "
+                "ground truth (targets in their predictions files differ): rewritten targets?"
+            )
         cells[key] = Cell(task, units)
     return cells
 
@@ -158,8 +192,11 @@ def disagreeing_targets(rows: list[Row]) -> dict[str, str]:
         for row in rows:
             digests = {c.units[0].targets_sha256 for (t, _), c in row.cells.items() if t == task}
             if len(digests) > 1:  # its label fractions disagree on the one test set
-                flagged.setdefault(row.metadata.name, f"its {task} label fractions were scored against different ground truth "
-                                                      "(targets in the predictions files differ): rewritten targets?")
+                flagged.setdefault(
+                    row.metadata.name,
+                    f"its {task} label fractions were scored against different ground truth "
+                    "(targets in the predictions files differ): rewritten targets?",
+                )
             elif digests:
                 digest_of[row.metadata.name] = digests.pop()
         counts = Counter(digest_of.values())
@@ -169,13 +206,21 @@ def disagreeing_targets(rows: list[Row]) -> dict[str, str]:
         unique_majority = list(counts.values()).count(top_count) == 1
         for name, digest in digest_of.items():
             if not unique_majority or digest != top:
-                flagged.setdefault(name, f"its {task} ground truth (targets in the predictions files) differs from the other "
-                                         "submissions' on the same test set: rewritten targets?")
+                flagged.setdefault(
+                    name,
+                    f"its {task} ground truth (targets in the predictions files) differs from the other "
+                    "submissions' on the same test set: rewritten targets?",
+                )
     return flagged
 
 
-def measured_rows(suite: str, root: Path, skipped: list[str] | None = None, require_complete: bool = True,
-                  outdated: dict[str, list[Result]] | None = None) -> list[Row]:
+def measured_rows(
+    suite: str,
+    root: Path,
+    skipped: list[str] | None = None,
+    require_complete: bool = True,
+    outdated: dict[str, list[Result]] | None = None,
+) -> list[Row]:
     """One row per submission with results on ``suite`` that validates
     (:func:`~benchmark.submissions.validate_submission`); the others are left out and
     described in ``skipped``. ``require_complete=False`` also shows partial submissions.
@@ -189,13 +234,19 @@ def measured_rows(suite: str, root: Path, skipped: list[str] | None = None, requ
         try:
             metadata = load_metadata(folder)
         except Exception as error:  # validate-submission lists the details
-            skipped.append(f"{folder.name}: invalid submission.yaml ({type(error).__name__}); run `run_benchmark.py validate-submission {folder}`")
+            skipped.append(
+                f"{folder.name}: invalid submission.yaml ({type(error).__name__}); run `run_benchmark.py validate-submission {folder}`"
+            )
             continue
         if not (results_dir(folder, suite)).is_dir():
             continue
         problems = validate_submission(folder, (suite,), require_complete=require_complete, name_outdated=False)
         if problems:
-            more = f" (+{len(problems) - 3} more; run `run_benchmark.py validate-submission {folder}`)" if len(problems) > 3 else ""
+            more = (
+                f" (+{len(problems) - 3} more; run `run_benchmark.py validate-submission {folder}`)"
+                if len(problems) > 3
+                else ""
+            )
             skipped.append(f"{folder.name}: " + "; ".join(problems[:3]) + more)
             continue
         left_out: list[Result] = []
@@ -214,7 +265,9 @@ def measured_rows(suite: str, root: Path, skipped: list[str] | None = None, requ
     return sorted(rows, key=lambda row: row.images_key)
 
 
-def outdated_groups(outdated: dict[str, list[Result]], family: str | None = None) -> list[tuple[str, str, int, list[Result]]]:
+def outdated_groups(
+    outdated: dict[str, list[Result]], family: str | None = None
+) -> list[tuple[str, str, int, list[Result]]]:
     """(submission, family, protocol version, results) of the left-out results (of
     ``family`` only, when given), in a stable order."""
     groups: dict[tuple[str, str, int], list[Result]] = {}
@@ -227,8 +280,15 @@ def outdated_groups(outdated: dict[str, list[Result]], family: str | None = None
         name, fam, version = key
         return name, FAMILY_ORDER.index(fam) if fam in FAMILY_ORDER else len(FAMILY_ORDER), fam, version
 
-    return [(name, fam, version, sorted(groups[(name, fam, version)], key=lambda r: (r.unit.task, r.unit.fraction, r.unit.seed)))
-            for name, fam, version in sorted(groups, key=order)]
+    return [
+        (
+            name,
+            fam,
+            version,
+            sorted(groups[(name, fam, version)], key=lambda r: (r.unit.task, r.unit.fraction, r.unit.seed)),
+        )
+        for name, fam, version in sorted(groups, key=order)
+    ]
 
 
 def version_difference(family: str, version: int) -> str:
@@ -244,21 +304,27 @@ def outdated_note(family: str, outdated: dict[str, list[Result]]) -> str:
     groups = outdated_groups(outdated, family)
     if not groups:
         return ""
-    lines = [f"## Left out: results of another {family} protocol version\n",
-             "Results of different protocol versions are never mixed (`benchmark/protocol_versions.py`): these units "
-             "are in none of the tables above. Rerun them with the current harness to show them.\n"]
+    lines = [
+        f"## Left out: results of another {family} protocol version\n",
+        "Results of different protocol versions are never mixed (`benchmark/protocol_versions.py`): these units "
+        "are in none of the tables above. Rerun them with the current harness to show them.\n",
+    ]
     for name, _, version, results in groups:
         units = ", ".join(f"{r.unit.task} {r.unit.fraction}% seed {r.unit.seed}" for r in results)
-        lines.append(f"- `{name}`: {len(results)} unit(s) produced under {version_difference(family, version)}: {units}")
+        lines.append(
+            f"- `{name}`: {len(results)} unit(s) produced under {version_difference(family, version)}: {units}"
+        )
     return "\n".join(lines)
 
 
 def outdated_summary(outdated: dict[str, list[Result]]) -> list[str]:
     """One line per submission, family and version of the left-out results, for the suite's
     index page and the ``leaderboard`` command's output."""
-    return [f"{name}: {len(results)} {family} unit(s) left out of the tables, produced under "
-            f"{version_difference(family, version)}; listed in {family}.md; rerun them"
-            for name, family, version, results in outdated_groups(outdated)]
+    return [
+        f"{name}: {len(results)} {family} unit(s) left out of the tables, produced under "
+        f"{version_difference(family, version)}; listed in {family}.md; rerun them"
+        for name, family, version, results in outdated_groups(outdated)
+    ]
 
 
 def delta_marker(value: float, reference: float | None) -> str:
@@ -273,7 +339,9 @@ def fmt(value: float) -> str:
     return "–" if value is None or np.isnan(value) else f"{value:.1f}"
 
 
-def measured_table(rows: list[Row], tasks: list, key_of, trivial: list[TrivialRow] = (), beside: str | None = None) -> str:
+def measured_table(
+    rows: list[Row], tasks: list, key_of, trivial: list[TrivialRow] = (), beside: str | None = None
+) -> str:
     """Measured rows ranked on the metric ``key_of(task)`` (bold and † computed in this table
     alone); ``beside``: a second metric printed after each cell (not ranked); ``trivial``:
     rows of trivial heads, shown in italics after the measured ones."""
@@ -281,9 +349,16 @@ def measured_table(rows: list[Row], tasks: list, key_of, trivial: list[TrivialRo
     header = ["Method", "Pretraining images"] + [column_title(t, f) for t, f in columns] + ["Seeds"]
     best: dict = {}
     for task, fraction in columns:
-        present = [row for row in rows if (task.id, fraction) in row.cells and not np.isnan(row.cells[(task.id, fraction)].stats(key_of(task)).mean)]
+        present = [
+            row
+            for row in rows
+            if (task.id, fraction) in row.cells
+            and not np.isnan(row.cells[(task.id, fraction)].stats(key_of(task)).mean)
+        ]
         if present:
-            best[(task.id, fraction)] = max(present, key=lambda row: row.cells[(task.id, fraction)].stats(key_of(task)).mean)
+            best[(task.id, fraction)] = max(
+                present, key=lambda row: row.cells[(task.id, fraction)].stats(key_of(task)).mean
+            )
     real_rows = {row.metadata.method_id: row for row in rows if row.metadata.pretraining.images == "real"}
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -352,8 +427,10 @@ def trivial_rows(suite: str, rows: list[Row], tasks: list) -> list[TrivialRow]:
                 found[(task.id, fraction)] = floors
     if not found:
         return []
-    return [TrivialRow(label, {column: floors[name] for column, floors in found.items()})
-            for name, label in (("predict_nothing", "Predict nothing"), ("predict_everything", "Predict everything"))]
+    return [
+        TrivialRow(label, {column: floors[name] for column, floors in found.items()})
+        for name, label in (("predict_nothing", "Predict nothing"), ("predict_everything", "Predict everything"))
+    ]
 
 
 def reported_frame() -> pd.DataFrame:
@@ -394,7 +471,10 @@ def efficiency_plot(task, rows: list[Row], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     key = sound_key(task)
-    series = [(row, [(f, row.cells[(task.id, f)].stats(key)) for f in task.fractions if (task.id, f) in row.cells]) for row in rows]
+    series = [
+        (row, [(f, row.cells[(task.id, f)].stats(key)) for f in task.fractions if (task.id, f) in row.cells])
+        for row in rows
+    ]
     series = [(row, points) for row, points in series if points]
     if not series:
         return False
@@ -404,7 +484,14 @@ def efficiency_plot(task, rows: list[Row], path: Path) -> bool:
         ys = np.array([s.mean for _, s in points])
         low = ys - np.array([s.low for _, s in points])
         high = np.array([s.high for _, s in points]) - ys
-        axis.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=f"{row.metadata.method} ({row.metadata.pretraining.label()})")
+        axis.errorbar(
+            xs,
+            ys,
+            yerr=[low, high],
+            marker="o",
+            capsize=3,
+            label=f"{row.metadata.method} ({row.metadata.pretraining.label()})",
+        )
     axis.set_xscale("log")
     axis.set_xticks(list(task.fractions), [f"{f}%" for f in task.fractions])
     axis.set_xlabel("labelled training images")
@@ -425,13 +512,22 @@ def summary_table(rows: list[Row]) -> str:
     fractions = sorted({f for row in rows for (_, f) in row.cells})
     known = all_tasks()  # zero-shot cells are not label-efficiency points
     tasks = sorted({t for row in rows for (t, _) in row.cells if getattr(known.get(t), "family", None) != "zeroshot"})
-    lines = ["| Method | Pretraining images | " + " | ".join(f"mean {f}%" for f in fractions) + " |", "|" + "---|" * (2 + len(fractions))]
+    lines = [
+        "| Method | Pretraining images | " + " | ".join(f"mean {f}%" for f in fractions) + " |",
+        "|" + "---|" * (2 + len(fractions)),
+    ]
     for row in rows:
         cells = []
         for fraction in fractions:
-            values = [row.cells[(t, fraction)].stats(sound_key(known[t])).mean for t in tasks if (t, fraction) in row.cells]
+            values = [
+                row.cells[(t, fraction)].stats(sound_key(known[t])).mean for t in tasks if (t, fraction) in row.cells
+            ]
             complete = len(values) == len(tasks)
-            cells.append(f"{np.mean(values):.1f}" + ("" if complete else f" ({len(values)}/{len(tasks)} tasks)") if values else "–")
+            cells.append(
+                f"{np.mean(values):.1f}" + ("" if complete else f" ({len(values)}/{len(tasks)} tasks)")
+                if values
+                else "–"
+            )
         lines.append(f"| {row.metadata.method} | {row.metadata.pretraining.label()} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -445,8 +541,9 @@ LEGEND = (
 )
 
 
-def family_page(suite: str, family: str, tasks: list, rows: list[Row], banner: str,
-                outdated: dict[str, list[Result]] | None = None) -> str:
+def family_page(
+    suite: str, family: str, tasks: list, rows: list[Row], banner: str, outdated: dict[str, list[Result]] | None = None
+) -> str:
     """A family's page: its tables, then the note naming results left out for their protocol
     version (``outdated``, submission name -> results)."""
     parts = [f"# {FAMILY_TITLES[family]} — {suite} suite\n", banner + LEGEND + "\n"]
@@ -454,18 +551,24 @@ def family_page(suite: str, family: str, tasks: list, rows: list[Row], banner: s
     if family in ("segmentation", "detection"):
         parts.append(WHY_TWO_TABLES + "\n")
         trivial = trivial_rows(suite, rows, tasks)
-        rule = {"segmentation": "per-image Dice; an image with an empty ground truth scores 1 if the prediction is empty, else 0",
-                "detection": "mAP over only the images that have a ground-truth box and at least one surviving prediction"}[family]
+        rule = {
+            "segmentation": "per-image Dice; an image with an empty ground truth scores 1 if the prediction is empty, else 0",
+            "detection": "mAP over only the images that have a ground-truth box and at least one surviving prediction",
+        }[family]
         parts.append(f"## Reference rule (MGCA's {rule}; comparable with the reported rows)\n")
         if trivial:
             parts.append("Italic rows: heads that need no encoder, scored on the same test images (never ranked).\n")
         parts.append(measured_table(rows, tasks, reference_key, trivial) if rows or trivial else none)
         if suite == "paper":
             parts.append("\n\n### Reported by Liu et al. (not measured by this harness)\n")
-            parts.append("Values as printed in Tables 1-3 of the paper (ResNet-50), under the reference rule; `-` = printed as '-'.\n")
+            parts.append(
+                "Values as printed in Tables 1-3 of the paper (ResNet-50), under the reference rule; `-` = printed as '-'.\n"
+            )
             parts.append(reported_table(family, tasks))
-        sound = {"segmentation": "ranked by Dice over the test images with a finding (`dice_positive`); `spec` = share of negative test images predicted empty",
-                 "detection": "ranked by mAP over ALL test images (a box on a negative image is a false positive; a missed image counts)"}[family]
+        sound = {
+            "segmentation": "ranked by Dice over the test images with a finding (`dice_positive`); `spec` = share of negative test images predicted empty",
+            "detection": "ranked by mAP over ALL test images (a box on a negative image is a false positive; a missed image counts)",
+        }[family]
         parts.append(f"\n\n## Sound metrics ({sound})\n")
         beside = "specificity" if family == "segmentation" else None
         parts.append(measured_table(rows, tasks, sound_key, trivial, beside=beside) if rows or trivial else none)
@@ -482,7 +585,9 @@ def family_page(suite: str, family: str, tasks: list, rows: list[Row], banner: s
     return "\n".join(parts).rstrip() + "\n"
 
 
-def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[str] | None = None, require_complete: bool = True) -> list[Path]:
+def render_suite(
+    suite: str, submissions_root: Path, out: Path, skipped: list[str] | None = None, require_complete: bool = True
+) -> list[Path]:
     """Write ``out/<suite>/*.md`` (+ plots); return the files written. Submissions that
     cannot be shown, and results left out for their protocol version, are listed on the
     suite's index page and appended to ``skipped``."""
@@ -497,11 +602,16 @@ def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[st
     banner = (
         "> **SMOKE SUITE.** Synthetic demo images in the official layouts; these numbers show what a "
         "leaderboard looks like and are NOT comparable with published results.\n\n"
-        if suite == "demo" else ""
+        if suite == "demo"
+        else ""
     )
     written = []
-    index = [f"# {suite} suite leaderboard\n", banner, "Generated by `run_benchmark.py leaderboard` from `submissions/`; do not edit.\n",
-             WHY_TWO_TABLES + "\n"]
+    index = [
+        f"# {suite} suite leaderboard\n",
+        banner,
+        "Generated by `run_benchmark.py leaderboard` from `submissions/`; do not edit.\n",
+        WHY_TWO_TABLES + "\n",
+    ]
     for family in FAMILY_ORDER:
         tasks = family_tasks(family)
         if not tasks:
@@ -514,10 +624,16 @@ def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[st
         index.append("\n## Not shown\n")
         index.extend(f"- {line}" for line in own_skipped)
     index.append("\n## Label efficiency\n")
-    index.append("Mean of the tasks' sound metrics (segmentation `dice_positive`, detection `map`) at each label fraction (measured rows):\n")
+    index.append(
+        "Mean of the tasks' sound metrics (segmentation `dice_positive`, detection `map`) at each label fraction (measured rows):\n"
+    )
     index.append(summary_table(rows) if rows else "_No submissions yet._")
     for task in all_tasks().values():
-        if task.family in FAMILY_ORDER and task.family != "zeroshot" and efficiency_plot(task, rows, folder / "plots" / f"{task.id}.png"):
+        if (
+            task.family in FAMILY_ORDER
+            and task.family != "zeroshot"
+            and efficiency_plot(task, rows, folder / "plots" / f"{task.id}.png")
+        ):
             index.append(f"\n![{task.id}](plots/{task.id}.png)")
             written.append(folder / "plots" / f"{task.id}.png")
     (folder / "README.md").write_text("\n".join(index).rstrip() + "\n")
@@ -525,7 +641,9 @@ def render_suite(suite: str, submissions_root: Path, out: Path, skipped: list[st
     return written
 
 
-def render_all(submissions_root: Path, out: Path = LEADERBOARDS, suites=("paper", "demo"), skipped: list[str] | None = None) -> list[Path]:
+def render_all(
+    submissions_root: Path, out: Path = LEADERBOARDS, suites=("paper", "demo"), skipped: list[str] | None = None
+) -> list[Path]:
     """Render every suite into a staging copy of ``out`` and swap it in only when everything
     rendered: a failure part-way leaves ``out`` as it was (all files or none). Returns the
     files written, under ``out``."""
@@ -545,8 +663,14 @@ def render_all(submissions_root: Path, out: Path = LEADERBOARDS, suites=("paper"
         for suite in suites:
             written += render_suite(suite, submissions_root, stage, skipped)
         top = stage / "README.md"
-        top.write_text("# Leaderboards\n\nGenerated from `submissions/` and the reported numbers by `run_benchmark.py leaderboard`; "
-                       "never edited by hand.\n\n" + "\n".join(f"- [{suite} suite]({suite}/README.md)" for suite in suites) + "\n\n" + WHY_TWO_TABLES + "\n")
+        top.write_text(
+            "# Leaderboards\n\nGenerated from `submissions/` and the reported numbers by `run_benchmark.py leaderboard`; "
+            "never edited by hand.\n\n"
+            + "\n".join(f"- [{suite} suite]({suite}/README.md)" for suite in suites)
+            + "\n\n"
+            + WHY_TWO_TABLES
+            + "\n"
+        )
         written.append(top)
         if out.exists():
             os.replace(out, previous)

@@ -44,7 +44,9 @@ def probe_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.
 
 
 @torch.no_grad()
-def evaluate_loss(head: nn.Linear, features: torch.Tensor, targets: torch.Tensor, loss: str, chunk: int = 65536) -> float:
+def evaluate_loss(
+    head: nn.Linear, features: torch.Tensor, targets: torch.Tensor, loss: str, chunk: int = 65536
+) -> float:
     head.eval()
     total = 0.0
     for start in range(0, len(features), chunk):
@@ -84,7 +86,10 @@ def train_linear_probe(
     dim = first.shape[-1]
     head = nn.Linear(dim, num_outputs).to(device)
     optimizer = torch.optim.AdamW(
-        head.parameters(), lr=recipe.lr, betas=recipe.betas, weight_decay=recipe.weight_decay,
+        head.parameters(),
+        lr=recipe.lr,
+        betas=recipe.betas,
+        weight_decay=recipe.weight_decay,
         fused=device.type == "cuda",  # one kernel per step instead of several
     )
     train_targets = train_targets.to(device)

@@ -24,7 +24,9 @@ OFFICIAL_SIDE = 1024
 
 
 @lru_cache(maxsize=8)
-def test_true_pixels(dataset: str, mask_source: str, input_size: int, geometry: str = "stretch") -> tuple[tuple[str, ...], np.ndarray] | None:
+def test_true_pixels(
+    dataset: str, mask_source: str, input_size: int, geometry: str = "stretch"
+) -> tuple[tuple[str, ...], np.ndarray] | None:
     """(test ids, positive pixels per test image at ``input_size``, the mask made the input
     square by ``geometry`` as the segmentation family does) of a committed manifest, or None
     when the label files are not installed."""
@@ -48,7 +50,12 @@ def test_true_pixels(dataset: str, mask_source: str, input_size: int, geometry: 
     for k, image_id in enumerate(ids):
         mask = record_mask(mask_source, records.loc[image_id], OFFICIAL_SIDE, OFFICIAL_SIDE)
         if mask.any():
-            true[k] = int((fit_square(mask.astype(np.float32), input_size, geometry, stretch_interpolation=cv2.INTER_AREA) >= 0.5).sum())
+            true[k] = int(
+                (
+                    fit_square(mask.astype(np.float32), input_size, geometry, stretch_interpolation=cv2.INTER_AREA)
+                    >= 0.5
+                ).sum()
+            )
     return tuple(ids), true
 
 

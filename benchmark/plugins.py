@@ -23,12 +23,19 @@ from typing import Any
 def module_names(package: ModuleType, skip: Iterable[str] = ()) -> list[str]:
     """Names of the plug-in modules of ``package``, sorted (helpers and ``_private`` left out)."""
     skipped = set(skip)
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
-                  if not m.name.startswith("_") and m.name not in skipped)
+    return sorted(
+        m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_") and m.name not in skipped
+    )
 
 
-def discover(package: ModuleType, attribute: str, key: Callable[[Any], str], *, check: Callable[[Any], bool] | None = None,
-             skip: Iterable[str] = ()) -> dict[str, Any]:
+def discover(
+    package: ModuleType,
+    attribute: str,
+    key: Callable[[Any], str],
+    *,
+    check: Callable[[Any], bool] | None = None,
+    skip: Iterable[str] = (),
+) -> dict[str, Any]:
     """``{key(obj): obj}`` for the ``attribute`` constant of every plug-in module of ``package``.
 
     Modules without the constant are helpers and are left out; a constant that fails

@@ -56,7 +56,9 @@ def stretch(image: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR)
     return cv2.resize(image, (size, size), interpolation=interpolation)
 
 
-def fit_square(image: np.ndarray, size: int, geometry: str, *, stretch_interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+def fit_square(
+    image: np.ndarray, size: int, geometry: str, *, stretch_interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
     """An image (or a float mask) as a ``size`` x ``size`` square: ``"stretch"`` (aspect not
     kept; linear interpolation, the reference's detection and segmentation image input; the
     reference resizes segmentation MASKS with area interpolation: pass ``cv2.INTER_AREA``) or

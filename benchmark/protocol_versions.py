@@ -40,10 +40,10 @@ VERSION_OF_UNVERSIONED_RESULTS = 1  # files written before results recorded thei
 # What changed when a family moved to a version: (family, version) -> summary, for messages.
 CHANGES: dict[tuple[str, int], str] = {
     ("segmentation", 2): "the reference's stretch resize instead of letterbox, and its augmentation "
-                         "(shift 0, constant border) instead of shift 0.0625 with a reflected border",
+    "(shift 0, constant border) instead of shift 0.0625 with a reflected border",
     ("detection", 2): "the reference's stretch resize instead of letterbox, the reference's YOLOv3 target "
-                      "assignment and loss instead of mmdet's stock ones, and boxes ranked by objectness "
-                      "instead of objectness x class score",
+    "assignment and loss instead of mmdet's stock ones, and boxes ranked by objectness "
+    "instead of objectness x class score",
 }
 
 
@@ -80,7 +80,11 @@ def version_problem(name: str, result) -> str | None:
         return None
     family, version, current = result.family, result_version(result), current_version(result.family)
     if version < current:
-        return (f"{name}: produced under {family} protocol v{version}, current v{current} "
-                f"({changes_since(family, version)}); rerun the unit")
-    return (f"{name}: produced under {family} protocol v{version}, newer than this harness's v{current}; "
-            "validate it with the harness version that produced it (update medvlp-bench)")
+        return (
+            f"{name}: produced under {family} protocol v{version}, current v{current} "
+            f"({changes_since(family, version)}); rerun the unit"
+        )
+    return (
+        f"{name}: produced under {family} protocol v{version}, newer than this harness's v{current}; "
+        "validate it with the harness version that produced it (update medvlp-bench)"
+    )

@@ -16,8 +16,21 @@ from . import __version__
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
-    "torch", "torchvision", "numpy", "pandas", "scikit-learn", "pillow", "pydicom", "opencv-python",
-    "mmcv", "mmengine", "mmdet", "mmsegmentation", "timm", "transformers", "diffusers",
+    "torch",
+    "torchvision",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "pillow",
+    "pydicom",
+    "opencv-python",
+    "mmcv",
+    "mmengine",
+    "mmdet",
+    "mmsegmentation",
+    "timm",
+    "transformers",
+    "diffusers",
 )
 
 

@@ -40,7 +40,10 @@ BOX_TOLERANCE = 1e-3  # pixels: CSV round-trips of float coordinates
 
 def has_targets(task) -> bool:
     """Tasks whose predictions carry per-image targets that labels determine."""
-    return task.family in ("classification", "segmentation", "detection") or getattr(task, "mode", None) == "classification"
+    return (
+        task.family in ("classification", "segmentation", "detection")
+        or getattr(task, "mode", None) == "classification"
+    )
 
 
 def _target_columns(task) -> list[str]:
@@ -92,6 +95,7 @@ def canonical(task, table: pd.DataFrame) -> pd.DataFrame:
 
 def differences(task, found: pd.DataFrame, expected: pd.DataFrame) -> list[str]:
     """Image ids whose targets differ (sorted); [] when the tables agree."""
+
     def per_image(table):
         values = table.drop(columns="image_id").to_numpy(dtype=np.float64)
         groups: dict[str, list] = {}
@@ -103,8 +107,12 @@ def differences(task, found: pd.DataFrame, expected: pd.DataFrame) -> list[str]:
     bad = []
     for image_id in sorted(set(a) | set(b)):
         x, y = a.get(image_id), b.get(image_id)
-        same = (x is not None and y is not None and x.shape == y.shape
-                and bool(np.all(np.isclose(x, y, rtol=0, atol=BOX_TOLERANCE, equal_nan=True))))
+        same = (
+            x is not None
+            and y is not None
+            and x.shape == y.shape
+            and bool(np.all(np.isclose(x, y, rtol=0, atol=BOX_TOLERANCE, equal_nan=True)))
+        )
         if not same:
             bad.append(image_id)
     return bad
@@ -115,7 +123,7 @@ def describe(task, table: pd.DataFrame, image_id: str) -> str:
     if task.family == "detection":
         boxes = [tuple(round(float(v), 1) for v in r) for r in rows.to_numpy() if not np.isnan(r).all()]
         return f"{len(boxes)} box(es) {boxes[:3]}" if boxes else "no box"
-    return ", ".join(f"{c[len('target:'):]}={v:g}" for c, v in rows.iloc[0].items()) if len(rows) else "absent"
+    return ", ".join(f"{c[len('target:') :]}={v:g}" for c, v in rows.iloc[0].items()) if len(rows) else "absent"
 
 
 def reference_path(suite: str, task, root: Path = REFERENCE_DIR) -> Path:

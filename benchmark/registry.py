@@ -35,6 +35,8 @@ def select_tasks(selection: str | None, default_family: str | None = None) -> li
             matches = [t for t in tasks.values() if t.family == token or t.dataset == token]
         if not matches:
             families = sorted({t.family for t in tasks.values()})
-            raise ConfigError(f"unknown task or family {token!r}. Tasks: {', '.join(tasks)}; families: {', '.join(families)}")
+            raise ConfigError(
+                f"unknown task or family {token!r}. Tasks: {', '.join(tasks)}; families: {', '.join(families)}"
+            )
         chosen.extend(m for m in matches if m not in chosen)
     return chosen

@@ -79,8 +79,10 @@ def check_targets(task, result: Result, table: pd.DataFrame, path: Path, ids: li
     if task.family == "segmentation" and {"true_pixels", f"target:{task.label_column}"} <= set(table.columns):
         negative_with_mask = table[(table[f"target:{task.label_column}"] == 0) & (table["true_pixels"] > 0)]
         if len(negative_with_mask):
-            raise ResultCheckError(f"{path}: {len(negative_with_mask)} image(s) labelled negative have ground-truth mask pixels "
-                                   f"(e.g. {negative_with_mask['image_id'].iloc[0]}); targets rewritten?")
+            raise ResultCheckError(
+                f"{path}: {len(negative_with_mask)} image(s) labelled negative have ground-truth mask pixels "
+                f"(e.g. {negative_with_mask['image_id'].iloc[0]}); targets rewritten?"
+            )
     if not rt.has_targets(task):
         return
     expected = rt.reference_targets(task, result.suite)
@@ -88,8 +90,12 @@ def check_targets(task, result: Result, table: pd.DataFrame, path: Path, ids: li
         return
     expected_ids = sorted(set(expected["image_id"]))
     if ids_hash(expected_ids) != ids_hash(sorted(ids)):
-        if result.suite == "paper":  # the test ids were checked against the manifest above; a reference on other ids is stale
-            raise ResultCheckError(f"{path}: the committed reference targets {rt.reference_path(result.suite, task)} list other test ids")
+        if (
+            result.suite == "paper"
+        ):  # the test ids were checked against the manifest above; a reference on other ids is stale
+            raise ResultCheckError(
+                f"{path}: the committed reference targets {rt.reference_path(result.suite, task)} list other test ids"
+            )
         return  # a demo suite generated with other parameters (tests use a smaller one): no reference for it
     try:
         found = rt.predictions_targets(task, table)
@@ -101,14 +107,17 @@ def check_targets(task, result: Result, table: pd.DataFrame, path: Path, ids: li
         raise ResultCheckError(
             f"{path}: the targets of {len(bad)} of {len(expected_ids)} test images differ from the labels the harness derives "
             f"({rt.reference_path(result.suite, task).name} in benchmark/data/reference_targets/{result.suite}); e.g. {first}: "
-            f"the file says {rt.describe(task, found, first)}, the labels say {rt.describe(task, expected, first)}")
+            f"the file says {rt.describe(task, found, first)}, the labels say {rt.describe(task, expected, first)}"
+        )
 
 
 def _checked_scores(task, result: Result, folder: Path) -> UnitScores:
     json_path = Path(folder) / result.unit.task / f"{result.unit.name}.json"
     path = predictions_path(result, folder)
     if not path.is_file():
-        raise ResultCheckError(f"{json_path}: its predictions file {path.name} is missing, so its numbers cannot be checked or resampled")
+        raise ResultCheckError(
+            f"{json_path}: its predictions file {path.name} is missing, so its numbers cannot be checked or resampled"
+        )
     try:
         table = pd.read_csv(path, dtype={"image_id": str})
     except Exception as error:  # truncated gzip, not a CSV, ...
@@ -119,12 +128,16 @@ def _checked_scores(task, result: Result, folder: Path) -> UnitScores:
         raise ResultCheckError(f"{path}: image ids appear more than once ({len(duplicated)}, e.g. {duplicated[:3]})")
     recorded = result.data.get("test_ids_sha256")
     if recorded and result.flags.get("limit") is None and ids_hash(ids) != recorded:
-        raise ResultCheckError(f"{path}: its {len(ids)} image ids are not the test images the result records "
-                               f"(test_ids_sha256 {recorded[:12]}...; ids renamed, dropped or added)")
+        raise ResultCheckError(
+            f"{path}: its {len(ids)} image ids are not the test images the result records "
+            f"(test_ids_sha256 {recorded[:12]}...; ids renamed, dropped or added)"
+        )
     expected = paper_test_ids_hash(result.dataset) if result.suite == "paper" else None
     if expected and result.flags.get("limit") is None and ids_hash(ids) != expected:
-        raise ResultCheckError(f"{path}: its {len(ids)} image ids are not the paper suite's {result.dataset} test images "
-                               f"(the committed manifest lists them; sha256 {expected[:12]}...)")
+        raise ResultCheckError(
+            f"{path}: its {len(ids)} image ids are not the paper suite's {result.dataset} test images "
+            f"(the committed manifest lists them; sha256 {expected[:12]}...)"
+        )
     if result.flags.get("limit") is None:
         check_targets(task, result, table, path, ids)
     size = result.hyperparameters.get("input_size")
@@ -135,5 +148,7 @@ def _checked_scores(task, result: Result, folder: Path) -> UnitScores:
     recomputed = scores.value(headline)
     same = abs(recomputed - result.value) <= VALUE_TOLERANCE or (np.isnan(recomputed) and np.isnan(result.value))
     if not same:
-        raise ResultCheckError(f"{json_path}: its {headline} {result.value:.6f} disagrees with {recomputed:.6f} recomputed from {path.name}")
+        raise ResultCheckError(
+            f"{json_path}: its {headline} {result.value:.6f} disagrees with {recomputed:.6f} recomputed from {path.name}"
+        )
     return scores

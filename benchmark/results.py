@@ -69,7 +69,9 @@ def unit_paths(output: Path, unit: UnitId) -> tuple[Path, Path]:
 def write_result(output: Path, result: Result, predictions: pd.DataFrame | None) -> Path:
     json_path, pred_path = unit_paths(output, result.unit)
     if predictions is not None:  # atomic: a failed write (full disk) leaves no temp file behind
-        atomic_write(pred_path, lambda tmp: predictions.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0}))
+        atomic_write(
+            pred_path, lambda tmp: predictions.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
+        )
         result.predictions_file = pred_path.name
     # the JSON is written last: its presence means the unit is complete
     atomic_write_text(json_path, result.model_dump_json(indent=2) + "\n")
@@ -80,7 +82,9 @@ def read_result(path: Path) -> Result:
     data = json.loads(Path(path).read_text())
     version = data.get("schema_version")
     if version is None or version > SCHEMA_VERSION:
-        raise ValueError(f"{path}: unsupported result schema version {version} (this harness reads <= {SCHEMA_VERSION})")
+        raise ValueError(
+            f"{path}: unsupported result schema version {version} (this harness reads <= {SCHEMA_VERSION})"
+        )
     return Result.model_validate(data)
 
 

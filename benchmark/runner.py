@@ -25,7 +25,9 @@ def plan_units(tasks: list[TaskSpec], fractions: list[int] | None, seeds: list[i
     for task in tasks:
         for fraction in fractions or task.fractions:
             if fraction not in task.fractions:
-                raise BenchmarkError(f"--fractions {fraction}: {task.id} has no {fraction}% label fraction (it has {', '.join(map(str, task.fractions))})")
+                raise BenchmarkError(
+                    f"--fractions {fraction}: {task.id} has no {fraction}% label fraction (it has {', '.join(map(str, task.fractions))})"
+                )
             for seed in seeds:
                 units.append((task, UnitId(task=task.id, fraction=fraction, seed=seed)))
     return units
@@ -77,7 +79,9 @@ def check_writable_folder(path: Path, option: str) -> None:
         raise BenchmarkError(f"{option} {path} {where}, not a folder; choose another {option}")
     if not os.access(existing, os.W_OK | os.X_OK):
         where = "" if existing == path else f" (it would be created in {existing})"
-        raise BenchmarkError(f"{option} {path} is not writable for this user{where}; choose another {option} or fix its permissions")
+        raise BenchmarkError(
+            f"{option} {path} is not writable for this user{where}; choose another {option} or fix its permissions"
+        )
 
 
 def _splits_read(task: TaskSpec) -> tuple[str, ...]:
@@ -126,13 +130,18 @@ def check_images(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data
             if bad:
                 (path, problem), others = bad[0], [p for p, _ in bad[1:4]]
                 more = f"; {len(bad) - 1} more of them, e.g. {', '.join(others)}" if len(bad) > 1 else ""
-                raise ImageDecodeError(path, f"{problem} (checked before encoding: {len(bad)} of the {len(paths)} {split} "
-                                             f"image file(s) of {task_id} fail{more})")
+                raise ImageDecodeError(
+                    path,
+                    f"{problem} (checked before encoding: {len(bad)} of the {len(paths)} {split} "
+                    f"image file(s) of {task_id} fail{more})",
+                )
             if paths:
                 read_grey(paths[0])
 
 
-def feature_cache_bytes(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data: dict[str, TaskData]) -> tuple[int, list[str]]:
+def feature_cache_bytes(
+    ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data: dict[str, TaskData]
+) -> tuple[int, list[str]]:
     """Bytes the feature-cache entries of ``todo`` still have to write, and a line per split:
     classification features (rows not yet done x views x feature dim x 2, fp16), detection
     pyramids (rows not yet done x the levels' values x 2) and segmentation val/test pyramids
@@ -180,7 +189,9 @@ def feature_cache_bytes(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], ta
             size = len(rows) * views * dim * 2
             if size:
                 total += size
-                lines.append(f"{task_id} {split}: {len(rows):,} images x {views} view(s) x {dim} dims x 2 B = {size / 1e6:,.1f} MB")
+                lines.append(
+                    f"{task_id} {split}: {len(rows):,} images x {views} view(s) x {dim} dims x 2 B = {size / 1e6:,.1f} MB"
+                )
     return total, lines
 
 
@@ -258,7 +269,9 @@ def run_group(module, ctx: RunContext, data: TaskData, units: list[UnitId]):
         yield unit, result, predictions
 
 
-def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrite: bool = False, log=print) -> list[Result]:
+def run_units(
+    ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrite: bool = False, log=print
+) -> list[Result]:
     """Run the units not finished yet. A finished unit is reused only when it was produced
     under its family's current protocol version (:mod:`benchmark.protocol_versions`; checked
     first, so a result of an older protocol is refused with its version even where its unit
@@ -304,7 +317,9 @@ def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrit
     if outdated:
         raise BenchmarkError(
             f"{len(outdated)} result file(s) in {ctx.output} were produced under another protocol version and are "
-            "never reused:\n  " + "\n  ".join(outdated[:10]) + ("\n  ..." if len(outdated) > 10 else "")
+            "never reused:\n  "
+            + "\n  ".join(outdated[:10])
+            + ("\n  ..." if len(outdated) > 10 else "")
             + "\nUse another --output, or --overwrite to rerun them here."
         )
     if conflicts:
@@ -326,20 +341,30 @@ def run_units(ctx: RunContext, units: list[tuple[TaskSpec, UnitId]], *, overwrit
             if len(group) == 1:
                 tqdm.write(f"[{first}/{len(todo)}] {group[0].task} {group[0].fraction}% seed {group[0].seed}")
             else:
-                tqdm.write(f"[{first}-{last}/{len(todo)}] {task.id} {group[0].fraction}% seeds "
-                           f"{', '.join(str(u.seed) for u in group)} (probes trained batched)")
+                tqdm.write(
+                    f"[{first}-{last}/{len(todo)}] {task.id} {group[0].fraction}% seeds "
+                    f"{', '.join(str(u.seed) for u in group)} (probes trained batched)"
+                )
         for unit, result, predictions in run_group(module, ctx, task_data[task.id], group):
             number += 1
             path = write_result(ctx.output, result, predictions)
             best = result.training.get("best_epoch")
             detail = f"best epoch {best}, " if best is not None else ""
-            log(f"[{number}/{len(todo)}] {unit.task} {unit.fraction}% seed {unit.seed}: {result.metric} "
-                f"{100 * result.value:.2f} ({detail}{result.timings['unit_total']:.1f} s) -> {path}")
+            log(
+                f"[{number}/{len(todo)}] {unit.task} {unit.fraction}% seed {unit.seed}: {result.metric} "
+                f"{100 * result.value:.2f} ({detail}{result.timings['unit_total']:.1f} s) -> {path}"
+            )
             results.append(result)
     return results
 
 
 __all__ = [
-    "plan_units", "parse_shard", "shard_units", "check_datasets", "run_units", "execution_groups",
-    "DatasetNotFoundError", "Path",
+    "plan_units",
+    "parse_shard",
+    "shard_units",
+    "check_datasets",
+    "run_units",
+    "execution_groups",
+    "DatasetNotFoundError",
+    "Path",
 ]

@@ -109,10 +109,16 @@ def targets_digest(task, predictions: pd.DataFrame) -> str:
 
     if task.family == "detection":
         gt = predictions[predictions["kind"].isin(["image", "gt"])][["image_id", "kind", "x1", "y1", "x2", "y2"]]
-        canonical = gt.assign(image_id=gt["image_id"].astype(str)).sort_values(["image_id", "kind", "x1", "y1", "x2", "y2"], kind="stable")
+        canonical = gt.assign(image_id=gt["image_id"].astype(str)).sort_values(
+            ["image_id", "kind", "x1", "y1", "x2", "y2"], kind="stable"
+        )
     else:
         columns = ["image_id"] + [c for c in predictions.columns if c.startswith("target:") or c == "true_pixels"]
-        canonical = predictions[columns].assign(image_id=predictions["image_id"].astype(str)).sort_values("image_id", kind="stable")
+        canonical = (
+            predictions[columns]
+            .assign(image_id=predictions["image_id"].astype(str))
+            .sort_values("image_id", kind="stable")
+        )
     text = canonical.to_csv(index=False, lineterminator="\n", float_format="%.6g")
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -127,9 +133,16 @@ def unit_scores(task, predictions: pd.DataFrame, pixels: int | None = None) -> U
         thresholds = task.recipe.iou_thresholds
         sound = ResampledMAP(gt, preds, images, thresholds)
         reference = ResampledMAP(gt, preds, images, thresholds, reference=True)
-        return UnitScores(np.array(sound.images, dtype=object), {"map": sound, "map_reference": reference},
-                          targets_sha256=targets_digest(task, predictions))
-    table = predictions.assign(image_id=predictions["image_id"].astype(str)).sort_values("image_id", kind="stable").reset_index(drop=True)
+        return UnitScores(
+            np.array(sound.images, dtype=object),
+            {"map": sound, "map_reference": reference},
+            targets_sha256=targets_digest(task, predictions),
+        )
+    table = (
+        predictions.assign(image_id=predictions["image_id"].astype(str))
+        .sort_values("image_id", kind="stable")
+        .reset_index(drop=True)
+    )
     ids = table["image_id"].to_numpy(dtype=object)
     if task.family == "segmentation" or getattr(task, "mode", None) == "grounding":
         floors = None

@@ -37,7 +37,9 @@ def mask_counts(probabilities: np.ndarray, targets: np.ndarray, threshold: float
 
 
 def per_image_dice(intersection, pred_pixels, true_pixels) -> np.ndarray:
-    intersection, pred_pixels, true_pixels = (np.asarray(a, dtype=np.float64) for a in (intersection, pred_pixels, true_pixels))
+    intersection, pred_pixels, true_pixels = (
+        np.asarray(a, dtype=np.float64) for a in (intersection, pred_pixels, true_pixels)
+    )
     denominator = pred_pixels + true_pixels
     empty_truth = true_pixels == 0
     dice = np.where(denominator > 0, 2 * intersection / np.maximum(denominator, 1), 1.0)
@@ -53,7 +55,10 @@ def trivial_floors(true_pixels, pixels) -> dict[str, dict[str, float]]:
     nothing = {"intersection": np.zeros_like(true), "pred_pixels": np.zeros_like(true), "true_pixels": true}
     everything = {"intersection": true, "pred_pixels": total, "true_pixels": true}
     keys = ("dice", "dice_positive", "specificity")
-    return {name: {k: core_metrics(counts)[k] for k in keys} for name, counts in (("predict_nothing", nothing), ("predict_everything", everything))}
+    return {
+        name: {k: core_metrics(counts)[k] for k in keys}
+        for name, counts in (("predict_nothing", nothing), ("predict_everything", everything))
+    }
 
 
 def core_metrics(counts: pd.DataFrame | dict) -> dict[str, float]:
@@ -62,11 +67,15 @@ def core_metrics(counts: pd.DataFrame | dict) -> dict[str, float]:
     dice = per_image_dice(frame["intersection"], frame["pred_pixels"], frame["true_pixels"])
     positive = frame["true_pixels"].to_numpy() > 0
     negative = ~positive
-    inter, pred, true = (frame.loc[positive, c].to_numpy(dtype=np.float64).sum() for c in ("intersection", "pred_pixels", "true_pixels"))
+    inter, pred, true = (
+        frame.loc[positive, c].to_numpy(dtype=np.float64).sum() for c in ("intersection", "pred_pixels", "true_pixels")
+    )
     return {
         "dice": float(dice.mean()) if len(dice) else float("nan"),
         "dice_positive": float(dice[positive].mean()) if positive.any() else float("nan"),
-        "specificity": float((frame["pred_pixels"].to_numpy()[negative] == 0).mean()) if negative.any() else float("nan"),
+        "specificity": float((frame["pred_pixels"].to_numpy()[negative] == 0).mean())
+        if negative.any()
+        else float("nan"),
         "dice_positive_dataset": float(2 * inter / (pred + true)) if positive.any() else float("nan"),
         "n_images": int(len(dice)),
         "n_positive": int(positive.sum()),

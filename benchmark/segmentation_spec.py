@@ -36,7 +36,9 @@ class SegmentationRecipe(Spec):
     max_epochs: int = 50
     patience: int = 10
     input_size: int = 224  # the square image and mask become (the demo suite uses a smaller one)
-    geometry: Literal["stretch", "letterbox"] = "stretch"  # reference: stretched (linear); letterbox: longer side + zero pad
+    geometry: Literal["stretch", "letterbox"] = (
+        "stretch"  # reference: stretched (linear); letterbox: longer side + zero pad
+    )
     decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
     focal_weight: float = 10.0
     focal_gamma: float = 2.0

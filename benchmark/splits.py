@@ -113,9 +113,7 @@ def stratified_pick(frame: pd.DataFrame, n: int, stratify: tuple[str, ...], salt
     return pd.Index(sorted(picked))
 
 
-def ensure_positives(
-    parent: pd.DataFrame, chosen: pd.Index, classes: list[str], minimum: int, salt: str
-) -> pd.Index:
+def ensure_positives(parent: pd.DataFrame, chosen: pd.Index, classes: list[str], minimum: int, salt: str) -> pd.Index:
     """Swap images into ``chosen`` until every class column has ``minimum`` positives.
 
     ``classes`` are 0/1 indicator columns of ``parent``. A class with fewer positives in the
@@ -337,7 +335,9 @@ def read_manifest(path: Path, dataset: str) -> Manifest:
     meta = json.loads(sidecar_path(path).read_text()) if sidecar_path(path).is_file() else {}
     digest = sha256_bytes(data)
     if meta.get("sha256") and meta["sha256"] != digest:
-        raise BenchmarkError(f"Manifest {path} does not match the hash in its sidecar ({meta['sha256'][:12]}): it was edited by hand. Rebuild it with tasks/build_manifests.py.")
+        raise BenchmarkError(
+            f"Manifest {path} does not match the hash in its sidecar ({meta['sha256'][:12]}): it was edited by hand. Rebuild it with tasks/build_manifests.py."
+        )
     return Manifest(dataset, frame, digest, path, meta)
 
 

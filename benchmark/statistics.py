@@ -17,10 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .scoring import UnitScores
 
@@ -50,7 +48,9 @@ def cell_stats(per_seed: list[UnitScores], key: str) -> CellStats:
     ids = per_seed[0].image_ids
     for other in per_seed[1:]:
         if len(other.image_ids) != len(ids) or not (other.image_ids == ids).all():
-            raise ValueError("the seeds of one cell were tested on different images: they cannot be averaged or resampled together")
+            raise ValueError(
+                "the seeds of one cell were tested on different images: they cannot be averaged or resampled together"
+            )
     values = np.array([100 * unit.value(key) for unit in per_seed])
     mean = float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
     std = float(np.nanstd(values, ddof=1)) if len(values) > 1 else 0.0

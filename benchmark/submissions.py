@@ -48,7 +48,9 @@ class Pretraining(Strict):
 
     def label(self) -> str:
         if self.images in ("synthetic", "mixed"):
-            generator = {"sd21": "SD 2.1", "roentgen": "RoentGen", "other": "synthetic (other generator)"}[self.generator or "other"]
+            generator = {"sd21": "SD 2.1", "roentgen": "RoentGen", "other": "synthetic (other generator)"}[
+                self.generator or "other"
+            ]
             return f"{generator}" if self.images == "synthetic" else f"mixed ({generator}, {self.mix_ratio})"
         return self.images
 
@@ -133,7 +135,13 @@ def write_metadata_template(folder: Path, name: str, loaded, spec: str) -> Path:
         "method_id": re.sub(r"[^a-z0-9_-]+", "-", name.lower()),
         "paper": TODO,
         "code": TODO,
-        "pretraining": {"images": TODO, "generator": None, "reports": "mimic-cxr", "mix_ratio": None, "dataset": "MIMIC-CXR-JPG 2.0.0"},
+        "pretraining": {
+            "images": TODO,
+            "generator": None,
+            "reports": "mimic-cxr",
+            "mix_ratio": None,
+            "dataset": "MIMIC-CXR-JPG 2.0.0",
+        },
         "licence": TODO,
         "contact": TODO,
         "baseline": False,
@@ -164,8 +172,15 @@ def list_submissions(root: Path = SUBMISSIONS_DIR) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------- validation
-COMPAT_FLAGS = ("mgca_bn_drift", "mgca_det_map", "allow_partial_load", "zeroshot_threshold_on_test", "skip_bad_rows",
-                "yolo_semantics", "dense_geometry")  # the last two: --yolo-semantics mmdet, --geometry letterbox
+COMPAT_FLAGS = (
+    "mgca_bn_drift",
+    "mgca_det_map",
+    "allow_partial_load",
+    "zeroshot_threshold_on_test",
+    "skip_bad_rows",
+    "yolo_semantics",
+    "dense_geometry",
+)  # the last two: --yolo-semantics mmdet, --geometry letterbox
 
 
 def expected_units(suite: str, zeroshot: bool = False) -> set[tuple[str, int, int]]:
@@ -187,11 +202,14 @@ def current_manifest_hashes() -> dict[str, str]:
     from .splits import read_manifest
     from .suites import REPO_MANIFESTS
 
-    return {p.name.removesuffix(".csv.gz"): read_manifest(p, p.name).sha256 for p in sorted(REPO_MANIFESTS.glob("*.csv.gz"))}
+    return {
+        p.name.removesuffix(".csv.gz"): read_manifest(p, p.name).sha256 for p in sorted(REPO_MANIFESTS.glob("*.csv.gz"))
+    }
 
 
-def validate_submission(folder: Path, suites: tuple[str, ...] | None = None, *, require_complete: bool = True,
-                        name_outdated: bool = True) -> list[str]:
+def validate_submission(
+    folder: Path, suites: tuple[str, ...] | None = None, *, require_complete: bool = True, name_outdated: bool = True
+) -> list[str]:
     """Every problem found, as one actionable line each (empty list = valid).
     ``require_complete=False`` skips only the missing-units check (partial runs, tests).
     Each result produced under an older (or newer) protocol version of its family than the
@@ -220,7 +238,9 @@ def validate_submission(folder: Path, suites: tuple[str, ...] | None = None, *, 
     available = [p.name for p in sorted((folder / "results").glob("*")) if p.is_dir()]
     suites = suites or tuple(available)
     if not suites:
-        problems.append(f"no results under {folder / 'results'}: run `run_benchmark.py --encoder ... --submission {folder.name}`")
+        problems.append(
+            f"no results under {folder / 'results'}: run `run_benchmark.py --encoder ... --submission {folder.name}`"
+        )
     manifests = current_manifest_hashes()
     tasks = all_tasks()
     raw = yaml.safe_load(metadata_path(folder).read_text()) or {}
@@ -232,10 +252,14 @@ def validate_submission(folder: Path, suites: tuple[str, ...] | None = None, *, 
             try:
                 result = read_result(path)
             except Exception as error:
-                problems.append(f"{path}: not a readable result file ({type(error).__name__}: {str(error).splitlines()[0][:120]})")
+                problems.append(
+                    f"{path}: not a readable result file ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
+                )
                 continue
             if path.name != f"{result.unit.name}.json" or path.parent.name != result.unit.task:
-                problems.append(f"{path}: holds the unit {result.unit.name}, which belongs in {result.unit.task}/{result.unit.name}.json")
+                problems.append(
+                    f"{path}: holds the unit {result.unit.name}, which belongs in {result.unit.task}/{result.unit.name}.json"
+                )
                 continue
             pairs.append((result, base))
         units = [(r.unit.task, r.unit.fraction, r.unit.seed) for r, _ in pairs]
@@ -249,8 +273,10 @@ def validate_submission(folder: Path, suites: tuple[str, ...] | None = None, *, 
         extra = sorted(have - expected)
         if extra:
             listing = ", ".join(f"{t} {f}% seed {s}" for t, f, s in extra[:12])
-            problems.append(f"{suite}: {len(extra)} unexpected unit(s) that the {suite} suite does not define: {listing} "
-                            "(they would be averaged into the cells; remove them)")
+            problems.append(
+                f"{suite}: {len(extra)} unexpected unit(s) that the {suite} suite does not define: {listing} "
+                "(they would be averaged into the cells; remove them)"
+            )
         by_dataset: dict[str, set[str]] = {}
         for result, _ in pairs:
             name = f"{suite}/{result.unit.task}/{result.unit.name}"
@@ -260,16 +286,22 @@ def validate_submission(folder: Path, suites: tuple[str, ...] | None = None, *, 
             if other_protocol and name_outdated:
                 problems.append(other_protocol)
             if declared_sha and result.encoder.get("sha256") != declared_sha:
-                problems.append(f"{name}: checkpoint sha256 {str(result.encoder.get('sha256'))[:12]}... differs from the declared {declared_sha[:12]}...")
+                problems.append(
+                    f"{name}: checkpoint sha256 {str(result.encoder.get('sha256'))[:12]}... differs from the declared {declared_sha[:12]}..."
+                )
             if result.flags.get("limit") is not None:
                 problems.append(f"{name}: produced with --limit {result.flags['limit']} (debug runs are not accepted)")
             for flag in COMPAT_FLAGS:
                 if result.flags.get(flag):
-                    problems.append(f"{name}: produced with the compatibility switch {flag} (not accepted on the leaderboard)")
+                    problems.append(
+                        f"{name}: produced with the compatibility switch {flag} (not accepted on the leaderboard)"
+                    )
             digest = result.data.get("manifest_sha256")
             by_dataset.setdefault(result.dataset, set()).add(digest)
             if suite == "paper" and result.dataset in manifests and digest != manifests[result.dataset]:
-                problems.append(f"{name}: split manifest {str(digest)[:12]}... no longer matches the current {result.dataset} manifest {manifests[result.dataset][:12]}...: rerun this unit")
+                problems.append(
+                    f"{name}: split manifest {str(digest)[:12]}... no longer matches the current {result.dataset} manifest {manifests[result.dataset][:12]}...: rerun this unit"
+                )
             task = tasks.get(result.unit.task)
             if task is None:
                 problems.append(f"{name}: unknown task {result.unit.task!r}")

@@ -97,8 +97,16 @@ DEMO_EXTRA = {
     "segmentation_patience": 4,
     "segmentation_min_delta": 0.01,
     "segmentation_input_size": 64,
-    "detection_recipe": {"neck_out_channels": (128, 64, 32), "head_out_channels": (256, 128, 64), "max_epochs": 100, "patience": 6,
-                         "lr_1pct": 1e-3, "lr": 1e-3, "batch_size_1pct": 4, "batch_size": 8},
+    "detection_recipe": {
+        "neck_out_channels": (128, 64, 32),
+        "head_out_channels": (256, 128, 64),
+        "max_epochs": 100,
+        "patience": 6,
+        "lr_1pct": 1e-3,
+        "lr": 1e-3,
+        "batch_size_1pct": 4,
+        "batch_size": 8,
+    },
     "detection_min_delta": 0.01,
 }
 
@@ -116,11 +124,15 @@ def _ensure_current_demo_suite(root: Path, progress: bool) -> None:
         generate_demo_suite(root, progress=progress)
     elif marker[0].version != GENERATOR_VERSION:
         old = marker[0]
-        print(f"demo suite at {root} was drawn by generator version {old.version}; redrawing it with version {GENERATOR_VERSION}")
+        print(
+            f"demo suite at {root} was drawn by generator version {old.version}; redrawing it with version {GENERATOR_VERSION}"
+        )
         generate_demo_suite(root, seed=old.seed, image_size=old.image_size, scale=old.scale, progress=progress)
 
 
-def demo_suite(root: Path | None = None, *, train_views: int = 2, generate: bool = True, progress: bool = True) -> Suite:
+def demo_suite(
+    root: Path | None = None, *, train_views: int = 2, generate: bool = True, progress: bool = True
+) -> Suite:
     root = Path(root) if root else DEFAULT_CACHE / "demo-suite"
     if generate:
         _ensure_current_demo_suite(root, progress)

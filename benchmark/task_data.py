@@ -86,7 +86,9 @@ class TaskData:
         of it. The single place units get their training ids."""
         recipe = self.split_recipe
         if fraction != 100 and fraction not in recipe.subset_percents:
-            raise BenchmarkError(f"label fraction {fraction}% is not defined; use one of 100, {', '.join(map(str, recipe.subset_percents))}")
+            raise BenchmarkError(
+                f"label fraction {fraction}% is not defined; use one of 100, {', '.join(map(str, recipe.subset_percents))}"
+            )
         train = self.split_ids["train"]
         balance = self.balance_column
         if fraction == 100 and balance is None:
@@ -153,7 +155,11 @@ def local_manifest(adapter: DatasetAdapter, suite: Suite, dataset: str, cache: P
     path = cache / "manifests" / suite.name / f"{dataset}-{key}.csv.gz"
     if not path.is_file():
         manifest = build_manifest(adapter.records, recipe, dataset)
-        write_manifest(manifest, path, {"dataset": dataset, "recipe": recipe.to_dict(), "source": adapter.version(), "suite": suite.name})
+        write_manifest(
+            manifest,
+            path,
+            {"dataset": dataset, "recipe": recipe.to_dict(), "source": adapter.version(), "suite": suite.name},
+        )
     return read_manifest(path, dataset)
 
 

@@ -98,8 +98,12 @@ class DetectionRecipe(Spec):
     max_epochs: int = 50
     patience: int = 10
     input_size: int = 224  # the square the image becomes (see ``geometry``); no crop
-    geometry: Literal["stretch", "letterbox"] = "stretch"  # reference: stretched (linear); letterbox: longer side + zero pad
-    yolo: Literal["reference", "mmdet"] = "reference"  # target assignment, loss and score: MGCA's, or mmdet's stock YOLOv3
+    geometry: Literal["stretch", "letterbox"] = (
+        "stretch"  # reference: stretched (linear); letterbox: longer side + zero pad
+    )
+    yolo: Literal["reference", "mmdet"] = (
+        "reference"  # target assignment, loss and score: MGCA's, or mmdet's stock YOLOv3
+    )
     out_indices: tuple[int, int, int] = (2, 3, 4)  # encoder pyramid levels (strides 8, 16, 32)
     anchors: tuple[tuple[tuple[int, int], ...], ...] = COCO_YOLOV3_ANCHORS
     anchor_reference_size: int = 416

@@ -99,9 +99,12 @@ def _with(recipe, overrides: dict):
 
 def classification_plan(task, suite, flags: dict) -> ClassificationPlan:
     over = suite_overrides(suite)
-    return ClassificationPlan(resize=int(suite.resize or task.image.resize), crop=int(suite.crop or task.image.crop),
-                              probe=task.probe.model_copy(update=dict(over.probe_recipe)) if over.probe_recipe else task.probe,
-                              min_delta=float(over.probe_min_delta or 0.0))
+    return ClassificationPlan(
+        resize=int(suite.resize or task.image.resize),
+        crop=int(suite.crop or task.image.crop),
+        probe=task.probe.model_copy(update=dict(over.probe_recipe)) if over.probe_recipe else task.probe,
+        min_delta=float(over.probe_min_delta or 0.0),
+    )
 
 
 def segmentation_plan(task, suite, flags: dict) -> SegmentationPlan:
@@ -131,17 +134,28 @@ def detection_plan(task, suite, flags: dict) -> DetectionPlan:
         changes["yolo"] = flags["yolo_semantics"]
     if flags.get("dense_geometry"):
         changes["geometry"] = flags["dense_geometry"]
-    return DetectionPlan(recipe=task.recipe.model_copy(update=changes), input_size=int(suite.resize or task.recipe.input_size),
-                         loss_min_delta=float(over.detection_min_delta or 0.0), bn_drift=bn_drift(flags))
+    return DetectionPlan(
+        recipe=task.recipe.model_copy(update=changes),
+        input_size=int(suite.resize or task.recipe.input_size),
+        loss_min_delta=float(over.detection_min_delta or 0.0),
+        bn_drift=bn_drift(flags),
+    )
 
 
 def zeroshot_plan(task, suite, flags: dict) -> ZeroShotPlan:
-    return ZeroShotPlan(resize=int(suite.resize or task.image.resize), crop=int(suite.crop or task.image.crop),
-                        threshold_split="test" if flags.get(THRESHOLD_FLAG) else "val")
+    return ZeroShotPlan(
+        resize=int(suite.resize or task.image.resize),
+        crop=int(suite.crop or task.image.crop),
+        threshold_split="test" if flags.get(THRESHOLD_FLAG) else "val",
+    )
 
 
-PLANNERS = {"classification": classification_plan, "segmentation": segmentation_plan, "detection": detection_plan,
-            "zeroshot": zeroshot_plan}
+PLANNERS = {
+    "classification": classification_plan,
+    "segmentation": segmentation_plan,
+    "detection": detection_plan,
+    "zeroshot": zeroshot_plan,
+}
 
 
 def unit_plan(task, ctx):

@@ -4,5 +4,4 @@ from models.architectures import ARCHS, build_arch, infer_arch
 from models.encoder import Encoder, InputContract
 from models.loading import LoadedEncoder, load_encoder
 
-__all__ = ["ARCHS", "Encoder", "InputContract", "LoadedEncoder", "build_arch", "infer_arch",
-           "load_encoder"]
+__all__ = ["ARCHS", "Encoder", "InputContract", "LoadedEncoder", "build_arch", "infer_arch", "load_encoder"]

@@ -90,8 +90,8 @@ def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> tuple[Any, str
             from safetensors.torch import load_file
         except ImportError as e:  # pragma: no cover - safetensors is a dependency
             raise CheckpointError(
-                f"{path}: reading .safetensors files needs the 'safetensors' package "
-                f"(pip install safetensors)") from e
+                f"{path}: reading .safetensors files needs the 'safetensors' package (pip install safetensors)"
+            ) from e
         try:
             return load_file(str(path), device="cpu"), "safetensors"
         except Exception as e:  # noqa: BLE001
@@ -120,8 +120,7 @@ def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> tuple[Any, str
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            return torch.load(path, map_location="cpu", weights_only=False), \
-                "torch.load(weights_only=False)"
+            return torch.load(path, map_location="cpu", weights_only=False), "torch.load(weights_only=False)"
     except ModuleNotFoundError as e:
         raise CheckpointError(
             f"{path}: unpickling this trusted checkpoint needs the Python module "
@@ -129,5 +128,4 @@ def read_checkpoint(path: Path, *, trust_pickle: bool = False) -> tuple[Any, str
             f"saved from, or re-save just its state dict with that code available."
         ) from e
     except Exception as e:  # noqa: BLE001
-        raise CheckpointError(
-            f"{path}: cannot unpickle this checkpoint ({type(e).__name__}: {e})") from e
+        raise CheckpointError(f"{path}: cannot unpickle this checkpoint ({type(e).__name__}: {e})") from e

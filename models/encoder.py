@@ -75,8 +75,7 @@ class InputContract:
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(
-                f"input contract: unknown field(s) {sorted(unknown)}; "
-                f"allowed: mean, std, channels, input_size"
+                f"input contract: unknown field(s) {sorted(unknown)}; allowed: mean, std, channels, input_size"
             )
         kw = dict(d)
         for k in ("mean", "std"):
@@ -152,9 +151,7 @@ class Encoder(nn.Module):
                 f"[0, 1], got shape {tuple(grey.shape)}"
             )
         if not grey.is_floating_point():
-            raise ConfigError(
-                f"{self.arch}: prepare() expects float images in [0, 1], got dtype {grey.dtype}"
-            )
+            raise ConfigError(f"{self.arch}: prepare() expects float images in [0, 1], got dtype {grey.dtype}")
         c = self.contract.channels
         x = grey.expand(-1, c, -1, -1) if grey.shape[1] != c else grey
         mean = torch.tensor(self.contract.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)

@@ -78,8 +78,7 @@ def load_encoder(
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"--encoder: expected a checkpoint path or spec, got {spec!r}")
     spec = spec.strip()
-    opts = LoadOptions(arch=arch, allow_partial=allow_partial, trust_pickle=trust_pickle,
-                       input_contract=input_contract)
+    opts = LoadOptions(arch=arch, allow_partial=allow_partial, trust_pickle=trust_pickle, input_contract=input_contract)
 
     for source in SOURCES.values():
         if source.matches(spec):
@@ -105,8 +104,11 @@ def _from_source(source, spec: str, opts: LoadOptions) -> LoadedEncoder:
     res = source.load(spec, opts)
     res.encoder.freeze()
     return LoadedEncoder(
-        encoder=res.encoder, spec=res.canonical_spec, format=res.format,
-        sha256=sha256_text(res.canonical_spec), method_hint=res.method_hint,
+        encoder=res.encoder,
+        spec=res.canonical_spec,
+        format=res.format,
+        sha256=sha256_text(res.canonical_spec),
+        method_hint=res.method_hint,
         load_report=res.load_report,
     )
 
@@ -133,18 +135,28 @@ def _load_file(path: Path, opts: LoadOptions) -> LoadedEncoder:
         except CheckpointError as e:
             raise CheckpointError(f"{where}: {e}") from e
         if info.get("prefix"):
-            where = (f"{path} (format {fmt.name}, prefix {info['prefix']!r}"
-                     + (f", method {info['method_hint']}" if info.get("method_hint") else "") + ")")
+            where = (
+                f"{path} (format {fmt.name}, prefix {info['prefix']!r}"
+                + (f", method {info['method_hint']}" if info.get("method_hint") else "")
+                + ")"
+            )
         encoder, report = encoder_from_state_dict(
-            state_dict, where=where, arch=opts.arch, allow_partial=opts.allow_partial,
+            state_dict,
+            where=where,
+            arch=opts.arch,
+            allow_partial=opts.allow_partial,
             user_contract=opts.input_contract,
         )
         report.update({k: v for k, v in info.items() if k != "method_hint"})
         method_hint = info.get("method_hint")
     report["read_with"] = how
     return LoadedEncoder(
-        encoder=encoder, spec=str(path), format=fmt.name, sha256=sha256_file(path),
-        method_hint=method_hint, load_report=report,
+        encoder=encoder,
+        spec=str(path),
+        format=fmt.name,
+        sha256=sha256_file(path),
+        method_hint=method_hint,
+        load_report=report,
     )
 
 
@@ -152,12 +164,16 @@ def _unrecognised(obj: Any) -> str:
     found = find_state_dict(obj)
     if found is not None:
         keys = list(found[0])
-        return (f"found {len(keys)} tensors but no known encoder layout (first keys: "
-                f"{', '.join(keys[:8])}). If the backbone is under an unknown prefix together "
-                f"with other weights, save it on its own, or use a `module:function` factory.")
+        return (
+            f"found {len(keys)} tensors but no known encoder layout (first keys: "
+            f"{', '.join(keys[:8])}). If the backbone is under an unknown prefix together "
+            f"with other weights, save it on its own, or use a `module:function` factory."
+        )
     if isinstance(obj, dict):
-        return (f"a dict with keys {sorted(map(str, obj))[:12]} but no state dict of tensors "
-                f"(looked at the top level and under 'state_dict', 'model', ...).")
+        return (
+            f"a dict with keys {sorted(map(str, obj))[:12]} but no state dict of tensors "
+            f"(looked at the top level and under 'state_dict', 'model', ...)."
+        )
     return f"unsupported checkpoint content ({type(obj).__name__})."
 
 

@@ -47,13 +47,13 @@ def strip_ddp(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     for k, v in state_dict.items():
         while k.startswith("module."):
-            k = k[len("module."):]
+            k = k[len("module.") :]
         out.setdefault(k, v)
     return out
 
 
 def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
 def _listing(keys: list[str], what: str) -> str:
@@ -92,10 +92,7 @@ def load_backbone_state(
 
     missing = [k for k in required if k not in candidates]
     unexpected = [k for k in candidates if k not in own]
-    mismatched = [
-        k for k, v in candidates.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
+    mismatched = [k for k, v in candidates.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
 
     problems = bool(missing or unexpected or mismatched)
     if problems and not allow_partial:
@@ -112,12 +109,12 @@ def load_backbone_state(
         if unexpected:
             lines.append(_listing(unexpected, "unexpected"))
         if mismatched:
-            details = [f"{k} (checkpoint {tuple(state_dict[k].shape)} vs model "
-                       f"{tuple(own[k].shape)})" for k in mismatched]
+            details = [
+                f"{k} (checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)})" for k in mismatched
+            ]
             lines.append(_listing(details, "wrong shape"))
             for k in mismatched:
-                advice = encoder.explain_shape_mismatch(
-                    k, tuple(state_dict[k].shape), tuple(own[k].shape))
+                advice = encoder.explain_shape_mismatch(k, tuple(state_dict[k].shape), tuple(own[k].shape))
                 if advice:
                     lines.append("  " + advice)
         lines.append(
@@ -137,8 +134,7 @@ def load_backbone_state(
         "missing": missing,
         "unexpected": unexpected,
         "mismatched": [
-            {"key": k, "checkpoint": list(state_dict[k].shape), "model": list(own[k].shape)}
-            for k in mismatched
+            {"key": k, "checkpoint": list(state_dict[k].shape), "model": list(own[k].shape)} for k in mismatched
         ],
         "head_ignored": head,
         "partial": problems,
@@ -179,6 +175,12 @@ def encoder_from_state_dict(
 
 
 __all__ = [
-    "STATE_DICT_KEYS", "is_tensor_mapping", "find_state_dict", "strip_ddp", "strip_prefix",
-    "required_keys", "load_backbone_state", "encoder_from_state_dict",
+    "STATE_DICT_KEYS",
+    "is_tensor_mapping",
+    "find_state_dict",
+    "strip_ddp",
+    "strip_prefix",
+    "required_keys",
+    "load_backbone_state",
+    "encoder_from_state_dict",
 ]

@@ -35,8 +35,9 @@ class ModuleEncoder(Encoder):
     size (224 when the contract has no fixed size).
     """
 
-    def __init__(self, module: nn.Module, *, arch: str, contract: InputContract,
-                 source: str, probe_size: int = 224) -> None:
+    def __init__(
+        self, module: nn.Module, *, arch: str, contract: InputContract, source: str, probe_size: int = 224
+    ) -> None:
         super().__init__()
         self.module = module
         self.arch = arch

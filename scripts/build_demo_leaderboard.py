@@ -47,21 +47,63 @@ DEMO_DATASET = "demo MIMIC-CXR-JPG replica (benchmark.demo; synthetic smoke data
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scripts/build_demo_leaderboard.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--demo-root", type=Path, default=None, help="demo suite folder (default: <cache-dir>/demo-suite; generated when absent)")
-    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="harness feature cache (default: $MEDVLP_CACHE or ~/.cache/medvlp-bench)")
-    p.add_argument("--work", type=Path, default=None, help="tiny models, synthetic images and checkpoints (default: <cache-dir>/demo-leaderboard-work)")
-    p.add_argument("--submissions-dir", type=Path, default=ROOT / "submissions", help="where the demo-* submissions are written (default: the repository's)")
-    p.add_argument("--leaderboards-dir", type=Path, default=ROOT / "leaderboards", help="where the leaderboards are rendered (default: the repository's)")
-    p.add_argument("--tasks", default="all", help="benchmark tasks (default: all; a subset gives incomplete, invalid submissions)")
-    p.add_argument("--image-size", type=int, default=64, help="pretraining: resize the longer side to this (crop = 7/8 of it; default 64/56)")
+    p = argparse.ArgumentParser(
+        prog="scripts/build_demo_leaderboard.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--demo-root",
+        type=Path,
+        default=None,
+        help="demo suite folder (default: <cache-dir>/demo-suite; generated when absent)",
+    )
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help="harness feature cache (default: $MEDVLP_CACHE or ~/.cache/medvlp-bench)",
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="tiny models, synthetic images and checkpoints (default: <cache-dir>/demo-leaderboard-work)",
+    )
+    p.add_argument(
+        "--submissions-dir",
+        type=Path,
+        default=ROOT / "submissions",
+        help="where the demo-* submissions are written (default: the repository's)",
+    )
+    p.add_argument(
+        "--leaderboards-dir",
+        type=Path,
+        default=ROOT / "leaderboards",
+        help="where the leaderboards are rendered (default: the repository's)",
+    )
+    p.add_argument(
+        "--tasks", default="all", help="benchmark tasks (default: all; a subset gives incomplete, invalid submissions)"
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=64,
+        help="pretraining: resize the longer side to this (crop = 7/8 of it; default 64/56)",
+    )
     p.add_argument("--epochs", type=int, default=2, help="pretraining epochs over the demo pairs (default 2)")
     p.add_argument("--batch-size", type=int, default=16, help="pretraining batch size (default 16)")
-    p.add_argument("--lr", type=float, default=1e-4, help="pretraining learning rate (default 1e-4; official 2e-5 is for 50 epochs)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=1e-4,
+        help="pretraining learning rate (default 1e-4; official 2e-5 is for 50 epochs)",
+    )
     p.add_argument("--synthesis-size", type=int, default=64, help="synthetic image side in pixels (default 64)")
     p.add_argument("--synthesis-steps", type=int, default=4, help="tiny-SD sampling steps (default 4)")
-    p.add_argument("--workers", type=int, default=None, help="benchmark image-decoding workers (default: the harness's)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="benchmark image-decoding workers (default: the harness's)"
+    )
     p.add_argument("--fresh", action="store_true", help="delete the work folder and the demo-* submissions first")
     p.add_argument("--no-leaderboard", action="store_true", help="stop after validating the submissions")
     return p
@@ -81,23 +123,84 @@ def run(cmd: list[str], what: str) -> float:
 
 
 def pretrain(a, demo_root: Path, bert: Path, output: Path, synthetic: Path | None) -> Path:
-    source = [] if synthetic is None else ["--image-source", "synthetic", "--synthetic-root", str(synthetic), "--generator", GENERATOR]
+    source = (
+        []
+        if synthetic is None
+        else ["--image-source", "synthetic", "--synthetic-root", str(synthetic), "--generator", GENERATOR]
+    )
     name = f"convirt-{'real' if synthetic is None else GENERATOR}-resnet50.ckpt"
     if (output / name).is_file():
         log(f"pretraining: {output / name} exists, skipped")
         return output / name
     crop = a.image_size * 7 // 8
-    run([sys.executable, "-m", "recipes.pretraining", "--method", "convirt", "--data-root", str(demo_root), "--text-encoder", str(bert),
-         *source, "--arch", "resnet50", "--image-init", "random", "--resize", str(a.image_size), "--crop", str(crop), "--upsample", "0",
-         "--max-words", "64", "--batch-size", str(a.batch_size), "--epochs", str(a.epochs), "--lr", str(a.lr), "--seed", str(SEED),
-         "--device", "cpu", "--workers", "0", "--no-validate", "--no-progress", "--output", str(output)], f"pretraining ({name})")
+    run(
+        [
+            sys.executable,
+            "-m",
+            "recipes.pretraining",
+            "--method",
+            "convirt",
+            "--data-root",
+            str(demo_root),
+            "--text-encoder",
+            str(bert),
+            *source,
+            "--arch",
+            "resnet50",
+            "--image-init",
+            "random",
+            "--resize",
+            str(a.image_size),
+            "--crop",
+            str(crop),
+            "--upsample",
+            "0",
+            "--max-words",
+            "64",
+            "--batch-size",
+            str(a.batch_size),
+            "--epochs",
+            str(a.epochs),
+            "--lr",
+            str(a.lr),
+            "--seed",
+            str(SEED),
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--no-validate",
+            "--no-progress",
+            "--output",
+            str(output),
+        ],
+        f"pretraining ({name})",
+    )
     return output / name
 
 
 def benchmark(a, demo_root: Path, spec: str, name: str) -> float:
-    cmd = [sys.executable, str(ROOT / "run_benchmark.py"), "--encoder", spec, "--suite", "demo", "--demo-root", str(demo_root),
-           "--cache-dir", str(a.cache_dir), "--tasks", a.tasks, "--device", "cpu", "--submission", name,
-           "--submissions-dir", str(a.submissions_dir), "--no-progress"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run_benchmark.py"),
+        "--encoder",
+        spec,
+        "--suite",
+        "demo",
+        "--demo-root",
+        str(demo_root),
+        "--cache-dir",
+        str(a.cache_dir),
+        "--tasks",
+        a.tasks,
+        "--device",
+        "cpu",
+        "--submission",
+        name,
+        "--submissions-dir",
+        str(a.submissions_dir),
+        "--no-progress",
+    ]
     if a.workers is not None:
         cmd += ["--workers", str(a.workers)]
     return run(cmd, f"benchmark {name}")
@@ -136,10 +239,40 @@ def main(argv: list[str] | None = None) -> int:
     times["tiny BERT + tiny SD"] = time.perf_counter() - t
 
     synthetic = work / "synthetic"
-    times["synthesis"] = run([sys.executable, "-m", "recipes.synthesis", "generate", "--data-root", str(demo_root), "--model", str(model),
-                              "--output", str(synthetic), "--height", str(a.synthesis_size), "--width", str(a.synthesis_size),
-                              "--steps", str(a.synthesis_steps), "--scheduler", "ddim", "--seed", "42", "--batch-size", "8",
-                              "--device", "cpu", "--dtype", "fp32", "--generator-name", GENERATOR, "--no-progress"], "synthesis")
+    times["synthesis"] = run(
+        [
+            sys.executable,
+            "-m",
+            "recipes.synthesis",
+            "generate",
+            "--data-root",
+            str(demo_root),
+            "--model",
+            str(model),
+            "--output",
+            str(synthetic),
+            "--height",
+            str(a.synthesis_size),
+            "--width",
+            str(a.synthesis_size),
+            "--steps",
+            str(a.synthesis_steps),
+            "--scheduler",
+            "ddim",
+            "--seed",
+            "42",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--dtype",
+            "fp32",
+            "--generator-name",
+            GENERATOR,
+            "--no-progress",
+        ],
+        "synthesis",
+    )
 
     t = time.perf_counter()
     real_ckpt = pretrain(a, demo_root, bert, work / "pretrain-real", None)
@@ -148,19 +281,52 @@ def main(argv: list[str] | None = None) -> int:
     synth_ckpt = pretrain(a, demo_root, bert, work / "pretrain-tinysd", synthetic)
     times["pretraining (tiny-SD)"] = time.perf_counter() - t
 
-    settings = (f"ConVIRT, ResNet-50 from random init, tiny random BERT (2 layers, 32 wide) trained on the demo reports; "
-                f"{a.epochs} epochs, batch {a.batch_size}, lr {a.lr}, images {a.image_size}/{a.image_size * 7 // 8}, seed {SEED}.")
+    settings = (
+        f"ConVIRT, ResNet-50 from random init, tiny random BERT (2 layers, 32 wide) trained on the demo reports; "
+        f"{a.epochs} epochs, batch {a.batch_size}, lr {a.lr}, images {a.image_size}/{a.image_size * 7 // 8}, seed {SEED}."
+    )
     runs = [
-        ("demo-random-init", "random:resnet50", dict(method="Random init", method_id="random", baseline=True, checkpoint={"url": "n/a"},
-                                                     pretraining={"images": "none", "generator": None, "reports": "none", "mix_ratio": None, "dataset": "none"},
-                                                     notes="Seeded random initialisation (random:resnet50), the papers' Random Init row.")),
-        ("demo-convirt-real", str(real_ckpt), dict(method="ConVIRT (demo)", method_id="convirt-demo", checkpoint={"url": CHECKPOINT_URL},
-                                                  pretraining={"dataset": DEMO_DATASET},
-                                                  notes=f"Pretrained on the REAL demo MIMIC-CXR-JPG images. {settings}")),
-        ("demo-convirt-tinysd", str(synth_ckpt), dict(method="ConVIRT (demo)", method_id="convirt-demo", checkpoint={"url": CHECKPOINT_URL},
-                                                     pretraining={"dataset": DEMO_DATASET},
-                                                     notes=f"Pretrained on SYNTHETIC images from a tiny random Stable Diffusion pipeline "
-                                                           f"({a.synthesis_size}px, {a.synthesis_steps} DDIM steps, seed 42) with the real demo reports. {settings}")),
+        (
+            "demo-random-init",
+            "random:resnet50",
+            dict(
+                method="Random init",
+                method_id="random",
+                baseline=True,
+                checkpoint={"url": "n/a"},
+                pretraining={
+                    "images": "none",
+                    "generator": None,
+                    "reports": "none",
+                    "mix_ratio": None,
+                    "dataset": "none",
+                },
+                notes="Seeded random initialisation (random:resnet50), the papers' Random Init row.",
+            ),
+        ),
+        (
+            "demo-convirt-real",
+            str(real_ckpt),
+            dict(
+                method="ConVIRT (demo)",
+                method_id="convirt-demo",
+                checkpoint={"url": CHECKPOINT_URL},
+                pretraining={"dataset": DEMO_DATASET},
+                notes=f"Pretrained on the REAL demo MIMIC-CXR-JPG images. {settings}",
+            ),
+        ),
+        (
+            "demo-convirt-tinysd",
+            str(synth_ckpt),
+            dict(
+                method="ConVIRT (demo)",
+                method_id="convirt-demo",
+                checkpoint={"url": CHECKPOINT_URL},
+                pretraining={"dataset": DEMO_DATASET},
+                notes=f"Pretrained on SYNTHETIC images from a tiny random Stable Diffusion pipeline "
+                f"({a.synthesis_size}px, {a.synthesis_steps} DDIM steps, seed 42) with the real demo reports. {settings}",
+            ),
+        ),
     ]
     for name, spec, meta in runs:
         times[f"benchmark {name}"] = benchmark(a, demo_root, spec, name)
@@ -177,8 +343,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {problem}", flush=True)
         failed |= bool(problems)
     if not a.no_leaderboard:
-        times["leaderboard"] = run([sys.executable, str(ROOT / "run_benchmark.py"), "leaderboard", "--submissions-dir", str(a.submissions_dir),
-                                    "--out", str(a.leaderboards_dir)], "leaderboard")
+        times["leaderboard"] = run(
+            [
+                sys.executable,
+                str(ROOT / "run_benchmark.py"),
+                "leaderboard",
+                "--submissions-dir",
+                str(a.submissions_dir),
+                "--out",
+                str(a.leaderboards_dir),
+            ],
+            "leaderboard",
+        )
     times["total"] = time.perf_counter() - start
     log("wall times: " + "; ".join(f"{k} {v:.0f} s" for k, v in times.items()))
     return 1 if failed else 0

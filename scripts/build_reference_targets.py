@@ -37,8 +37,10 @@ def demo_references(demo_root: Path, cache: Path) -> dict[str, object]:
     suite = demo_suite(demo_root, progress=False)
     parameters, _ = read_marker(demo_root)
     if (parameters.seed, parameters.scale, parameters.image_size) != (0, 1.0, 128):
-        raise SystemExit(f"{demo_root} holds a non-standard demo suite ({parameters.to_json()}); "
-                         "the references are for seed 0, scale 1.0, image size 128")
+        raise SystemExit(
+            f"{demo_root} holds a non-standard demo suite ({parameters.to_json()}); "
+            "the references are for seed 0, scale 1.0, image size 128"
+        )
     by_dataset: dict[str, list] = {}
     for task in all_tasks().values():
         if rt.has_targets(task):
@@ -53,8 +55,12 @@ def demo_references(demo_root: Path, cache: Path) -> dict[str, object]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="rebuild in memory and compare with the committed files")
-    parser.add_argument("--demo-root", type=Path, default=None,
-                        help="an existing STANDARD demo suite (default: generate one in a temporary folder)")
+    parser.add_argument(
+        "--demo-root",
+        type=Path,
+        default=None,
+        help="an existing STANDARD demo suite (default: generate one in a temporary folder)",
+    )
     parser.add_argument("--out", type=Path, default=rt.REFERENCE_DIR / "demo")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="medvlp-reference-") as work:

@@ -90,8 +90,14 @@ def siim_records(data: Path):
 
 
 SOURCES = {
-    "chexpert": (chexpert_records, "torchxrayvision/data/chexpert_train.csv.gz (official CheXpert-v1.0-small train.csv)"),
-    "rsna": (rsna_records, "torchxrayvision/data/kaggle_stage_2_train_labels.csv.zip (official stage_2_train_labels.csv)"),
+    "chexpert": (
+        chexpert_records,
+        "torchxrayvision/data/chexpert_train.csv.gz (official CheXpert-v1.0-small train.csv)",
+    ),
+    "rsna": (
+        rsna_records,
+        "torchxrayvision/data/kaggle_stage_2_train_labels.csv.zip (official stage_2_train_labels.csv)",
+    ),
     "siim": (siim_records, "torchxrayvision/data/siim-pneumothorax-train-rle.csv.gz (official train-rle.csv)"),
 }
 
@@ -104,8 +110,10 @@ def balanced_sizes(manifest, records, recipe) -> dict:
     for seed in recipe.seeds:
         columns = {100: f"bal_s{seed}", **{p: f"sub{p}_s{seed}" for p in recipe.subset_percents}}
         out[f"s{seed}"] = {
-            str(percent): {"positive": int(((manifest[c] == 1) & (labels == 1)).sum()),
-                           "negative": int(((manifest[c] == 1) & (labels == 0)).sum())}
+            str(percent): {
+                "positive": int(((manifest[c] == 1) & (labels == 1)).sum()),
+                "negative": int(((manifest[c] == 1) & (labels == 0)).sum()),
+            }
             for percent, c in columns.items()
         }
     return out
@@ -150,7 +158,9 @@ def build(dataset: str, data: Path):
         "source": source,
         "source_package": f"torchxrayvision=={TXRV_VERSION}",
         "recipe": recipe.to_dict(),
-        "test": "listed" if (manifest["split"] == "test").any() else "official test partition (not listed; hashed at run time)",
+        "test": "listed"
+        if (manifest["split"] == "test").any()
+        else "official test partition (not listed; hashed at run time)",
     }
     if recipe.balance is not None:
         meta["balanced_sizes"] = balanced_sizes(manifest, records, recipe)
@@ -167,8 +177,10 @@ def report(meta: dict) -> list[str]:
         lines.append(f"  balanced training sets {seed}: " + "; ".join(parts))
     if "val_by_patient" in meta:
         v = meta["val_by_patient"]
-        lines.append(f"  val by patient: {v['val_images']} images (requested {v['requested_val_images']}) from "
-                     f"{v['val_patients']} patients; train {v['train_patients']} patients; overlap {v['train_val_patient_overlap']}")
+        lines.append(
+            f"  val by patient: {v['val_images']} images (requested {v['requested_val_images']}) from "
+            f"{v['val_patients']} patients; train {v['train_patients']} patients; overlap {v['train_val_patient_overlap']}"
+        )
         for split, values in v["label_prevalence_percent"].items():
             lines.append(f"  {split} prevalence %: " + ", ".join(f"{c} {x}" for c, x in values.items()))
     return lines
@@ -179,7 +191,12 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="rebuild in memory and compare with the committed hashes")
     parser.add_argument("--datasets", default=",".join(SOURCES), help="comma-separated datasets (default: all)")
     parser.add_argument("--out", type=Path, default=MANIFEST_DIR)
-    parser.add_argument("--targets-out", type=Path, default=rt.REFERENCE_DIR, help="reference targets folder (paper/<dataset>[.boxes].csv.gz below it)")
+    parser.add_argument(
+        "--targets-out",
+        type=Path,
+        default=rt.REFERENCE_DIR,
+        help="reference targets folder (paper/<dataset>[.boxes].csv.gz below it)",
+    )
     args = parser.parse_args(argv)
     data = txrv_data_dir()
     failures = 0
@@ -197,7 +214,9 @@ def main(argv=None) -> int:
             print(f"{dataset}: rebuilt sha256 {digest[:12]} {status}; {counts}")
         else:
             write_manifest(manifest, path, meta)
-            print(f"{dataset}: wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} sha256 {digest[:12]}; {counts}")
+            print(
+                f"{dataset}: wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} sha256 {digest[:12]}; {counts}"
+            )
         for line in report(meta):
             print(line)
         for stem, table in targets.items():
@@ -205,7 +224,9 @@ def main(argv=None) -> int:
             if args.check:
                 same = target_path.is_file() and target_path.read_bytes() == rt.reference_bytes(table)
                 failures += not same
-                print(f"  reference targets {stem}: {len(table)} rows {'OK' if same else 'MISMATCH or missing: ' + str(target_path)}")
+                print(
+                    f"  reference targets {stem}: {len(table)} rows {'OK' if same else 'MISMATCH or missing: ' + str(target_path)}"
+                )
             else:
                 rt.write_reference(table, target_path)
                 print(f"  reference targets {stem}: wrote {len(table)} rows to {target_path}")

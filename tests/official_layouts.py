@@ -10,7 +10,9 @@ import numpy as np
 from PIL import Image
 
 
-def write_dicom(path: Path, pixels: np.ndarray, *, monochrome1: bool = False, jpeg: bool = False, bits: int = 8) -> None:
+def write_dicom(
+    path: Path, pixels: np.ndarray, *, monochrome1: bool = False, jpeg: bool = False, bits: int = 8
+) -> None:
     """A minimal CR DICOM file; ``jpeg`` stores JPEG Baseline (as SIIM-ACR does)."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
@@ -55,9 +57,11 @@ def gradient(h=64, w=48) -> np.ndarray:
     return np.tile(np.linspace(10, 250, w), (h, 1)).astype(np.uint8)
 
 
-CHEXPERT_HEADER = ("Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,"
-                   "Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,"
-                   "Pleural Effusion,Pleural Other,Fracture,Support Devices")
+CHEXPERT_HEADER = (
+    "Path,Sex,Age,Frontal/Lateral,AP/PA,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,"
+    "Lung Opacity,Lung Lesion,Edema,Consolidation,Pneumonia,Atelectasis,Pneumothorax,"
+    "Pleural Effusion,Pleural Other,Fracture,Support Devices"
+)
 
 
 def write_chexpert(root: Path, release: str = "CheXpert-v1.0-small", image_shape: tuple[int, int] = (64, 48)) -> Path:
@@ -71,7 +75,9 @@ def write_chexpert(root: Path, release: str = "CheXpert-v1.0-small", image_shape
         f"{release}/train/patient00001/study1/view2_lateral.jpg,Female,68,Lateral,,,,1.0,1.0,,1.0,1.0,,1.0,0.0,1.0,,,1.0",
         f"{release}/train/patient00002/study2/view1_frontal.jpg,Male,45,Frontal,PA,1.0,,0.0,,,,,,,0.0,,,,",
     ]
-    valid_rows = [f"{release}/valid/patient64541/study1/view1_frontal.jpg,Male,73,Frontal,AP,0.0,1.0,1.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0"]
+    valid_rows = [
+        f"{release}/valid/patient64541/study1/view1_frontal.jpg,Male,73,Frontal,AP,0.0,1.0,1.0,1.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0"
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "train.csv").write_text(CHEXPERT_HEADER + "\n" + "\n".join(train_rows) + "\n")
     (folder / "valid.csv").write_text(CHEXPERT_HEADER + "\n" + "\n".join(valid_rows) + "\n")
@@ -89,7 +95,9 @@ def write_rsna(root: Path) -> Path:
         "00436515-870c-4b36-a041-de91049b9ab4,264.0,152.0,213.0,379.0,1\n"
         "00436515-870c-4b36-a041-de91049b9ab4,562.0,152.0,256.0,453.0,1\n"
     )
-    write_dicom(folder / "stage_2_train_images" / "0004cfab-14fd-4e49-80ba-63a80b6bddd6.dcm", gradient(), monochrome1=True)
+    write_dicom(
+        folder / "stage_2_train_images" / "0004cfab-14fd-4e49-80ba-63a80b6bddd6.dcm", gradient(), monochrome1=True
+    )
     write_dicom(folder / "stage_2_train_images" / "00436515-870c-4b36-a041-de91049b9ab4.dcm", gradient())
     return folder
 
@@ -97,7 +105,11 @@ def write_rsna(root: Path) -> Path:
 def write_covidx(root: Path, names=("train.txt", "test.txt"), labels=("normal", "pneumonia", "COVID-19")) -> Path:
     folder = root / "COVIDx"
     rows = {
-        "train": [("3", "a.png", labels[0], "rsna"), ("8", "b.jpg", labels[1], "cohen"), ("9", "c.png", labels[2], "sirm")],
+        "train": [
+            ("3", "a.png", labels[0], "rsna"),
+            ("8", "b.jpg", labels[1], "cohen"),
+            ("9", "c.png", labels[2], "sirm"),
+        ],
         "test": [("11", "d.png", labels[2], "ricord")],
     }
     for split, name in zip(("train", "test"), names):

@@ -21,9 +21,21 @@ TASKS = "rsna_cls,covidx_cls"
 def fill(folder: Path, method_id: str, images: str, generator=None) -> None:
     path = folder / "submission.yaml"
     meta = yaml.safe_load(path.read_text())
-    meta.update(method="Tiny", method_id=method_id, paper="n/a", code="https://example.org/code", licence="CC-BY-4.0",
-                contact="someone@example.org", pretraining={"images": images, "generator": generator, "reports": "mimic-cxr",
-                                                             "mix_ratio": None, "dataset": "demo"})
+    meta.update(
+        method="Tiny",
+        method_id=method_id,
+        paper="n/a",
+        code="https://example.org/code",
+        licence="CC-BY-4.0",
+        contact="someone@example.org",
+        pretraining={
+            "images": images,
+            "generator": generator,
+            "reports": "mimic-cxr",
+            "mix_ratio": None,
+            "dataset": "demo",
+        },
+    )
     path.write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
@@ -32,8 +44,30 @@ def two_submissions(demo_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("submissions")
     cache = tmp_path_factory.mktemp("board-cache")
     for name, spec in (("tiny-real", "random:resnet_tiny"), ("tiny-sd", "random:resnet_tiny@1")):
-        assert main(["--encoder", spec, "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(cache),
-                     "--submission", name, "--submissions-dir", str(root), "--tasks", TASKS, "--no-progress", "--workers", "0"]) == 0
+        assert (
+            main(
+                [
+                    "--encoder",
+                    spec,
+                    "--suite",
+                    "demo",
+                    "--demo-root",
+                    str(demo_root),
+                    "--cache-dir",
+                    str(cache),
+                    "--submission",
+                    name,
+                    "--submissions-dir",
+                    str(root),
+                    "--tasks",
+                    TASKS,
+                    "--no-progress",
+                    "--workers",
+                    "0",
+                ]
+            )
+            == 0
+        )
     fill(root / "tiny-real", "tiny", "real")
     fill(root / "tiny-sd", "tiny", "synthetic", "sd21")
     return root
@@ -122,8 +156,12 @@ def test_reported_rows_reproduce_paper_tables_exactly(tmp_path):
     checked = 0
     for row in reference.itertuples(index=False):
         dataset = REFERENCE_DATASET.get(row.dataset, row.dataset)
-        key = (row.task, f"{METHOD_TITLES[row.method]} (reported)", GENERATOR_TITLES[row.pretraining_images],
-               f"{DATASET_TITLES[dataset]} {row.fraction}%")
+        key = (
+            row.task,
+            f"{METHOD_TITLES[row.method]} (reported)",
+            GENERATOR_TITLES[row.pretraining_images],
+            f"{DATASET_TITLES[dataset]} {row.fraction}%",
+        )
         if key in found:
             assert found[key] == row.value, key
             checked += 1
@@ -140,7 +178,9 @@ def test_committed_leaderboards_match_the_results(tmp_path):
             continue
         committed = LEADERBOARDS / path.relative_to(tmp_path)
         assert committed.is_file(), f"{committed} is not committed: run `run_benchmark.py leaderboard`"
-        assert committed.read_text() == path.read_text(), f"{committed} differs from the results: run `run_benchmark.py leaderboard`"
+        assert committed.read_text() == path.read_text(), (
+            f"{committed} differs from the results: run `run_benchmark.py leaderboard`"
+        )
 
 
 def test_an_edited_result_value_keeps_the_submission_off_the_board(two_submissions, tmp_path):
@@ -152,7 +192,12 @@ def test_an_edited_result_value_keeps_the_submission_off_the_board(two_submissio
     source.write_text(json.dumps(data))
     skipped: list[str] = []
     render_suite("demo", root, tmp_path / "board", skipped, require_complete=False)
-    assert len(skipped) == 1 and source.name in skipped[0] and "disagrees with" in skipped[0] and "recomputed from" in skipped[0]
+    assert (
+        len(skipped) == 1
+        and source.name in skipped[0]
+        and "disagrees with" in skipped[0]
+        and "recomputed from" in skipped[0]
+    )
     assert any(source.name in p and "disagrees with" in p for p in validate_submission(root / "tiny-real"))
     table = (tmp_path / "board" / "demo" / "classification.md").read_text()
     assert "70.0" not in table and len([line for line in table.splitlines() if line.startswith("| Tiny")]) == 1
@@ -285,9 +330,16 @@ def test_rewritten_targets_are_refused(two_submissions, tmp_path, how):
 
     _, problems, skipped = attack(two_submissions, tmp_path, rewrite)
     if how == "one_fraction":  # its own label fractions disagree on one test set
-        assert len(skipped) == 1 and "tiny-real" in skipped[0] and "label fractions" in skipped[0] and "rewritten targets" in skipped[0]
+        assert (
+            len(skipped) == 1
+            and "tiny-real" in skipped[0]
+            and "label fractions" in skipped[0]
+            and "rewritten targets" in skipped[0]
+        )
     else:  # consistent inside the submission, but two submissions disagree and neither is the majority: both go
-        assert len(skipped) == 2 and all("rsna_cls ground truth" in line and "rewritten targets" in line for line in skipped)
+        assert len(skipped) == 2 and all(
+            "rsna_cls ground truth" in line and "rewritten targets" in line for line in skipped
+        )
 
 
 def test_paper_results_must_be_tested_on_the_committed_test_ids(two_submissions, tmp_path):
@@ -309,4 +361,6 @@ def test_paper_results_must_be_tested_on_the_committed_test_ids(two_submissions,
     data["data"]["test_ids_sha256"] = ids_hash(table["image_id"].tolist())
     target.write_text(json.dumps(data))
     problems = validate_submission(folder, ("paper",), require_complete=False)
-    assert any("not the paper suite's rsna test images" in p and data["predictions_file"] in p for p in problems), problems
+    assert any("not the paper suite's rsna test images" in p and data["predictions_file"] in p for p in problems), (
+        problems
+    )

@@ -26,9 +26,34 @@ from recipes.synthesis.tiny import write_tiny_pipeline
 
 NAME = "chain-convirt-tinysd"
 FAST = "--tasks classification,zeroshot --fractions 100"
-PRETRAIN = ["--arch", "resnet_tiny", "--image-init", "random", "--resize", "40", "--crop", "32", "--upsample", "0", "--max-words", "32",
-            "--batch-size", "8", "--max-steps", "3", "--workers", "0", "--no-progress", "--no-validate", "--device", "cpu", "--seed", "0",
-            "--hp", "proj_hidden=32"]
+PRETRAIN = [
+    "--arch",
+    "resnet_tiny",
+    "--image-init",
+    "random",
+    "--resize",
+    "40",
+    "--crop",
+    "32",
+    "--upsample",
+    "0",
+    "--max-words",
+    "32",
+    "--batch-size",
+    "8",
+    "--max-steps",
+    "3",
+    "--workers",
+    "0",
+    "--no-progress",
+    "--no-validate",
+    "--device",
+    "cpu",
+    "--seed",
+    "0",
+    "--hp",
+    "proj_hidden=32",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +65,42 @@ def chain_run(demo_root, tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        rc = chain_main([
-            "--method", "convirt", "--generator", "tiny-sd", "--data-root", str(demo_root), "--text-encoder", str(bert),
-            "--work", str(work), "--synthesis-model", str(model),
-            "--synthesis-args", "--height 32 --width 32 --steps 2 --batch-size 8 --device cpu --no-progress",
-            "--benchmark-args", f"--suite demo --demo-root {{data_root}} --cache-dir {base / 'cache'} --device cpu --workers 0 --no-progress {FAST}",
-            "--submission", NAME, "--submissions-dir", str(subs),
-            "--meta", "paper=n/a", "--meta", "code=n/a", "--meta", "licence=Apache-2.0", "--meta", "contact=medvlp-bench maintainers",
-            "--meta", "checkpoint.url=n/a (test)",
-            "--", *PRETRAIN])
+        rc = chain_main(
+            [
+                "--method",
+                "convirt",
+                "--generator",
+                "tiny-sd",
+                "--data-root",
+                str(demo_root),
+                "--text-encoder",
+                str(bert),
+                "--work",
+                str(work),
+                "--synthesis-model",
+                str(model),
+                "--synthesis-args",
+                "--height 32 --width 32 --steps 2 --batch-size 8 --device cpu --no-progress",
+                "--benchmark-args",
+                f"--suite demo --demo-root {{data_root}} --cache-dir {base / 'cache'} --device cpu --workers 0 --no-progress {FAST}",
+                "--submission",
+                NAME,
+                "--submissions-dir",
+                str(subs),
+                "--meta",
+                "paper=n/a",
+                "--meta",
+                "code=n/a",
+                "--meta",
+                "licence=Apache-2.0",
+                "--meta",
+                "contact=medvlp-bench maintainers",
+                "--meta",
+                "checkpoint.url=n/a (test)",
+                "--",
+                *PRETRAIN,
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     return rc, work, subs / NAME
@@ -66,14 +118,26 @@ def test_chain_synthesis_pretraining_benchmark_submission(chain_run, demo_root):
     record = torch.load(ckpt_path, weights_only=True)["medvlp"]
     assert record["method"] == "convirt" and record["image_source"] == "synthetic" and record["generator"] == "tiny-sd"
     # the generation settings the synthetic root records travel into the checkpoint (--steps 2 overrides the chain's 50)
-    assert record["synthesis"]["steps"] == 2 and record["synthesis"]["generator"] == "tiny-sd" and record["synthesis"]["seed"] == 42
-    steps = [json.loads(line)["step"] for line in (work / "pretrain" / "log.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert (
+        record["synthesis"]["steps"] == 2
+        and record["synthesis"]["generator"] == "tiny-sd"
+        and record["synthesis"]["seed"] == 42
+    )
+    steps = [
+        json.loads(line)["step"]
+        for line in (work / "pretrain" / "log.jsonl").read_text().splitlines()
+        if '"loss"' in line
+    ]
     assert steps and max(steps) == 3
     # benchmark: every fast demo unit, scored with that checkpoint
     results = read_results(folder / "results" / "demo")
     have = {(r.unit.task, r.unit.fraction, r.unit.seed) for r in results}
     families = {r.unit.task: r.family for r in results}
-    fast = {u for u in expected_units("demo", zeroshot=True) if u[1] == 100 and all_tasks()[u[0]].family in ("classification", "zeroshot")}
+    fast = {
+        u
+        for u in expected_units("demo", zeroshot=True)
+        if u[1] == 100 and all_tasks()[u[0]].family in ("classification", "zeroshot")
+    }
     assert have == fast and set(families.values()) == {"classification", "zeroshot"}
     assert {r.encoder["arch"] for r in results} == {"resnet_tiny"} and all(r.suite == "demo" for r in results)
     # submission: metadata filled by the chain and --meta, and valid
@@ -91,7 +155,9 @@ def test_chain_synthesis_pretraining_benchmark_submission(chain_run, demo_root):
 def _synthesis_command(*extra: str) -> list[str]:
     from recipes.pretraining.chain import build_parser, plan
 
-    args = build_parser().parse_args(["--method", "mgca", "--data-root", "/d", "--text-encoder", "/b", "--work", "/w", *extra])
+    args = build_parser().parse_args(
+        ["--method", "mgca", "--data-root", "/d", "--text-encoder", "/b", "--work", "/w", *extra]
+    )
     steps = dict((name, cmd) for name, cmd, _ in plan(args))
     return steps["synthesis"]
 

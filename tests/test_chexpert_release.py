@@ -65,7 +65,9 @@ def test_both_releases_share_one_manifest_id_space(both):
     assert locate(both, "full").records["image_id"].tolist() == locate(both, "small").records["image_id"].tolist()
 
 
-@pytest.mark.parametrize("release, wanted, present_fixture", [("full", FULL, "only_small"), ("small", SMALL, "only_full")])
+@pytest.mark.parametrize(
+    "release, wanted, present_fixture", [("full", FULL, "only_small"), ("small", SMALL, "only_full")]
+)
 def test_forcing_a_missing_release_names_the_folder_it_looked_for(request, release, wanted, present_fixture):
     root = request.getfixturevalue(present_fixture)
     roots = DataRoots(root, {}, "--data-root", chexpert_release=release)
@@ -123,8 +125,22 @@ def test_list_tasks_follows_the_cli_option(both, capsys):
 
 
 def test_the_cli_stops_before_any_work_when_the_forced_release_is_missing(only_small, capsys):
-    code = main(["--encoder", "random:resnet_tiny", "--data-root", str(only_small), "--chexpert-release", "full",
-                 "--tasks", "chexpert_cls", "--cache-dir", str(only_small / "cache"), "--output", str(only_small / "out")])
+    code = main(
+        [
+            "--encoder",
+            "random:resnet_tiny",
+            "--data-root",
+            str(only_small),
+            "--chexpert-release",
+            "full",
+            "--tasks",
+            "chexpert_cls",
+            "--cache-dir",
+            str(only_small / "cache"),
+            "--output",
+            str(only_small / "out"),
+        ]
+    )
     assert code == 2
     error = capsys.readouterr().err
     assert "--chexpert-release full" in error and str(only_small / FULL) in error

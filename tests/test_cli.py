@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +20,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def demo_args(demo_root, cache, output, encoder="random:resnet_tiny", *extra):
     tasks = [] if "--tasks" in extra else ["--tasks", "classification"]
-    return ["--encoder", encoder, "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(cache),
-            "--output", str(output), "--no-progress", "--workers", "0", *tasks, *extra]
+    return [
+        "--encoder",
+        encoder,
+        "--suite",
+        "demo",
+        "--demo-root",
+        str(demo_root),
+        "--cache-dir",
+        str(cache),
+        "--output",
+        str(output),
+        "--no-progress",
+        "--workers",
+        "0",
+        *tasks,
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +70,9 @@ def test_predictions_recompute_the_reported_metric(demo_run):
     result = read_result(output / "rsna_cls" / "rsna_cls_frac100_seed0.json")
     predictions = pd.read_csv(output / "rsna_cls" / result.predictions_file)
     assert len(predictions) == result.data["n_test"]
-    assert roc_auc_score(predictions["target:Pneumonia"], predictions["prob:pneumonia"]) == pytest.approx(result.value, abs=1e-9)
+    assert roc_auc_score(predictions["target:Pneumonia"], predictions["prob:pneumonia"]) == pytest.approx(
+        result.value, abs=1e-9
+    )
     covidx = read_result(output / "covidx_cls" / "covidx_cls_frac100_seed0.json")
     frame = pd.read_csv(output / "covidx_cls" / covidx.predictions_file)
     probs = frame[[c for c in frame.columns if c.startswith("prob:")]].to_numpy()
@@ -130,14 +146,19 @@ def test_sharded_runs_fill_one_grid(demo_root, demo_run, tmp_path):
     cache, _ = demo_run
     out = tmp_path / "sharded"
     for shard in ("0/2", "1/2"):
-        assert main(demo_args(demo_root, cache, out, "random:resnet_tiny", "--tasks", "rsna_cls", "--shard", shard)) == 0
+        assert (
+            main(demo_args(demo_root, cache, out, "random:resnet_tiny", "--tasks", "rsna_cls", "--shard", shard)) == 0
+        )
     assert {p.name for p in out.glob("rsna_cls/*.json")} == {f"rsna_cls_frac{f}_seed0.json" for f in (1, 10, 100)}
 
 
 def test_better_encoder_scores_higher_on_demo(demo_root, demo_run, tmp_path):
     _, random_out = demo_run
     out = tmp_path / "intensity"
-    assert main(demo_args(demo_root, tmp_path / "c", out, "models.baselines:regional_intensity", "--fractions", "100")) == 0
+    assert (
+        main(demo_args(demo_root, tmp_path / "c", out, "models.baselines:regional_intensity", "--fractions", "100"))
+        == 0
+    )
     for task in ("chexpert_cls", "rsna_cls", "covidx_cls"):
         good = read_result(out / task / f"{task}_frac100_seed0.json").value
         rand = read_result(random_out / task / f"{task}_frac100_seed0.json").value
@@ -172,9 +193,22 @@ def test_list_tasks(demo_root, capsys):
 
 def test_missing_dataset_is_a_clear_error_not_a_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "run_benchmark.py"), "--encoder", "random:resnet_tiny", "--data-root", str(tmp_path),
-         "--tasks", "chexpert_cls,rsna_cls", "--cache-dir", str(tmp_path / "c")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "run_benchmark.py"),
+            "--encoder",
+            "random:resnet_tiny",
+            "--data-root",
+            str(tmp_path),
+            "--tasks",
+            "chexpert_cls,rsna_cls",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
@@ -187,9 +221,23 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path):
 
     torch.save({"state_dict": {"some.weight": torch.zeros(3)}}, tmp_path / "bad.ckpt")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "run_benchmark.py"), "--encoder", str(tmp_path / "bad.ckpt"), "--suite", "demo",
-         "--demo-root", str(tmp_path / "nodemo"), "--tasks", "rsna_cls", "--list-tasks"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "run_benchmark.py"),
+            "--encoder",
+            str(tmp_path / "bad.ckpt"),
+            "--suite",
+            "demo",
+            "--demo-root",
+            str(tmp_path / "nodemo"),
+            "--tasks",
+            "rsna_cls",
+            "--list-tasks",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert proc.returncode == 0  # --list-tasks needs no encoder and generates nothing
     assert not (tmp_path / "nodemo" / "DEMO_SUITE.txt").exists()
@@ -209,8 +257,14 @@ def checkpoint_files(tmp_path_factory):
     state = resnet.state_dict()
     files = {"torchvision": folder / "tv.pth"}
     torch.save(state, files["torchvision"])
-    for method, prefix in {"mgca": "img_encoder_q.model.", "convirt": "img_encoder.model.", "gloria": "gloria.img_encoder.model.",
-                           "benchx": "visual.model.", "mflag": "encoder.", "g2d": "backbone."}.items():
+    for method, prefix in {
+        "mgca": "img_encoder_q.model.",
+        "convirt": "img_encoder.model.",
+        "gloria": "gloria.img_encoder.model.",
+        "benchx": "visual.model.",
+        "mflag": "encoder.",
+        "g2d": "backbone.",
+    }.items():
         files[method] = folder / f"{method}.ckpt"
         payload = {prefix + k: v for k, v in state.items()}
         payload["text_encoder.embeddings.weight"] = torch.zeros(10, 4)  # non-backbone tensors are ignored
@@ -218,17 +272,24 @@ def checkpoint_files(tmp_path_factory):
     vit = timm_tiny_vit()
     files["timm_vit"] = folder / "vit.pth"
     torch.save(vit.state_dict(), files["timm_vit"])
-    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
+    scripted = torch.jit.script(
+        torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    )
     files["torchscript"] = folder / "scripted.pt"
     scripted.save(str(files["torchscript"]))
     return files
 
 
-@pytest.mark.parametrize("fmt", ["torchvision", "mgca", "convirt", "gloria", "benchx", "mflag", "g2d", "timm_vit", "torchscript"])
+@pytest.mark.parametrize(
+    "fmt", ["torchvision", "mgca", "convirt", "gloria", "benchx", "mflag", "g2d", "timm_vit", "torchscript"]
+)
 def test_every_checkpoint_format_scores_through_the_cli(demo_root, demo_run, checkpoint_files, tmp_path, fmt):
     cache, _ = demo_run
     out = tmp_path / "out"
-    assert main(demo_args(demo_root, cache, out, str(checkpoint_files[fmt]), "--tasks", "rsna_cls", "--fractions", "100")) == 0
+    assert (
+        main(demo_args(demo_root, cache, out, str(checkpoint_files[fmt]), "--tasks", "rsna_cls", "--fractions", "100"))
+        == 0
+    )
     result = read_result(out / "rsna_cls" / "rsna_cls_frac100_seed0.json")
     assert 0 <= result.value <= 1 and len(result.encoder["sha256"]) == 64
     if fmt in ("mgca", "convirt", "gloria", "benchx", "mflag", "g2d"):
@@ -262,6 +323,10 @@ def test_progress_bars_follow_the_terminal_unless_forced(monkeypatch):
         return argparse.Namespace(progress=flags.get("progress", False), no_progress=flags.get("no_progress", False))
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    assert (show_progress(args()), show_progress(args(progress=True)), show_progress(args(no_progress=True))) == (False, True, False)
+    assert (show_progress(args()), show_progress(args(progress=True)), show_progress(args(no_progress=True))) == (
+        False,
+        True,
+        False,
+    )
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert (show_progress(args()), show_progress(args(no_progress=True))) == (True, False)

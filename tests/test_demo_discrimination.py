@@ -35,8 +35,10 @@ import pytest
 # objectcxr_det and rsna_det; a partial rerun under the current settings passed all three
 # classification tasks and did not reach the dense ones (README, "Demo suite: what its numbers
 # mean"), so it is kept out of the default run.
-pytestmark = pytest.mark.skipif(not os.environ.get("MEDVLP_DEMO_QUALITY"),
-                                reason="opt-in demo discrimination check (MEDVLP_DEMO_QUALITY=1; about 45 min; its dense tasks are not shown to pass yet, see README)")
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("MEDVLP_DEMO_QUALITY"),
+    reason="opt-in demo discrimination check (MEDVLP_DEMO_QUALITY=1; about 45 min; its dense tasks are not shown to pass yet, see README)",
+)
 
 from benchmark.cli import main
 from benchmark.results import read_results
@@ -74,14 +76,39 @@ def trained_checkpoint(full_demo_root, tmp_path_factory):
     return path
 
 
-def test_trained_encoder_beats_random_init_beyond_seed_spread_on_every_task(full_demo_root, tmp_path, trained_checkpoint):
+def test_trained_encoder_beats_random_init_beyond_seed_spread_on_every_task(
+    full_demo_root, tmp_path, trained_checkpoint
+):
     results, seconds = {}, {}
     for name, spec in (("random", "random:resnet50"), ("trained", str(trained_checkpoint))):
         out = tmp_path / name
         started = time.perf_counter()
-        assert main(["--encoder", spec, "--suite", "demo", "--demo-root", str(full_demo_root), "--cache-dir", str(tmp_path / "cache"),
-                     "--output", str(out), "--no-progress", "--workers", "0", "--tasks", "classification,segmentation,detection",
-                     "--fractions", "100", "--seeds", ",".join(map(str, SEEDS))]) == 0
+        assert (
+            main(
+                [
+                    "--encoder",
+                    spec,
+                    "--suite",
+                    "demo",
+                    "--demo-root",
+                    str(full_demo_root),
+                    "--cache-dir",
+                    str(tmp_path / "cache"),
+                    "--output",
+                    str(out),
+                    "--no-progress",
+                    "--workers",
+                    "0",
+                    "--tasks",
+                    "classification,segmentation,detection",
+                    "--fractions",
+                    "100",
+                    "--seeds",
+                    ",".join(map(str, SEEDS)),
+                ]
+            )
+            == 0
+        )
         seconds[name] = time.perf_counter() - started
         results[name] = {(r.unit.task, r.unit.seed): r for r in read_results(out)}
         assert set(results[name]) == {(t, s) for t in TASKS for s in SEEDS}
@@ -89,15 +116,21 @@ def test_trained_encoder_beats_random_init_beyond_seed_spread_on_every_task(full
     assert trained_any.encoder["format"] == "torchvision_resnet"
     assert trained_any.encoder["load_report"]["n_loaded"] == trained_any.encoder["load_report"]["n_expected"] > 0
 
-    not_converged = [(name, task, seed, *best_and_cap(r)) for name in results for (task, seed), r in results[name].items()
-                     if best_and_cap(r)[0] >= best_and_cap(r)[1]]
+    not_converged = [
+        (name, task, seed, *best_and_cap(r))
+        for name in results
+        for (task, seed), r in results[name].items()
+        if best_and_cap(r)[0] >= best_and_cap(r)[1]
+    ]
 
     rows, failures = [], []
     for task in TASKS:
         values = {name: [sound_metric(results[name][(task, seed)]) for seed in SEEDS] for name in results}
         spread = max(max(v) - min(v) for v in values.values())
         gap = statistics.mean(values["trained"]) - statistics.mean(values["random"])
-        metric = {"segmentation": "dice_positive", "detection": "map"}.get(results["random"][(task, 0)].family, results["random"][(task, 0)].metric)
+        metric = {"segmentation": "dice_positive", "detection": "map"}.get(
+            results["random"][(task, 0)].family, results["random"][(task, 0)].metric
+        )
         rows.append((task, metric, values, spread, gap))
         if not gap > spread:
             failures.append(task)
@@ -105,11 +138,21 @@ def test_trained_encoder_beats_random_init_beyond_seed_spread_on_every_task(full
     def cell(v):
         return f"{100 * statistics.mean(v):6.2f} ± {100 * statistics.stdev(v):5.2f}"
 
-    lines = [f"{'task':14s} {'metric':14s} {'random (mean ± std)':>20s} {'trained (mean ± std)':>21s} {'gap':>7s} {'spread':>7s}"]
+    lines = [
+        f"{'task':14s} {'metric':14s} {'random (mean ± std)':>20s} {'trained (mean ± std)':>21s} {'gap':>7s} {'spread':>7s}"
+    ]
     for task, metric, values, spread, gap in rows:
-        lines.append(f"{task:14s} {metric:14s} {cell(values['random']):>20s} {cell(values['trained']):>21s} {100 * gap:7.2f} {100 * spread:7.2f}")
-    lines.append(f"(x100; seeds {SEEDS}; 100% labels; wall: random {seconds['random']:.0f} s, trained {seconds['trained']:.0f} s)")
+        lines.append(
+            f"{task:14s} {metric:14s} {cell(values['random']):>20s} {cell(values['trained']):>21s} {100 * gap:7.2f} {100 * spread:7.2f}"
+        )
+    lines.append(
+        f"(x100; seeds {SEEDS}; 100% labels; wall: random {seconds['random']:.0f} s, trained {seconds['trained']:.0f} s)"
+    )
     print("\n" + "\n".join(lines))
 
-    assert not not_converged, f"units whose best epoch is the last allowed one (encoder, task, seed, best, cap): {not_converged}"
-    assert not failures, "trained - random gap not above the seed spread on: " + ", ".join(failures) + "\n" + "\n".join(lines)
+    assert not not_converged, (
+        f"units whose best epoch is the last allowed one (encoder, task, seed, best, cap): {not_converged}"
+    )
+    assert not failures, (
+        "trained - random gap not above the seed spread on: " + ", ".join(failures) + "\n" + "\n".join(lines)
+    )

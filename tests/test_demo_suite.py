@@ -17,7 +17,16 @@ import pydicom
 import pytest
 from PIL import Image
 
-from benchmark.demo import DEMO_DATASETS, GENERATOR_VERSION, MARKER_FILE, TRUTH_DIR, generate_demo_suite, read_marker, rle_decode, rle_encode
+from benchmark.demo import (
+    DEMO_DATASETS,
+    GENERATOR_VERSION,
+    MARKER_FILE,
+    TRUTH_DIR,
+    generate_demo_suite,
+    read_marker,
+    rle_decode,
+    rle_encode,
+)
 from benchmark.demo.writers import WRITERS, DemoContext
 from benchmark.errors import ConfigError
 
@@ -33,7 +42,9 @@ JPEG_BASELINE, EXPLICIT_LE = "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.1"
 # ---------------------------------------------------------------------------- helpers
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory) -> Path:
-    return generate_demo_suite(tmp_path_factory.mktemp("demo") / "suite", seed=SEED, scale=SCALE, image_size=SIZE, progress=False)
+    return generate_demo_suite(
+        tmp_path_factory.mktemp("demo") / "suite", seed=SEED, scale=SCALE, image_size=SIZE, progress=False
+    )
 
 
 def truth(root: Path, dataset: str) -> dict:
@@ -41,7 +52,11 @@ def truth(root: Path, dataset: str) -> dict:
 
 
 def file_hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def read_csv(path: Path) -> tuple[str, list[dict[str, str]]]:
@@ -71,7 +86,10 @@ def packed_sha256(mask: np.ndarray) -> str:
 # ---------------------------------------------------------------------------- generation protocol
 def test_marker_and_truth_files(suite):
     lines = (suite / MARKER_FILE).read_text().splitlines()
-    assert lines[0] == "medvlp-bench demo (smoke) suite: synthetic images, numbers are NOT comparable with published results"
+    assert (
+        lines[0]
+        == "medvlp-bench demo (smoke) suite: synthetic images, numbers are NOT comparable with published results"
+    )
     assert f"generator_version: {GENERATOR_VERSION}" in lines and f"seed: {SEED}" in lines
     parameters, datasets = read_marker(suite)
     assert (parameters.seed, parameters.image_size, parameters.scale) == (SEED, SIZE, SCALE)
@@ -124,7 +142,12 @@ def test_the_harness_redraws_a_suite_of_an_older_generator_version(tmp_path, cap
     demo_suite(root, progress=False)
     assert "drawn by generator version 0; redrawing it" in capsys.readouterr().out
     parameters, datasets = read_marker(root)
-    assert (parameters.version, parameters.seed, parameters.scale, parameters.image_size) == (GENERATOR_VERSION, 3, 0.01, 64)
+    assert (parameters.version, parameters.seed, parameters.scale, parameters.image_size) == (
+        GENERATOR_VERSION,
+        3,
+        0.01,
+        64,
+    )
     assert datasets == DEMO_DATASETS and file_hashes(root) == current
 
 
@@ -225,7 +248,9 @@ def test_chexpert_labels_are_caused_by_the_drawing(suite):
         if info["view"] != "frontal":
             continue
         pixels = grey(suite / path)
-        effusion[info["labels"]["Pleural Effusion"] == 1.0].append(_lung_base_contrast(pixels, info["anatomy"]["lungs"]))
+        effusion[info["labels"]["Pleural Effusion"] == 1.0].append(
+            _lung_base_contrast(pixels, info["anatomy"]["lungs"])
+        )
         heart[info["labels"]["Cardiomegaly"] == 1.0].append(_beside_normal_heart(pixels, info["anatomy"]))
     assert np.mean(effusion[True]) > np.mean(effusion[False]) + 30
     assert np.median(effusion[True]) > np.percentile(effusion[False], 75)
@@ -244,7 +269,9 @@ def test_rsna_layout_boxes_and_dicoms(suite):
     for row in rows:
         by_patient[row["patientId"]].append(row)
     assert len(by_patient) == expected_count(700, 10) == len(info)
-    assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", p) for p in by_patient)
+    assert all(
+        re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", p) for p in by_patient
+    )
     positives = [p for p, rs in by_patient.items() if rs[0]["Target"] == "1"]
     assert 0.25 <= len(positives) / len(by_patient) <= 0.35
     assert any(len(by_patient[p]) == 2 for p in positives)
@@ -393,7 +420,11 @@ def test_siim_layout_rle_and_dicoms(suite):
         assert path.relative_to(folder).parts[0] == "dicom-images-train"
         ds = pydicom.dcmread(path)
         _, study_uid, series_uid, filename = path.relative_to(folder).parts
-        assert (ds.StudyInstanceUID, ds.SeriesInstanceUID, f"{ds.SOPInstanceUID}.dcm") == (study_uid, series_uid, filename)
+        assert (ds.StudyInstanceUID, ds.SeriesInstanceUID, f"{ds.SOPInstanceUID}.dcm") == (
+            study_uid,
+            series_uid,
+            filename,
+        )
         assert ds.SOPInstanceUID == image_id and ds.file_meta.TransferSyntaxUID == JPEG_BASELINE
         assert (ds.PhotometricInterpretation, ds.BitsAllocated, ds.SamplesPerPixel) == ("MONOCHROME2", 8, 1)
         pixels = ds.pixel_array
@@ -429,7 +460,9 @@ def test_object_cxr_layout_and_bright_objects(suite):
         for row in rows:
             pixels = grey(folder / split / row["image_name"])
             assert pixels.shape == (SIZE, SIZE)
-            objects = [list(map(int, part.split())) for part in row["annotation"].split(";")] if row["annotation"] else []
+            objects = (
+                [list(map(int, part.split())) for part in row["annotation"].split(";")] if row["annotation"] else []
+            )
             assert objects == [[o["type"], *o["points"]] for o in info[f"{split}/{row['image_name']}"]["objects"]]
             assert len(objects) <= 3
             for kind, *points in objects:
@@ -473,7 +506,9 @@ def test_mimic_layout_and_reports(suite):
     assert {row[3] for row in tables["split"][1:]} <= {"train", "validate", "test"}
     no_findings_section = 0
     for subject, study, *values in tables["chexpert"][1:]:
-        report = (suite / "mimic-cxr" / "2.0.0" / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}.txt").read_text()
+        report = (
+            suite / "mimic-cxr" / "2.0.0" / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study}.txt"
+        ).read_text()
         assert report.startswith("                                 FINAL REPORT\n EXAMINATION:  CHEST")
         assert " IMPRESSION: \n" in report
         no_findings_section += " FINDINGS: \n" not in report

@@ -12,20 +12,43 @@ from benchmark.cli import main
 from benchmark.det_metrics import metrics_from_table
 from benchmark.families import detection
 from benchmark.registry import all_tasks
-from benchmark.results import UnitId, read_result, read_results
+from benchmark.results import UnitId, read_results
 
 
 def demo_args(demo_root, cache, output, *extra, encoder="random:resnet_tiny"):
-    return ["--encoder", encoder, "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(cache),
-            "--output", str(output), "--no-progress", "--workers", "0", *extra]
+    return [
+        "--encoder",
+        encoder,
+        "--suite",
+        "demo",
+        "--demo-root",
+        str(demo_root),
+        "--cache-dir",
+        str(cache),
+        "--output",
+        str(output),
+        "--no-progress",
+        "--workers",
+        "0",
+        *extra,
+    ]
 
 
 def test_tasks_are_registered_with_the_protocol_recipe():
     tasks = all_tasks()
     rsna, ocxr = tasks["rsna_det"], tasks["objectcxr_det"]
     assert rsna.family == ocxr.family == "detection" and rsna.metric == "map"
-    assert (rsna.recipe.lr_for(1), ocxr.recipe.lr_for(1), rsna.recipe.lr_for(10), ocxr.recipe.lr_for(100)) == (2e-4, 2.5e-4, 5e-4, 5e-4)
-    assert (rsna.recipe.batch_size_for(1), rsna.recipe.batch_size_for(10), rsna.recipe.batch_size_for(100)) == (8, 16, 16)
+    assert (rsna.recipe.lr_for(1), ocxr.recipe.lr_for(1), rsna.recipe.lr_for(10), ocxr.recipe.lr_for(100)) == (
+        2e-4,
+        2.5e-4,
+        5e-4,
+        5e-4,
+    )
+    assert (rsna.recipe.batch_size_for(1), rsna.recipe.batch_size_for(10), rsna.recipe.batch_size_for(100)) == (
+        8,
+        16,
+        16,
+    )
     assert rsna.recipe.weight_decay == 1e-6 and rsna.recipe.max_epochs == 50 and rsna.recipe.patience == 10
     assert rsna.recipe.objectness_threshold == 0.5 and rsna.recipe.nms_iou == 0.5 and rsna.recipe.input_size == 224
 
@@ -34,15 +57,30 @@ def test_config_scales_coco_anchors_and_uses_the_shared_backbone():
     from benchmark.openmmlab.detection_config import detection_config
 
     recipe = all_tasks()["rsna_det"].recipe
-    cfg = detection_config(recipe, fraction=1, seed=3, encoder_spec="random:resnet50", in_channels=(512, 1024, 2048),
-                           strides=(8, 16, 32), input_size=224)
+    cfg = detection_config(
+        recipe,
+        fraction=1,
+        seed=3,
+        encoder_spec="random:resnet50",
+        in_channels=(512, 1024, 2048),
+        strides=(8, 16, 32),
+        input_size=224,
+    )
     model = cfg.model
-    assert model.type == "YOLOV3" and model.neck.type == "YOLOV3Neck" and model.bbox_head.type == "MedVLPReferenceYOLOV3Head"
+    assert (
+        model.type == "YOLOV3"
+        and model.neck.type == "YOLOV3Neck"
+        and model.bbox_head.type == "MedVLPReferenceYOLOV3Head"
+    )
     assert model.backbone.type == "FrozenEncoderBackbone" and tuple(model.backbone.out_indices) == (2, 3, 4)
     assert model.neck.in_channels == [2048, 1024, 512] and model.bbox_head.num_classes == 1
     assert list(model.bbox_head.featmap_strides) == [32, 16, 8]
-    assert model.bbox_head.anchor_generator.base_sizes[0][0] == pytest.approx((116 * 224 / 416, 90 * 224 / 416), abs=1e-3)
-    assert model.bbox_head.anchor_generator.base_sizes[2][0] == pytest.approx((10 * 224 / 416, 13 * 224 / 416), abs=1e-3)
+    assert model.bbox_head.anchor_generator.base_sizes[0][0] == pytest.approx(
+        (116 * 224 / 416, 90 * 224 / 416), abs=1e-3
+    )
+    assert model.bbox_head.anchor_generator.base_sizes[2][0] == pytest.approx(
+        (10 * 224 / 416, 13 * 224 / 416), abs=1e-3
+    )
     assert model.test_cfg.conf_thr == 0.5 and model.test_cfg.nms.iou_threshold == 0.5
     assert cfg.optimizer.lr == 2e-4 and cfg.train_loop.batch_size == 8 and cfg.randomness.seed == 3
     # the config holds only what the harness's loop runs: no mmengine runner sections it would ignore
@@ -60,7 +98,9 @@ def test_boxes_follow_the_letterbox_transform():
     box = detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry)[0]
     ys, xs = np.nonzero(padded > 127)
     assert box == pytest.approx([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], abs=1.0)
-    back = detection.from_input(detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry), geometry, 300, 200)
+    back = detection.from_input(
+        detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry), geometry, 300, 200
+    )
     assert back[0] == pytest.approx([40, 60, 140, 120])
 
 
@@ -78,7 +118,9 @@ def test_boxes_follow_the_stretch_transform_by_default():
     assert box == pytest.approx([19.2, 19.2, 67.2, 38.4])
     ys, xs = np.nonzero(stretched > 127)
     assert box == pytest.approx([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], abs=1.0)
-    back = detection.from_input(detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry), geometry, 300, 200)
+    back = detection.from_input(
+        detection.to_input(np.array([[40.0, 60.0, 140.0, 120.0]]), geometry), geometry, 300, 200
+    )
     assert back[0] == pytest.approx([40, 60, 140, 120])
     assert detection.input_geometry(300, 200, size, "letterbox") == detection.letterbox(300, 200, size)
 
@@ -97,7 +139,9 @@ def test_frozen_backbone_weights_and_statistics_are_unchanged_after_training(dem
     before = {k: v.clone() for k, v in loaded.encoder.state_dict().items()}
     assert any("running_mean" in k for k in before)
     suite.extra["detection_recipe"] = {**suite.extra["detection_recipe"], "max_epochs": 2}
-    ctx = RunContext(loaded, torch.device("cpu"), suite, tmp_path / "out", tmp_path, feature_cache=None, progress=False, limit=12)
+    ctx = RunContext(
+        loaded, torch.device("cpu"), suite, tmp_path / "out", tmp_path, feature_cache=None, progress=False, limit=12
+    )
     result, predictions = detection.run_unit(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
     after = loaded.encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "frozen encoder changed"
@@ -122,10 +166,15 @@ def test_exact_mode_equals_cached_mode_bit_for_bit(demo_root, tmp_path, monkeypa
     data = load_task_data(task, suite, tmp_path)
     loaded = load_encoder("random:resnet_tiny")
     runs = {}
-    for mode, cache, budget_gb in (("cached", FeatureCache(tmp_path / "features"), "1"), ("memmap", FeatureCache(tmp_path / "features"), "0"),
-                                   ("exact", None, "1")):
+    for mode, cache, budget_gb in (
+        ("cached", FeatureCache(tmp_path / "features"), "1"),
+        ("memmap", FeatureCache(tmp_path / "features"), "0"),
+        ("exact", None, "1"),
+    ):
         monkeypatch.setenv("MEDVLP_RESIDENT_GB", budget_gb)
-        ctx = RunContext(loaded, torch.device("cpu"), suite, tmp_path / mode, tmp_path, feature_cache=cache, progress=False, limit=24)
+        ctx = RunContext(
+            loaded, torch.device("cpu"), suite, tmp_path / mode, tmp_path, feature_cache=cache, progress=False, limit=24
+        )
         runs[mode] = detection.run_unit(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
     (cached, cached_preds), (memmap, memmap_preds), (exact, exact_preds) = runs["cached"], runs["memmap"], runs["exact"]
     assert cached.training["feature_cache"]["train"]["computed"] > 0 and exact.flags["exact_features"]
@@ -149,7 +198,11 @@ def test_cli_runs_both_detection_tasks_and_writes_results(det_run):
     _, output = det_run
     results = read_results(output)
     assert sorted((r.unit.task, r.unit.fraction) for r in results) == [
-        ("objectcxr_det", 1), ("objectcxr_det", 10), ("rsna_det", 1), ("rsna_det", 10)]
+        ("objectcxr_det", 1),
+        ("objectcxr_det", 10),
+        ("rsna_det", 1),
+        ("rsna_det", 10),
+    ]
     for r in results:
         assert r.family == "detection" and r.metric == "map" and 0.0 <= r.value <= 1.0
         assert r.hyperparameters["input_size"] == 96  # the demo suite's image size
@@ -159,7 +212,9 @@ def test_cli_runs_both_detection_tasks_and_writes_results(det_run):
         assert r.metrics["rule"] == "all_images" and r.metrics["reference"]["rule"] == "mgca"
         assert "sound all-images rule" in r.training["selection"]
         assert r.training["epochs_run"] <= 60 and len(r.training["history"]) == r.training["epochs_run"]
-        assert r.hyperparameters["lr"] == all_tasks()[r.unit.task].recipe.model_copy(update=r.hyperparameters["suite"]["extra"]["detection_recipe"]).lr_for(r.unit.fraction)
+        assert r.hyperparameters["lr"] == all_tasks()[r.unit.task].recipe.model_copy(
+            update=r.hyperparameters["suite"]["extra"]["detection_recipe"]
+        ).lr_for(r.unit.fraction)
         table = pd.read_csv(output / r.unit.task / r.predictions_file, dtype={"image_id": str})
         assert (table["kind"] == "image").sum() == r.data["n_test"]
         assert metrics_from_table(table)["map"] == pytest.approx(r.value, abs=1e-9)
@@ -174,25 +229,58 @@ def test_rerun_resumes_and_the_reference_rule_switch_is_gone(demo_root, det_run,
     assert "4 of 4 units already finished" in capsys.readouterr().out
     # both rules are in every result now: the old switch is refused, not silently ignored
     with pytest.raises(SystemExit):
-        main(demo_args(demo_root, cache, output.parent / "mgca", "--tasks", "objectcxr_det", "--fractions", "1", "--mgca-det-map"))
+        main(
+            demo_args(
+                demo_root,
+                cache,
+                output.parent / "mgca",
+                "--tasks",
+                "objectcxr_det",
+                "--fractions",
+                "1",
+                "--mgca-det-map",
+            )
+        )
 
 
-def test_v1_switches_are_recorded_select_mmdets_head_and_letterbox_and_stay_off_submissions(demo_root, det_run, tmp_path):
+def test_v1_switches_are_recorded_select_mmdets_head_and_letterbox_and_stay_off_submissions(
+    demo_root, det_run, tmp_path
+):
     """--yolo-semantics mmdet --geometry letterbox: protocol v1's settings, recorded in the
     flags (hence the unit key) and in the config; the default run records neither."""
     from benchmark.submissions import COMPAT_FLAGS
 
     cache, default_output = det_run
     output = tmp_path / "v1-switches"
-    assert main(demo_args(demo_root, cache, output, "--tasks", "objectcxr_det", "--fractions", "1", "--limit", "12",
-                          "--yolo-semantics", "mmdet", "--geometry", "letterbox")) == 0
+    assert (
+        main(
+            demo_args(
+                demo_root,
+                cache,
+                output,
+                "--tasks",
+                "objectcxr_det",
+                "--fractions",
+                "1",
+                "--limit",
+                "12",
+                "--yolo-semantics",
+                "mmdet",
+                "--geometry",
+                "letterbox",
+            )
+        )
+        == 0
+    )
     (switched,) = read_results(output)
     default = next(r for r in read_results(default_output) if r.unit.task == "objectcxr_det")
     assert switched.flags["yolo_semantics"] == "mmdet" and switched.flags["dense_geometry"] == "letterbox"
     assert "yolo_semantics" not in default.flags and "dense_geometry" not in default.flags
     assert switched.hyperparameters["mmengine_config"]["model"]["bbox_head"]["type"] == "YOLOV3Head"
     assert default.hyperparameters["mmengine_config"]["model"]["bbox_head"]["type"] == "MedVLPReferenceYOLOV3Head"
-    assert switched.hyperparameters["preprocess"].startswith("letterbox") and default.hyperparameters["preprocess"].startswith("stretch")
+    assert switched.hyperparameters["preprocess"].startswith("letterbox") and default.hyperparameters[
+        "preprocess"
+    ].startswith("stretch")
     assert switched.protocol_version == default.protocol_version == 2
     assert {"yolo_semantics", "dense_geometry"} <= set(COMPAT_FLAGS)
 

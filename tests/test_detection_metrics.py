@@ -77,14 +77,26 @@ def coco_map(gt: dict, preds: dict, images: list[str], thresholds=IOU_THRESHOLDS
     for image, boxes in gt.items():
         for x1, y1, x2, y2 in np.asarray(boxes, float).reshape(-1, 4):
             n += 1
-            annotations.append({"id": n, "image_id": ids[image], "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                                "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": n,
+                    "image_id": ids[image],
+                    "category_id": 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
     for image, boxes in preds.items():
         for x1, y1, x2, y2, s in np.asarray(boxes, float).reshape(-1, 5):
             results.append({"image_id": ids[image], "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": s})
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
-        coco.dataset = {"images": [{"id": i} for i in ids.values()], "annotations": annotations, "categories": [{"id": 1}]}
+        coco.dataset = {
+            "images": [{"id": i} for i in ids.values()],
+            "annotations": annotations,
+            "categories": [{"id": 1}],
+        }
         coco.createIndex()
         dt = coco.loadRes(results) if results else COCO()
         evaluator = COCOeval(coco, dt, "bbox")
@@ -171,8 +183,13 @@ def test_mgca_rule_counts_only_images_with_gt_and_a_prediction():
 
 
 def test_metric_recomputes_from_a_predictions_table():
-    rows = [("a", "image", np.nan, *[np.nan] * 4), ("a", "gt", np.nan, 0, 0, 10, 10), ("a", "pred", 0.8, 0, 0, 10, 11),
-            ("b", "image", np.nan, *[np.nan] * 4), ("b", "pred", 0.9, 0, 0, 5, 5)]
+    rows = [
+        ("a", "image", np.nan, *[np.nan] * 4),
+        ("a", "gt", np.nan, 0, 0, 10, 10),
+        ("a", "pred", 0.8, 0, 0, 10, 11),
+        ("b", "image", np.nan, *[np.nan] * 4),
+        ("b", "pred", 0.9, 0, 0, 5, 5),
+    ]
     table = pd.DataFrame(rows, columns=["image_id", "kind", "score", "x1", "y1", "x2", "y2"])
     gt = {"a": [[0, 0, 10, 10]], "b": []}
     preds = {"a": [[0, 0, 10, 11, 0.8]], "b": [[0, 0, 5, 5, 0.9]]}
@@ -232,7 +249,9 @@ def test_reference_rule_resample_equals_the_reference_map_of_duplicated_images()
     gt, preds = random_case(rng, n_images=15)
     images = sorted(set(gt) | set(preds))
     scorer = ResampledMAP(gt, preds, images, reference=True)
-    assert scorer(np.arange(len(images))) == pytest.approx(detection_metrics(gt, preds, images, mgca=True)["map"], abs=1e-12)
+    assert scorer(np.arange(len(images))) == pytest.approx(
+        detection_metrics(gt, preds, images, mgca=True)["map"], abs=1e-12
+    )
     for _ in range(5):
         draw = rng.integers(0, len(images), size=len(images))
         copies_gt, copies_preds, names = {}, {}, []
@@ -243,4 +262,6 @@ def test_reference_rule_resample_equals_the_reference_map_of_duplicated_images()
             if image in preds:
                 copies_preds[name] = preds[image]
             names.append(name)
-        assert scorer(draw) == pytest.approx(detection_metrics(copies_gt, copies_preds, names, mgca=True)["map"], abs=1e-12)
+        assert scorer(draw) == pytest.approx(
+            detection_metrics(copies_gt, copies_preds, names, mgca=True)["map"], abs=1e-12
+        )

@@ -61,8 +61,7 @@ def timm_tiny_vit(seed: int = 2, img_size: int = 32):
     from timm.models.vision_transformer import VisionTransformer
 
     torch.manual_seed(seed)
-    return VisionTransformer(img_size=img_size, patch_size=8, embed_dim=48, depth=2,
-                             num_heads=3, num_classes=5).eval()
+    return VisionTransformer(img_size=img_size, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=5).eval()
 
 
 def grey(b=2, size=64, seed=0):
@@ -104,8 +103,12 @@ def check_vit_matches(loaded: LoadedEncoder, ref) -> None:
     with torch.no_grad():
         tokens = ref.blocks(ref._pos_embed(ref.patch_embed(x)))
     want = tokens[:, 1:].transpose(1, 2).reshape(2, 48, 4, 4)
-    torch.testing.assert_close(pyr[3], torch.nn.functional.interpolate(
-        want, size=(1, 1), mode="bilinear", align_corners=False), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        pyr[3],
+        torch.nn.functional.interpolate(want, size=(1, 1), mode="bilinear", align_corners=False),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -114,12 +117,23 @@ def check_vit_matches(loaded: LoadedEncoder, ref) -> None:
 def test_registries_list_all_formats_and_sources():
     assert set(FORMATS) == {"torchvision_resnet", "lightning_prefixed", "timm_vit", "torchscript"}
     assert set(SOURCES) == {"random", "imagenet", "module"}
-    assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet_tiny",
-            "vit_base_patch16_224", "vit_small_patch16_224", "vit_tiny_test"} <= set(ARCHS)
+    assert {
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet_tiny",
+        "vit_base_patch16_224",
+        "vit_small_patch16_224",
+        "vit_tiny_test",
+    } <= set(ARCHS)
     assert KNOWN_PREFIXES == {
-        "img_encoder_q.model.": "mgca", "img_encoder.model.": "convirt",
-        "gloria.img_encoder.model.": "gloria", "visual.model.": "benchx",
-        "encoder.": "mflag", "backbone.": "g2d",
+        "img_encoder_q.model.": "mgca",
+        "img_encoder.model.": "convirt",
+        "gloria.img_encoder.model.": "gloria",
+        "visual.model.": "benchx",
+        "encoder.": "mflag",
+        "backbone.": "g2d",
     }
 
 
@@ -176,10 +190,12 @@ def test_infer_arch_from_state_dict_layouts():
     import torchvision
 
     with torch.device("meta"):
-        for name, ctor in [("resnet18", torchvision.models.resnet18),
-                           ("resnet34", torchvision.models.resnet34),
-                           ("resnet50", torchvision.models.resnet50),
-                           ("resnet101", torchvision.models.resnet101)]:
+        for name, ctor in [
+            ("resnet18", torchvision.models.resnet18),
+            ("resnet34", torchvision.models.resnet34),
+            ("resnet50", torchvision.models.resnet50),
+            ("resnet101", torchvision.models.resnet101),
+        ]:
             assert infer_arch(ctor().state_dict()) == name
         assert infer_arch(ResNet(BasicBlock, [1, 1, 1, 1]).state_dict()) == "resnet_tiny"
     assert infer_arch(timm_tiny_vit().state_dict()) == "vit_tiny_test"
@@ -194,8 +210,12 @@ def test_infer_arch_from_state_dict_layouts():
 def test_torchvision_resnet_state_dict(tmp_path, wrap):
     ref = tv_tiny_resnet()
     sd = ref.state_dict()
-    obj = {"plain": sd, "state_dict": {"state_dict": sd, "epoch": 3}, "model": {"model": sd},
-           "ddp": {"module." + k: v for k, v in sd.items()}}[wrap]
+    obj = {
+        "plain": sd,
+        "state_dict": {"state_dict": sd, "epoch": 3},
+        "model": {"model": sd},
+        "ddp": {"module." + k: v for k, v in sd.items()},
+    }[wrap]
     path = tmp_path / "resnet.pth"
     torch.save(obj, path)
     loaded = load_encoder(str(path))
@@ -214,9 +234,15 @@ def test_lightning_checkpoint_for_each_method_prefix(tmp_path, prefix, method):
     backbone = {k: v for k, v in ref.state_dict().items() if not k.startswith("fc.")}
     sd = {prefix + k: v for k, v in backbone.items()}
     sd.update(TEXT_AND_HEADS)
-    ckpt = {"state_dict": sd, "epoch": 3, "global_step": 1200,
-            "pytorch-lightning_version": "1.9.0", "hyper_parameters": {"lr": 1e-4, "img_encoder": "resnet_50"},
-            "optimizer_states": [], "lr_schedulers": []}
+    ckpt = {
+        "state_dict": sd,
+        "epoch": 3,
+        "global_step": 1200,
+        "pytorch-lightning_version": "1.9.0",
+        "hyper_parameters": {"lr": 1e-4, "img_encoder": "resnet_50"},
+        "optimizer_states": [],
+        "lr_schedulers": [],
+    }
     path = tmp_path / f"{method}.ckpt"
     torch.save(ckpt, path)
     loaded = load_encoder(str(path))
@@ -254,8 +280,7 @@ def test_unknown_single_prefix_is_discovered(tmp_path):
     assert loaded.load_report["prefix_source"] == "discovered" and loaded.method_hint is None
     check_resnet_matches(loaded, ref)
     # a known prefix nested one level deeper still names the method
-    torch.save({"model.img_encoder_q.model." + k: v for k, v in ref.state_dict().items()},
-               tmp_path / "nested.pt")
+    torch.save({"model.img_encoder_q.model." + k: v for k, v in ref.state_dict().items()}, tmp_path / "nested.pt")
     nested = load_encoder(str(tmp_path / "nested.pt"))
     assert nested.method_hint == "mgca" and nested.load_report["prefix"] == "model.img_encoder_q.model."
     check_resnet_matches(nested, ref)
@@ -344,11 +369,12 @@ def test_half_renamed_backbone_is_refused_unless_partial_allowed(tmp_path):
     ref = tv_tiny_resnet(seed=8)
     sd = {k: v for k, v in ref.state_dict().items() if not k.startswith("fc.")}
     keys = [k for k in sd if not k.endswith("num_batches_tracked")]
-    renamed = keys[len(keys) // 2:]
+    renamed = keys[len(keys) // 2 :]
     assert any(k.startswith("layer4.") for k in renamed)
     bad = {("renamed_" + k if k in renamed else k): v for k, v in sd.items()}
-    torch.save({"state_dict": {"img_encoder_q.model." + k: v for k, v in bad.items()}, "epoch": 1},
-               tmp_path / "half.ckpt")
+    torch.save(
+        {"state_dict": {"img_encoder_q.model." + k: v for k, v in bad.items()}, "epoch": 1}, tmp_path / "half.ckpt"
+    )
     with pytest.raises(CheckpointError) as e:
         load_encoder(str(tmp_path / "half.ckpt"))
     msg = str(e.value)
@@ -393,8 +419,11 @@ def test_shape_mismatch_names_the_tensors(tmp_path):
 
 def test_pickled_objects_need_trust(tmp_path):
     ref = tv_tiny_resnet(seed=10)
-    ckpt = {"state_dict": {"backbone." + k: v for k, v in ref.state_dict().items()},
-            "epoch": 2, "hyper_parameters": argparse.Namespace(lr=1e-4, arch="resnet_tiny")}
+    ckpt = {
+        "state_dict": {"backbone." + k: v for k, v in ref.state_dict().items()},
+        "epoch": 2,
+        "hyper_parameters": argparse.Namespace(lr=1e-4, arch="resnet_tiny"),
+    }
     path = tmp_path / "g2d_pickled.ckpt"
     torch.save(ckpt, path)
     with pytest.raises(CheckpointError) as e:
@@ -555,8 +584,7 @@ def test_module_function_factories(tmp_path, monkeypatch):
     assert c.encoder.forward_global(x).shape == (2, 6)
     with pytest.raises(ConfigError, match="pyramid"):
         c.encoder.forward_pyramid(x)
-    p = load_encoder("my_encoders:make_plain",
-                     input_contract=InputContract(mean=(0.5,), std=(0.5,), channels=1))
+    p = load_encoder("my_encoders:make_plain", input_contract=InputContract(mean=(0.5,), std=(0.5,), channels=1))
     assert p.encoder.feature_dim == 6 and p.encoder.contract.channels == 1
 
     with pytest.raises(ConfigError, match="returned int"):
@@ -594,8 +622,10 @@ def test_provenance_is_json_serialisable(tmp_path):
     import json
 
     ref = tv_tiny_resnet()
-    torch.save({"state_dict": {"gloria.img_encoder.model." + k: v for k, v in ref.state_dict().items()},
-                "epoch": 5}, tmp_path / "gloria.ckpt")
+    torch.save(
+        {"state_dict": {"gloria.img_encoder.model." + k: v for k, v in ref.state_dict().items()}, "epoch": 5},
+        tmp_path / "gloria.ckpt",
+    )
     prov = load_encoder(str(tmp_path / "gloria.ckpt")).provenance()
     text = json.dumps(prov)
     assert '"method_hint": "gloria"' in text and prov["encoder"]["arch"] == "resnet_tiny"

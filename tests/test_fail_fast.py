@@ -18,8 +18,24 @@ from benchmark.results import read_result
 
 
 def args_for(demo_root, cache, output, *extra, tasks="covidx_cls"):
-    return ["--encoder", "random:resnet_tiny", "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(cache),
-            "--output", str(output), "--no-progress", "--workers", "0", "--tasks", tasks, *extra]
+    return [
+        "--encoder",
+        "random:resnet_tiny",
+        "--suite",
+        "demo",
+        "--demo-root",
+        str(demo_root),
+        "--cache-dir",
+        str(cache),
+        "--output",
+        str(output),
+        "--no-progress",
+        "--workers",
+        "0",
+        "--tasks",
+        tasks,
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -62,11 +78,21 @@ def one_error_line(err: str) -> str:
 
 
 # ---------------------------------------------------------------------------- 1. numbers
-@pytest.mark.parametrize("option, value, allowed", [
-    ("--limit", "0", ">= 1"), ("--limit", "-1", ">= 1"), ("--batch-size", "0", ">= 1"), ("--train-views", "0", ">= 1"),
-    ("--seeds", "-1", ">= 0"), ("--workers", "-1", ">= 0"), ("--fractions", "0,10", "between 1 and 100"),
-    ("--fractions", "101", "between 1 and 100"), ("--seeds", "0,0", "twice"), ("--limit", "ten", ">= 1"),
-])
+@pytest.mark.parametrize(
+    "option, value, allowed",
+    [
+        ("--limit", "0", ">= 1"),
+        ("--limit", "-1", ">= 1"),
+        ("--batch-size", "0", ">= 1"),
+        ("--train-views", "0", ">= 1"),
+        ("--seeds", "-1", ">= 0"),
+        ("--workers", "-1", ">= 0"),
+        ("--fractions", "0,10", "between 1 and 100"),
+        ("--fractions", "101", "between 1 and 100"),
+        ("--seeds", "0,0", "twice"),
+        ("--limit", "ten", ">= 1"),
+    ],
+)
 def test_bad_numbers_are_one_line_exit_2(demo_root, tmp_path, capsys, no_encoder_work, option, value, allowed):
     with pytest.raises(SystemExit) as stop:
         main(args_for(demo_root, tmp_path / "c", tmp_path / "o", option, value))
@@ -120,7 +146,9 @@ def test_demo_root_that_is_a_file_is_a_clear_error(tmp_path, capsys):
     assert f"--demo-root {plain} is a file, not a folder" in line
 
 
-def test_insufficient_disk_for_the_feature_cache_is_refused_with_the_numbers(demo_root, tmp_path, capsys, monkeypatch, no_encoder_work):
+def test_insufficient_disk_for_the_feature_cache_is_refused_with_the_numbers(
+    demo_root, tmp_path, capsys, monkeypatch, no_encoder_work
+):
     import benchmark.runner as runner
 
     usage = namedtuple("usage", "total used free")
@@ -181,15 +209,19 @@ def test_missing_test_image_is_refused_before_encoding(demo_copy, tmp_path, caps
 
 
 # ---------------------------------------------------------------------------- 3. broken images
-@pytest.mark.parametrize("task_id, suffix, cut, cause", [
-    ("rsna_cls", ".dcm", 3, "truncated or corrupted DICOM ("),  # native pixel data cut short
-    ("rsna_cls", ".dcm", None, "truncated or corrupted DICOM header ("),  # 200 bytes left
-    ("siim_seg", ".dcm", 2, "truncated or corrupted DICOM ("),  # compressed: no sequence delimiter at its end
-    ("chexpert_cls", ".jpg", 2, "truncated JPEG ("),
-    ("covidx_cls", ".png", 2, "truncated PNG ("),
-])
-def test_truncated_images_anywhere_in_a_split_are_refused_before_encoding(demo_copy, tmp_path, capsys, no_encoder_work,
-                                                                         task_id, suffix, cut, cause):
+@pytest.mark.parametrize(
+    "task_id, suffix, cut, cause",
+    [
+        ("rsna_cls", ".dcm", 3, "truncated or corrupted DICOM ("),  # native pixel data cut short
+        ("rsna_cls", ".dcm", None, "truncated or corrupted DICOM header ("),  # 200 bytes left
+        ("siim_seg", ".dcm", 2, "truncated or corrupted DICOM ("),  # compressed: no sequence delimiter at its end
+        ("chexpert_cls", ".jpg", 2, "truncated JPEG ("),
+        ("covidx_cls", ".png", 2, "truncated PNG ("),
+    ],
+)
+def test_truncated_images_anywhere_in_a_split_are_refused_before_encoding(
+    demo_copy, tmp_path, capsys, no_encoder_work, task_id, suffix, cut, cause
+):
     """Every image file's header and end are checked before the encoder runs, not only the
     first of each split: a truncated file in the MIDDLE of the test split is named, with the
     count, before any feature is computed."""
@@ -202,7 +234,10 @@ def test_truncated_images_anywhere_in_a_split_are_refused_before_encoding(demo_c
     line = one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: cannot read image {victim}: {cause}"), line
     assert suffix != ".dcm" or task_id != "siim_seg" or "does not end with the sequence delimiter" in line
-    assert f"checked before encoding: 1 of the {len(split_paths(demo_copy, cache, task_id, 'test'))} test image file(s) of {task_id} fail" in line
+    assert (
+        f"checked before encoding: 1 of the {len(split_paths(demo_copy, cache, task_id, 'test'))} test image file(s) of {task_id} fail"
+        in line
+    )
     assert not computed_features(cache) and not (tmp_path / "out").exists()
 
 
@@ -215,7 +250,7 @@ def test_image_corrupt_inside_is_one_line_naming_the_file(demo_copy, tmp_path, c
     victim = split_paths(demo_copy, cache, "siim_seg", "test")[3]
     data = bytearray(Path(victim).read_bytes())
     start = data.find(b"\xff\xd8\xff")  # the encapsulated JPEG's start
-    data[start:len(data) - 16] = bytes(len(data) - 16 - start)
+    data[start : len(data) - 16] = bytes(len(data) - 16 - start)
     Path(victim).write_bytes(bytes(data))
     args = args_for(demo_copy, cache, tmp_path / "out", "--fractions", "100", "--limit", "12", tasks="siim_seg")
     args[args.index("--workers") + 1] = workers
@@ -294,7 +329,9 @@ def test_changed_image_behind_the_same_id_is_not_served_from_the_cache(demo_copy
     """Same ids, other bytes (same size, mtime restored): new cache key, features recomputed;
     an untouched rerun reuses the cache."""
     cache = tmp_path / "cache"
-    args = lambda out: args_for(demo_copy, cache, tmp_path / out, "--fractions", "100", "--limit", "16", tasks="rsna_cls")  # noqa: E731
+    args = lambda out: args_for(
+        demo_copy, cache, tmp_path / out, "--fractions", "100", "--limit", "16", tasks="rsna_cls"
+    )  # noqa: E731
     assert main(args("clean")) == 0
     clean = read_result(tmp_path / "clean" / "rsna_cls" / "rsna_cls_frac100_seed0.json")
 
@@ -319,5 +356,7 @@ def test_changed_image_behind_the_same_id_is_not_served_from_the_cache(demo_copy
     assert main(args("again")) == 0
     again = read_result(tmp_path / "again" / "rsna_cls" / "rsna_cls_frac100_seed0.json")
     assert all(stats["computed"] == 0 for stats in again.training["feature_cache"].values())
-    assert {s: v["key"] for s, v in again.training["feature_cache"].items()} == {s: v["key"] for s, v in cache_changed.items()}
+    assert {s: v["key"] for s, v in again.training["feature_cache"].items()} == {
+        s: v["key"] for s, v in cache_changed.items()
+    }
     assert again.value == changed.value

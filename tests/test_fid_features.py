@@ -58,13 +58,21 @@ def check_extractor(features, folder, side: int, margin: int = 6) -> dict[str, f
     size = features.size
 
     def direct(arrays):
-        grey = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) if a.shape != (size, size) else a
-                         for a in arrays])
+        grey = np.stack(
+            [
+                np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) if a.shape != (size, size) else a
+                for a in arrays
+            ]
+        )
         return features(torch.from_numpy(grey).float().div(255).unsqueeze(1))
 
     expected_shift = fid(direct(centres), direct([c + SHIFT for c in centres]))
-    values = {"identical": fid(synthetic, synthetic), "real_vs_synthetic": fid(real, synthetic), "shifted": fid(real, shifted),
-              "expected_shift": expected_shift}
+    values = {
+        "identical": fid(synthetic, synthetic),
+        "real_vs_synthetic": fid(real, synthetic),
+        "shifted": fid(real, shifted),
+        "expected_shift": expected_shift,
+    }
     # what squashing the real images (the former preprocessing) would have given
     squashed = np.stack([load_grey(p, size) for p in paths["real"]])
     values["squashed"] = fid(features(torch.from_numpy(squashed).float().div(255).unsqueeze(1)), synthetic)
@@ -88,7 +96,11 @@ def test_fid_with_fewer_vectors_than_dimensions_is_exact():
 
 
 def test_load_square_crops_the_centre_like_torchxrayvision(tmp_path):
-    assert square_crop_box(10, 4) == (3, 0, 7, 4) and square_crop_box(4, 9) == (0, 2, 4, 6) and square_crop_box(5, 5) == (0, 0, 5, 5)
+    assert (
+        square_crop_box(10, 4) == (3, 0, 7, 4)
+        and square_crop_box(4, 9) == (0, 2, 4, 6)
+        and square_crop_box(5, 5) == (0, 0, 5, 5)
+    )
     image = np.arange(4 * 10, dtype=np.uint8).reshape(4, 10)
     Image.fromarray(image, "L").save(tmp_path / "wide.png")
     assert np.array_equal(load_square(tmp_path / "wide.png", 4), image[:, 3:7])
@@ -129,7 +141,10 @@ def test_xrv_features_strict_and_weights_only_loading(tmp_path):
     check_extractor(features, tmp_path, side=64)
     # a wrong file no longer passes silently: a 3-channel torchvision DenseNet-121 differs in conv0 and the classifier
     torch.save(torchvision_densenet_state(), tmp_path / "imagenet-densenet.pt")
-    with pytest.raises(ConfigError, match=r"0 missing \(\), 0 unexpected \(\), 3 of another shape \(classifier.bias, classifier.weight, features.conv0.weight"):
+    with pytest.raises(
+        ConfigError,
+        match=r"0 missing \(\), 0 unexpected \(\), 3 of another shape \(classifier.bias, classifier.weight, features.conv0.weight",
+    ):
         make_features("xrv", weights=str(tmp_path / "imagenet-densenet.pt"))
     # torchxrayvision's release files are whole pickled models: refused unless trusted
     torch.save(model, tmp_path / "pickled.pt")
@@ -150,10 +165,25 @@ def tiny_clip(folder):
     from transformers import CLIPConfig, CLIPModel
 
     config = CLIPConfig(
-        text_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 64,
-                     "max_position_embeddings": 16, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 32,
-                       "patch_size": 8},
+        text_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "vocab_size": 64,
+            "max_position_embeddings": 16,
+            "bos_token_id": 0,
+            "eos_token_id": 1,
+            "pad_token_id": 1,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
         projection_dim=12,
     )
     torch.manual_seed(0)
@@ -175,6 +205,8 @@ def test_clip_features_from_a_local_folder(tmp_path):
 
     weights = folder / "model.safetensors"
     state = load_file(weights)
-    save_file({k: v for k, v in state.items() if not k.startswith("visual_projection")}, weights, metadata={"format": "pt"})
+    save_file(
+        {k: v for k, v in state.items() if not k.startswith("visual_projection")}, weights, metadata={"format": "pt"}
+    )
     with pytest.raises(ConfigError, match="missing_keys: visual_projection.weight"):
         make_features("clip", weights=str(folder))

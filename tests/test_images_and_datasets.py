@@ -77,13 +77,19 @@ def test_chexpert_adapter_reads_official_layout_and_maps_uncertain(tmp_path):
     write_chexpert(tmp_path)
     adapter = CheXpert.locate(DataRoots(tmp_path))
     records = adapter.records.set_index("image_id")
-    assert list(records.index) == ["train/patient00001/study1/view1_frontal.jpg", "train/patient00002/study2/view1_frontal.jpg",
-                                   "valid/patient64541/study1/view1_frontal.jpg"]  # lateral dropped
+    assert list(records.index) == [
+        "train/patient00001/study1/view1_frontal.jpg",
+        "train/patient00002/study2/view1_frontal.jpg",
+        "valid/patient64541/study1/view1_frontal.jpg",
+    ]  # lateral dropped
     first = records.loc["train/patient00001/study1/view1_frontal.jpg"]
     # -1 -> 1 for Atelectasis, Edema, Pleural Effusion; -> 0 for Cardiomegaly, Consolidation
     assert (first["Atelectasis"], first["Edema"], first["Pleural Effusion"]) == (1, 1, 1)
     assert (first["Cardiomegaly"], first["Consolidation"]) == (0, 0)
-    assert records.loc["train/patient00002/study2/view1_frontal.jpg", ["Atelectasis", "Edema"]].tolist() == [0, 0]  # blanks
+    assert records.loc["train/patient00002/study2/view1_frontal.jpg", ["Atelectasis", "Edema"]].tolist() == [
+        0,
+        0,
+    ]  # blanks
     assert records.loc["valid/patient64541/study1/view1_frontal.jpg", "source_split"] == "test"
     assert records["group"].tolist() == ["patient00001", "patient00002", "patient64541"]
     assert read_grey(records.iloc[0]["path"]).shape == (64, 48)
@@ -101,7 +107,10 @@ def test_rsna_adapter_keeps_all_boxes_and_negatives(tmp_path):
     records = RSNAPneumonia.locate(DataRoots(tmp_path)).records.set_index("image_id")
     assert len(records) == 2
     positive = records.loc["00436515-870c-4b36-a041-de91049b9ab4"]
-    assert positive["Pneumonia"] == 1 and positive["boxes"] == [(264.0, 152.0, 213.0, 379.0), (562.0, 152.0, 256.0, 453.0)]
+    assert positive["Pneumonia"] == 1 and positive["boxes"] == [
+        (264.0, 152.0, 213.0, 379.0),
+        (562.0, 152.0, 256.0, 453.0),
+    ]
     negative = records.loc["0004cfab-14fd-4e49-80ba-63a80b6bddd6"]
     assert negative["Pneumonia"] == 0 and negative["boxes"] == []
     # the MONOCHROME1 negative decodes with the same orientation as the MONOCHROME2 positive

@@ -53,7 +53,12 @@ def recipe_imports(source: str) -> list[str]:
 
 
 def test_no_harness_module_imports_the_recipes_even_lazily():
-    assert recipe_imports("def f():\n    from recipes.pretraining.encoders import load_bert\n") == ["recipes.pretraining.encoders"]
-    offenders = {str(path.relative_to(ROOT)): recipe_imports(path.read_text())
-                 for package in ("benchmark", "models", "tasks") for path in sorted((ROOT / package).rglob("*.py"))}
+    assert recipe_imports("def f():\n    from recipes.pretraining.encoders import load_bert\n") == [
+        "recipes.pretraining.encoders"
+    ]
+    offenders = {
+        str(path.relative_to(ROOT)): recipe_imports(path.read_text())
+        for package in ("benchmark", "models", "tasks")
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
     assert not {path: names for path, names in offenders.items() if names}

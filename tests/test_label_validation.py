@@ -52,7 +52,11 @@ def error_of(adapter) -> str:
         (f"{POS},,152.0,256.0,453.0,1", "x is empty", "x is empty on a Target 1 row"),  # box silently dropped before
         (f"{POS},562.0,152.0,256.0,abc,1", "'abc'", "height 'abc' is not a number"),
         (f"{POS},-5.0,152.0,256.0,453.0,1", "'-5.0'", "x '-5.0' is negative"),
-        (f"{POS},900.0,152.0,256.0,453.0,1", "900.0 + 256.0", "x + width = 900.0 + 256.0 = 1156 is past the image's edge at 1024"),
+        (
+            f"{POS},900.0,152.0,256.0,453.0,1",
+            "900.0 + 256.0",
+            "x + width = 900.0 + 256.0 = 1156 is past the image's edge at 1024",
+        ),
         (f"{POS},562.0,600.0,256.0,453.0,1", "600.0 + 453.0", "y + height = 600.0 + 453.0 = 1053"),
         (f"{POS},562.0,152.0,256.0,453.0,2", "'2'", "Target '2' is not 0 or 1"),
         (f"{POS},562.0,152.0,256.0,453.0,", "''", "Target '' is not 0 or 1"),
@@ -61,7 +65,9 @@ def error_of(adapter) -> str:
 )
 def test_rsna_bad_row_is_a_named_error(tmp_path, bad_row, value, problem):
     message = error_of(rsna_with(tmp_path, bad_row))
-    assert message.startswith(str(tmp_path / "rsna-pneumonia-detection-challenge" / "stage_2_train_labels.csv") + ", line 4: ")
+    assert message.startswith(
+        str(tmp_path / "rsna-pneumonia-detection-challenge" / "stage_2_train_labels.csv") + ", line 4: "
+    )
     assert value in message and problem in message
     assert "allowed:" in message and "--skip-bad-rows" in message
 
@@ -92,7 +98,10 @@ def test_rsna_skip_bad_rows_leaves_the_patient_out_and_lists_the_row(tmp_path):
     assert "left out 1 image(s) for 1 bad label-file row(s)" in text
     assert "stage_2_train_labels.csv, line 4: width '-256.0' is not > 0" in text
     version = adapter.version()
-    assert "--skip-bad-rows skipped 1 bad row(s), 1 image(s) left out: stage_2_train_labels.csv line 4: width '-256.0' is not > 0" in version
+    assert (
+        "--skip-bad-rows skipped 1 bad row(s), 1 image(s) left out: stage_2_train_labels.csv line 4: width '-256.0' is not > 0"
+        in version
+    )
 
 
 def test_clean_files_record_that_nothing_was_skipped(tmp_path):
@@ -110,8 +119,16 @@ def chexpert_row(labels: dict[str, str], view: str = "Frontal", patient: str = "
     """A train.csv row; ``labels`` by column name, others blank."""
     columns = CHEXPERT_HEADER.split(",")
     values = {c: "" for c in columns}
-    values.update({"Path": f"CheXpert-v1.0-small/train/{patient}/study1/view1_frontal.jpg", "Sex": "Male", "Age": "50",
-                   "Frontal/Lateral": view, "AP/PA": "AP", **labels})
+    values.update(
+        {
+            "Path": f"CheXpert-v1.0-small/train/{patient}/study1/view1_frontal.jpg",
+            "Sex": "Male",
+            "Age": "50",
+            "Frontal/Lateral": view,
+            "AP/PA": "AP",
+            **labels,
+        }
+    )
     return ",".join(values[c] for c in columns)
 
 
@@ -124,7 +141,9 @@ def test_chexpert_label_two_is_a_named_error(tmp_path, file):
     path.write_text("\n".join(lines) + "\n")
     line = len(lines)  # train.csv: header + 3 rows + this = line 5; valid.csv: line 3
     message = error_of(CheXpert.locate(DataRoots(tmp_path)))
-    assert message.startswith(f"{path}, line {line}: Edema label '2.0' is not blank, 1.0, 0.0 or -1.0; allowed: Edema: blank")
+    assert message.startswith(
+        f"{path}, line {line}: Edema label '2.0' is not blank, 1.0, 0.0 or -1.0; allowed: Edema: blank"
+    )
     assert line == (5 if file == "train.csv" else 3)
 
 
@@ -133,7 +152,11 @@ def test_chexpert_label_two_is_a_named_error(tmp_path, file):
     [
         ({"Cardiomegaly": "yes"}, "Frontal", "Cardiomegaly label 'yes' is not blank, 1.0, 0.0 or -1.0"),
         ({"Pleural Effusion": "0.5"}, "Frontal", "Pleural Effusion label '0.5' is not blank"),
-        ({"Consolidation": "nan"}, "Frontal", "Consolidation label 'nan' is not blank"),  # pandas would read NaN = blank
+        (
+            {"Consolidation": "nan"},
+            "Frontal",
+            "Consolidation label 'nan' is not blank",
+        ),  # pandas would read NaN = blank
         ({}, "", "Frontal/Lateral '' is not Frontal or Lateral"),
         ({}, "Oblique", "Frontal/Lateral 'Oblique' is not Frontal or Lateral"),
     ],
@@ -165,7 +188,9 @@ def test_covidx_unknown_label_names_file_row_and_classes(tmp_path):
     with open(folder / "train.txt", "a") as handle:
         handle.write("12 e.png tuberculosis sirm\n")
     message = error_of(COVIDx.locate(DataRoots(tmp_path)))
-    assert message.startswith(f"{folder / 'train.txt'}, line 4: label 'tuberculosis' (image e.png) is not a class of this release")
+    assert message.startswith(
+        f"{folder / 'train.txt'}, line 4: label 'tuberculosis' (image e.png) is not a class of this release"
+    )
     assert "allowed: the classes normal, pneumonia, COVID-19" in message
     assert "binary" not in message
 
@@ -178,7 +203,10 @@ def test_covidx_short_line_is_a_named_error(tmp_path):
 
 def test_covidx_binary_release_is_still_refused_as_a_release(tmp_path):
     write_covidx(tmp_path, labels=("negative", "negative", "positive"))
-    with pytest.raises(DatasetNotFoundError, match=r"binary release.*\['negative', 'positive'\]|only the labels \['negative', 'positive'\]: this is a binary release"):
+    with pytest.raises(
+        DatasetNotFoundError,
+        match=r"binary release.*\['negative', 'positive'\]|only the labels \['negative', 'positive'\]: this is a binary release",
+    ):
         COVIDx.locate(DataRoots(tmp_path)).records
 
 
@@ -294,9 +322,33 @@ def test_skip_bad_rows_is_a_compatibility_flag_submissions_reject():
 def test_cli_stops_on_a_bad_rsna_row_with_the_message(tmp_path, capsys):
     folder = write_rsna(tmp_path / "data")
     (folder / "stage_2_train_labels.csv").write_text(f"{RSNA_HEADER}\n{NEG},,,,,0\n{POS},562.0,152.0,-256.0,453.0,1\n")
-    code = main(["--encoder", "random:resnet_tiny", "--suite", "paper", "--data-root", str(tmp_path / "data"),
-                 "--tasks", "rsna_cls", "--fractions", "100", "--seeds", "0", "--limit", "4", "--cache-dir", str(tmp_path / "c"),
-                 "--output", str(tmp_path / "out"), "--no-progress", "--workers", "0", "--device", "cpu"])
+    code = main(
+        [
+            "--encoder",
+            "random:resnet_tiny",
+            "--suite",
+            "paper",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--tasks",
+            "rsna_cls",
+            "--fractions",
+            "100",
+            "--seeds",
+            "0",
+            "--limit",
+            "4",
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--output",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith(f"error: {folder / 'stage_2_train_labels.csv'}, line 3: width '-256.0' is not > 0; allowed:")
@@ -339,9 +391,31 @@ def demo_copy_with_bad_row(demo: Path, target: Path) -> Path:
 
 def test_cli_demo_bad_row_stops_and_skip_bad_rows_runs_and_records(covidx_demo, tmp_path, capsys):
     root = demo_copy_with_bad_row(covidx_demo, tmp_path / "demo")
-    args = ["--encoder", "random:resnet_tiny", "--suite", "demo", "--demo-root", str(root), "--tasks", "covidx_cls",
-            "--fractions", "100", "--seeds", "0", "--limit", "24", "--cache-dir", str(tmp_path / "c"),
-            "--output", str(tmp_path / "out"), "--no-progress", "--workers", "0", "--device", "cpu"]
+    args = [
+        "--encoder",
+        "random:resnet_tiny",
+        "--suite",
+        "demo",
+        "--demo-root",
+        str(root),
+        "--tasks",
+        "covidx_cls",
+        "--fractions",
+        "100",
+        "--seeds",
+        "0",
+        "--limit",
+        "24",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--output",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert f"{root / 'COVIDx' / 'train.txt'}, line 5: label 'tuberculosis'" in err
@@ -351,4 +425,7 @@ def test_cli_demo_bad_row_stops_and_skip_bad_rows_runs_and_records(covidx_demo, 
         assert main([*args, "--skip-bad-rows"]) == 0
     (result,) = read_results(tmp_path / "out")
     assert result.flags["skip_bad_rows"] is True
-    assert "--skip-bad-rows skipped 1 bad row(s), 1 image(s) left out: train.txt line 5: label 'tuberculosis'" in result.data["dataset_version"]
+    assert (
+        "--skip-bad-rows skipped 1 bad row(s), 1 image(s) left out: train.txt line 5: label 'tuberculosis'"
+        in result.data["dataset_version"]
+    )

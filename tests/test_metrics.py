@@ -34,7 +34,9 @@ def test_auc_skips_classes_with_one_label_value():
 
 def test_accuracy_matches_sklearn_and_hand_count():
     labels = np.array([0, 1, 2, 2, 1, 0])
-    scores = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [0.3, 0.4, 0.3], [0.2, 0.7, 0.1]])
+    scores = np.array(
+        [[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [0.3, 0.4, 0.3], [0.2, 0.7, 0.1]]
+    )
     assert accuracy(labels, scores) == pytest.approx(4 / 6)
     assert accuracy(labels, scores) == accuracy_score(labels, scores.argmax(1))
 

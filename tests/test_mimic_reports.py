@@ -25,7 +25,10 @@ REPORT = """                                 FINAL REPORT
 def test_sections_of_an_official_style_report():
     sections = extract_sections(REPORT)
     assert sections["impression"] == "Right basilar atelectasis."
-    assert sections["findings"] == "Linear opacity at the right lung base is compatible with subsegmental atelectasis. No focal consolidation."
+    assert (
+        sections["findings"]
+        == "Linear opacity at the right lung base is compatible with subsegmental atelectasis. No focal consolidation."
+    )
     assert sections["indication"] == "___-year-old woman with chest pain."
     assert sections["examination"] == "CHEST (PA AND LAT)"
 

@@ -59,6 +59,8 @@ def test_every_registry_of_the_project_is_found_by_the_scan():
     assert sorted(DATASETS) == ["chexpert", "covidx", "object_cxr", "rsna", "siim"]
     assert FAMILIES == ("classification", "detection", "segmentation", "zeroshot")
     assert len(all_tasks()) == 12 and {"siim_seg", "objectcxr_det", "chexpert_zeroshot"} <= set(all_tasks())
-    assert {"resnet50", "vit_base_patch16_224"} <= set(ARCHS) and ARCHS.index("resnet50") < ARCHS.index("vit_base_patch16_224")
+    assert {"resnet50", "vit_base_patch16_224"} <= set(ARCHS) and ARCHS.index("resnet50") < ARCHS.index(
+        "vit_base_patch16_224"
+    )
     assert set(FORMATS) == {"torchvision_resnet", "lightning_prefixed", "timm_vit", "torchscript"}
     assert list(SOURCES) == ["imagenet", "module", "random"]

@@ -22,15 +22,35 @@ from recipes.mimic import load_pairs
 from recipes.mimic.pair_set import pair_set, pair_set_summary, synthesis_prompt
 from recipes.mimic.pairs import count_tokens
 from recipes.pretraining import losses
-from recipes.pretraining.data import (Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, caption_sentences, collate,
-                                      load_pretraining_pairs, make_caption, mixed_is_synthetic, word_groups)
+from recipes.pretraining.data import (
+    Captioner,
+    ImageSpec,
+    PairDataset,
+    SourceSpec,
+    StepBatches,
+    caption_sentences,
+    collate,
+    load_pretraining_pairs,
+    make_caption,
+    mixed_is_synthetic,
+    word_groups,
+)
 from recipes.pretraining.encoders import load_tokenizer, merge_subwords
 from recipes.pretraining.methods import DEFAULTS, StepContext, build_method
 from recipes.pretraining.train import TrainConfig, build_parser, train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(arch="resnet_tiny", image_init="random", resize=40, crop=32, upsample=0, max_words=32, workers=0, progress=False,
-            validate=False)
+TINY = dict(
+    arch="resnet_tiny",
+    image_init="random",
+    resize=40,
+    crop=32,
+    upsample=0,
+    max_words=32,
+    workers=0,
+    progress=False,
+    validate=False,
+)
 TINY_HP = {"proj_hidden": 32, "num_prototypes": 16}
 
 
@@ -45,8 +65,16 @@ def tiny_bert(demo_root, tmp_path_factory):
 
 def tiny_config(demo_root, bert, output, method, **kw) -> TrainConfig:
     hp = {**TINY_HP, **kw.pop("hparams", {})}
-    base = dict(TINY, method=method, data_root=str(demo_root), text_encoder=str(bert), output=str(output), batch_size=8,
-                hparams=hp, seed=0)
+    base = dict(
+        TINY,
+        method=method,
+        data_root=str(demo_root),
+        text_encoder=str(bert),
+        output=str(output),
+        batch_size=8,
+        hparams=hp,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -71,8 +99,12 @@ def test_text_tower_loads_quietly_with_one_line_and_refuses_incomplete_folders(t
     model = load_bert(tiny_bert, num_layers=1, log=lines.append)  # the tiny BERT has 2 layers
     assert len(model.encoder.layer) == 1
     per_layer = sum(1 for k in reference if k.startswith("encoder.layer.1."))
-    assert lines == [f"text tower: kept 1 of 2 BERT layers as the method specifies ({per_layer} tensors of layers 1-1 not loaded)"]
-    assert torch.equal(model.state_dict()["encoder.layer.0.output.dense.weight"], reference["encoder.layer.0.output.dense.weight"])
+    assert lines == [
+        f"text tower: kept 1 of 2 BERT layers as the method specifies ({per_layer} tensors of layers 1-1 not loaded)"
+    ]
+    assert torch.equal(
+        model.state_dict()["encoder.layer.0.output.dense.weight"], reference["encoder.layer.0.output.dense.weight"]
+    )
     captured = capfd.readouterr()
     assert "UNEXPECTED" not in captured.out + captured.err and "Loading weights" not in captured.err
     lines.clear()
@@ -81,7 +113,10 @@ def test_text_tower_loads_quietly_with_one_line_and_refuses_incomplete_folders(t
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_bert, broken)
-    save_file({k: v for k, v in reference.items() if not k.startswith("encoder.layer.0.output.")}, str(broken / "model.safetensors"))
+    save_file(
+        {k: v for k, v in reference.items() if not k.startswith("encoder.layer.0.output.")},
+        str(broken / "model.safetensors"),
+    )
     with pytest.raises(ConfigError, match=r"4 missing tensor\(s\)"):
         load_bert(broken, log=lines.append)
     save_file({**reference, "vision_model.patch.weight": torch.zeros(2)}, str(broken / "model.safetensors"))
@@ -103,8 +138,14 @@ def test_info_nce_matches_a_hand_computed_4x4_matrix():
     i2t, t2i = losses.info_nce(img, txt, tau)
     assert float(i2t) == pytest.approx(ce_rows(S), rel=1e-5)
     assert float(t2i) == pytest.approx(ce_rows(ST), rel=1e-5)
-    brief = sum(-math.log(math.exp(S[m][m] / tau) / sum(math.exp(S[m][n] / tau) for n in range(4)))
-                - math.log(math.exp(S[m][m] / tau) / sum(math.exp(S[n][m] / tau) for n in range(4))) for m in range(4)) / 8
+    brief = (
+        sum(
+            -math.log(math.exp(S[m][m] / tau) / sum(math.exp(S[m][n] / tau) for n in range(4)))
+            - math.log(math.exp(S[m][m] / tau) / sum(math.exp(S[n][m] / tau) for n in range(4)))
+            for m in range(4)
+        )
+        / 8
+    )
     assert float((i2t + t2i) / 2) == pytest.approx(brief, rel=1e-5)
 
 
@@ -140,16 +181,26 @@ def test_gloria_local_loss_matches_a_direct_computation():
     assert float(l0) == pytest.approx(ce(sim), rel=1e-4)
     assert float(l1) == pytest.approx(ce(sim.T), rel=1e-4)
     g0, g1 = losses.gloria_global_loss(words[:, :, 0], regions[:, :, 0], t3)
-    cos = np.array([[w[a][:, 0] @ v[b][:, 0] / np.linalg.norm(w[a][:, 0]) / np.linalg.norm(v[b][:, 0]) for b in range(B)] for a in range(B)])
+    cos = np.array(
+        [
+            [w[a][:, 0] @ v[b][:, 0] / np.linalg.norm(w[a][:, 0]) / np.linalg.norm(v[b][:, 0]) for b in range(B)]
+            for a in range(B)
+        ]
+    )
     assert float(g0) == pytest.approx(ce(t3 * cos), rel=1e-4) and float(g1) == pytest.approx(ce(t3 * cos.T), rel=1e-4)
 
 
 def test_sinkhorn_codes_have_the_right_marginals():
     g = torch.Generator().manual_seed(0)
     B, K = 12, 4
-    scores = torch.nn.functional.normalize(torch.randn(B, 8, generator=g), dim=1) @ torch.nn.functional.normalize(torch.randn(K, 8, generator=g), dim=1).t()
+    scores = (
+        torch.nn.functional.normalize(torch.randn(B, 8, generator=g), dim=1)
+        @ torch.nn.functional.normalize(torch.randn(K, 8, generator=g), dim=1).t()
+    )
     codes = losses.sinkhorn(scores, epsilon=0.05, iterations=3)
-    assert codes.shape == (B, K) and torch.allclose(codes.sum(1), torch.ones(B), atol=1e-5)  # each sample: a distribution
+    assert codes.shape == (B, K) and torch.allclose(
+        codes.sum(1), torch.ones(B), atol=1e-5
+    )  # each sample: a distribution
     converged = losses.sinkhorn(scores, epsilon=0.5, iterations=300)
     assert torch.allclose(converged.sum(1), torch.ones(B), atol=1e-5)
     assert torch.allclose(converged.sum(0), torch.full((K,), B / K), atol=1e-3)  # equipartition over prototypes
@@ -178,8 +229,15 @@ def test_mgca_token_loss_uniform_weights_and_masking():
     sim = patches @ words[:, :3].transpose(1, 2) / 0.1
     out = torch.nn.functional.normalize(sim.softmax(-1) @ words[:, :3], dim=-1)
     s = patches @ out.transpose(1, 2) / 0.1
-    direct = sum((-torch.log_softmax(s[i], 1).diagonal() * pw[i]).sum() + (-torch.log_softmax(s[i].t(), 1).diagonal() * pw[i]).sum()
-                 for i in range(b)) / b / 2
+    direct = (
+        sum(
+            (-torch.log_softmax(s[i], 1).diagonal() * pw[i]).sum()
+            + (-torch.log_softmax(s[i].t(), 1).diagonal() * pw[i]).sum()
+            for i in range(b)
+        )
+        / b
+        / 2
+    )
     assert float(lp) == pytest.approx(float(direct), rel=1e-5) and float(lp2) == pytest.approx(float(lp), rel=1e-5)
     assert torch.isfinite(lw)
 
@@ -216,7 +274,10 @@ def test_pairs_splits_and_image_sources(demo_root, tmp_path):
 
 def test_synthesis_prompt_is_the_impression_else_impression_and_findings():
     assert synthesis_prompt("No acute process.", "Lungs clear.") == ("No acute process.", "impression")
-    assert synthesis_prompt(" As above.\n", "Heart size normal.") == ("As above. Heart size normal.", "impression+findings")
+    assert synthesis_prompt(" As above.\n", "Heart size normal.") == (
+        "As above. Heart size normal.",
+        "impression+findings",
+    )
     assert synthesis_prompt("", "Small left effusion.") == ("Small left effusion.", "impression+findings")
     assert synthesis_prompt(None, None) == ("", "impression+findings")
 
@@ -244,11 +305,17 @@ def test_real_synthetic_and_mixed_runs_use_one_pair_set(demo_root, tmp_path):
     assert list(short.prompt) == joined and (short.prompt_section == "impression+findings").all()
     assert (short.prompt.map(count_tokens) >= 3).all()
     synth = make_synthetic_root(real, tmp_path / "synth")
-    for source in (SourceSpec("synthetic", str(synth), generator="toy"), SourceSpec("mixed", str(synth), ratio=0.5, generator="toy")):
+    for source in (
+        SourceSpec("synthetic", str(synth), generator="toy"),
+        SourceSpec("mixed", str(synth), ratio=0.5, generator="toy"),
+    ):
         frame = load_pretraining_pairs(demo_root, source)
         assert list(frame.dicom_id) == list(real.dicom_id) and list(frame.subset) == list(real.subset), source.kind
         assert pair_set_summary(frame) == pair_set_summary(real) == pair_set_summary(pair_set(demo_root))
-    assert (load_pretraining_pairs(demo_root, SourceSpec("synthetic", str(synth))).loc[short.index, "image_kind"] == "synthetic").all()
+    assert (
+        load_pretraining_pairs(demo_root, SourceSpec("synthetic", str(synth))).loc[short.index, "image_kind"]
+        == "synthetic"
+    ).all()
 
 
 def test_a_synthetic_root_that_misses_a_pair_is_refused(demo_root, tmp_path):
@@ -258,7 +325,10 @@ def test_a_synthetic_root_that_misses_a_pair_is_refused(demo_root, tmp_path):
     rel = Path(victim.image_path).relative_to(Path(victim.image_path).parents[4])
     (synth / "mimic-cxr-jpg" / "2.0.0" / rel).with_name("synthetic.jpg").unlink()
     n_study = int((real.study_id == victim.study_id).sum())
-    with pytest.raises(DatasetNotFoundError, match=rf"does not cover this run's pair set: {n_study} of the {len(real)} pairs.*{victim.dicom_id}"):
+    with pytest.raises(
+        DatasetNotFoundError,
+        match=rf"does not cover this run's pair set: {n_study} of the {len(real)} pairs.*{victim.dicom_id}",
+    ):
         load_pretraining_pairs(demo_root, SourceSpec("synthetic", str(synth), generator="toy"))
     none_drawn = load_pretraining_pairs(demo_root, SourceSpec("mixed", str(synth), ratio=0.0, generator="toy"))
     assert len(none_drawn) == len(real) and (none_drawn.image_kind == "real").all()
@@ -273,8 +343,10 @@ def test_real_and_synthetic_runs_print_and_record_the_same_pair_set(demo_root, t
         path = train(tiny_config(demo_root, tiny_bert, tmp_path / kind, "convirt", max_steps=1, **extra))
         lines[kind] = [line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines() if "pair set:" in line]
         records[kind] = torch.load(path, weights_only=True)["medvlp"]
-    line = (f"pair set: {expected['train']} train + {expected['valid']} valid = {expected['pairs']} pairs, "
-            f"sha256 {expected['sha256'][:12]}")
+    line = (
+        f"pair set: {expected['train']} train + {expected['valid']} valid = {expected['pairs']} pairs, "
+        f"sha256 {expected['sha256'][:12]}"
+    )
     assert lines["real"] == [line + "; 0 synthetic images"]
     assert lines["synthetic"] == [line + f"; {expected['pairs']} synthetic images"]
     assert records["real"]["pair_set"] == records["synthetic"]["pair_set"] == expected
@@ -313,10 +385,32 @@ def test_cli_help_documents_every_option():
 @pytest.mark.parametrize("method", ["convirt", "gloria", "mgca"])
 def test_loss_decreases_on_a_fixed_batch(method, demo_root, tiny_bert):
     torch.manual_seed(0)
-    hp = {k: v for k, v in DEFAULTS[method].items() if k in ("temperature", "local_temperature", "proto_temperature", "temp1", "temp2",
-                                                              "temp3", "last_n_layers", "text_layers", "emb_dim")}
-    model = build_method(method, arch="resnet_tiny", text_encoder=str(tiny_bert), image_init="random", upsample=0, **hp,
-                         **TINY_HP, freeze_prototypes_epochs=0)
+    hp = {
+        k: v
+        for k, v in DEFAULTS[method].items()
+        if k
+        in (
+            "temperature",
+            "local_temperature",
+            "proto_temperature",
+            "temp1",
+            "temp2",
+            "temp3",
+            "last_n_layers",
+            "text_layers",
+            "emb_dim",
+        )
+    }
+    model = build_method(
+        method,
+        arch="resnet_tiny",
+        text_encoder=str(tiny_bert),
+        image_init="random",
+        upsample=0,
+        **hp,
+        **TINY_HP,
+        freeze_prototypes_epochs=0,
+    )
     frame = load_pretraining_pairs(demo_root)
     train_frame = frame[frame.subset == "train"].reset_index(drop=True)
     ds = PairDataset(train_frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=False)
@@ -378,8 +472,17 @@ def test_kill_and_resume_continues_from_the_saved_step(demo_root, tiny_bert, tmp
 def mgca_synthetic_run(demo_root, tiny_bert, tmp_path_factory):
     out = tmp_path_factory.mktemp("mgca-synth")
     synth = make_synthetic_root(load_pretraining_pairs(demo_root), out / "synthetic-set")
-    cfg = tiny_config(demo_root, tiny_bert, out / "run", "mgca", image_source="synthetic", synthetic_root=str(synth),
-                      generator="toy", max_steps=3, epochs=2)
+    cfg = tiny_config(
+        demo_root,
+        tiny_bert,
+        out / "run",
+        "mgca",
+        image_source="synthetic",
+        synthetic_root=str(synth),
+        generator="toy",
+        max_steps=3,
+        epochs=2,
+    )
     return train(cfg)
 
 
@@ -392,7 +495,11 @@ def test_checkpoint_loads_every_backbone_tensor_and_records_the_run(mgca_synthet
     loaded = load_encoder(str(path))
     report = loaded.load_report
     assert loaded.method_hint == "mgca" and report["prefix"] == "img_encoder_q.model."
-    assert report["n_loaded"] == report["n_expected"] == len([k for k in build_arch("resnet_tiny").state_dict() if not k.endswith("num_batches_tracked")])
+    assert (
+        report["n_loaded"]
+        == report["n_expected"]
+        == len([k for k in build_arch("resnet_tiny").state_dict() if not k.endswith("num_batches_tracked")])
+    )
     ckpt = torch.load(path, weights_only=True)
     sd = ckpt["state_dict"]
     for k, v in loaded.encoder.state_dict().items():
@@ -411,9 +518,25 @@ def test_checkpoint_scores_on_the_demo_suite(mgca_synthetic_run, demo_root, tmp_
     from benchmark.cli import main
     from benchmark.results import read_results
 
-    args = ["--encoder", str(mgca_synthetic_run), "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir",
-            str(tmp_path / "cache"), "--output", str(tmp_path / "out"), "--no-progress", "--workers", "0",
-            "--tasks", "rsna_cls", "--fractions", "100"]
+    args = [
+        "--encoder",
+        str(mgca_synthetic_run),
+        "--suite",
+        "demo",
+        "--demo-root",
+        str(demo_root),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--output",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--workers",
+        "0",
+        "--tasks",
+        "rsna_cls",
+        "--fractions",
+        "100",
+    ]
     assert main(args) == 0
     (result,) = read_results(tmp_path / "out")
     assert result.unit.task == "rsna_cls" and 0.0 <= result.value <= 1.0
@@ -437,14 +560,65 @@ def test_real_images_run_and_export(method, demo_root, tiny_bert, tmp_path):
 def test_two_process_ddp_matches_single_process_on_the_same_global_batch(demo_root, tiny_bert, tmp_path):
     """MGCA (distributed Sinkhorn) with 2 gloo ranks x 4 pairs vs 1 process x 8 pairs split into
     2 virtual ranks: identical losses."""
-    common = ["--method", "mgca", "--data-root", str(demo_root), "--text-encoder", str(tiny_bert), "--arch", "resnet_tiny",
-              "--image-init", "random", "--resize", "40", "--crop", "32", "--upsample", "0", "--max-words", "32",
-              "--max-steps", "3", "--workers", "0", "--no-progress", "--no-validate", "--seed", "0", "--device", "cpu",
-              "--hp", "proj_hidden=32", "--hp", "num_prototypes=16", "--hp", "freeze_prototypes_epochs=0"]
+    common = [
+        "--method",
+        "mgca",
+        "--data-root",
+        str(demo_root),
+        "--text-encoder",
+        str(tiny_bert),
+        "--arch",
+        "resnet_tiny",
+        "--image-init",
+        "random",
+        "--resize",
+        "40",
+        "--crop",
+        "32",
+        "--upsample",
+        "0",
+        "--max-words",
+        "32",
+        "--max-steps",
+        "3",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--no-validate",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--hp",
+        "proj_hidden=32",
+        "--hp",
+        "num_prototypes=16",
+        "--hp",
+        "freeze_prototypes_epochs=0",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "recipes.pretraining", *common, "--batch-size", "4", "--output", str(tmp_path / "ddp")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "recipes.pretraining",
+            *common,
+            "--batch-size",
+            "4",
+            "--output",
+            str(tmp_path / "ddp"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     from recipes.pretraining.train import main
 
@@ -459,8 +633,27 @@ def test_two_process_ddp_matches_single_process_on_the_same_global_batch(demo_ro
 def test_chain_plans_synthesis_pretraining_benchmark(tmp_path, capsys):
     from recipes.pretraining.chain import main as chain_main
 
-    assert chain_main(["--method", "gloria", "--generator", "roentgen", "--data-root", "/data", "--text-encoder", "/bert",
-                       "--work", str(tmp_path), "--dry-run", "--", "--arch", "resnet50"]) == 0
+    assert (
+        chain_main(
+            [
+                "--method",
+                "gloria",
+                "--generator",
+                "roentgen",
+                "--data-root",
+                "/data",
+                "--text-encoder",
+                "/bert",
+                "--work",
+                str(tmp_path),
+                "--dry-run",
+                "--",
+                "--arch",
+                "resnet50",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "recipes.synthesis generate" in out and "--preset roentgen" in out and "--image-source synthetic" in out
     assert f"--encoder {tmp_path}/pretrain/gloria-roentgen-resnet50.ckpt" in out
@@ -473,40 +666,98 @@ def test_presets_name_their_sources_and_settings():
 
     assert PRESET_NAMES == ("convirt", "convirt-original", "gloria", "gloria-caption", "mgca")
     assert tuple(METHOD_TITLES) == PRESET_NAMES  # the chain offers every preset
-    assert PRESETS["convirt"].source.startswith("HKU-MedAI/MGCA@") and PRESETS["mgca"].source.startswith("HKU-MedAI/MGCA@")
+    assert PRESETS["convirt"].source.startswith("HKU-MedAI/MGCA@") and PRESETS["mgca"].source.startswith(
+        "HKU-MedAI/MGCA@"
+    )
     assert PRESETS["convirt-original"].source.startswith("edreisMD/ConVIRT-pytorch@")
-    assert PRESETS["gloria"].source.startswith("marshuang80/gloria@") and PRESETS["gloria-caption"].source.startswith("marshuang80/gloria@")
+    assert PRESETS["gloria"].source.startswith("marshuang80/gloria@") and PRESETS["gloria-caption"].source.startswith(
+        "marshuang80/gloria@"
+    )
     original = PRESETS["convirt-original"].hparams
-    assert (original["emb_dim"], original["temperature"], original["i2t_weight"], original["t2i_weight"]) == (512, 0.1, 0.75, 0.25)
-    assert (original["optimizer"], original["lr"], original["weight_decay"], original["batch_size"]) == ("adam", 1e-4, 1e-6, 32)
-    assert (original["text_layers"], original["freeze_text_layers"], original["text_pooling"], original["projection"]) == (0, 6, "mean", "linear_relu")
-    assert (original["text_input"], PRESETS["convirt-original"].image_init, PRESETS["convirt-original"].upsample) == ("sentence", "random", 0)
+    assert (original["emb_dim"], original["temperature"], original["i2t_weight"], original["t2i_weight"]) == (
+        512,
+        0.1,
+        0.75,
+        0.25,
+    )
+    assert (original["optimizer"], original["lr"], original["weight_decay"], original["batch_size"]) == (
+        "adam",
+        1e-4,
+        1e-6,
+        32,
+    )
+    assert (
+        original["text_layers"],
+        original["freeze_text_layers"],
+        original["text_pooling"],
+        original["projection"],
+    ) == (0, 6, "mean", "linear_relu")
+    assert (original["text_input"], PRESETS["convirt-original"].image_init, PRESETS["convirt-original"].upsample) == (
+        "sentence",
+        "random",
+        0,
+    )
     assert all(p.notes for p in PRESETS.values())
 
 
 def test_convirt_preset_resolves_exactly_as_before_presets(tmp_path):
     cfg = TrainConfig(method="convirt", data_root="d", text_encoder="t", output=str(tmp_path)).resolved()
-    assert (cfg.batch_size, cfg.epochs, cfg.lr, cfg.weight_decay, cfg.grad_clip, cfg.patience) == (72, 50, 2e-5, 0.05, 0.0, 5)
+    assert (cfg.batch_size, cfg.epochs, cfg.lr, cfg.weight_decay, cfg.grad_clip, cfg.patience) == (
+        72,
+        50,
+        2e-5,
+        0.05,
+        0.0,
+        5,
+    )
     assert (cfg.image_init, cfg.max_words, cfg.upsample) == ("imagenet", 112, 299)
-    assert cfg.hparams == {"betas": (0.9, 0.999), "optimizer": "adamw", "scheduler": "cosine_warmup", "warmup": 0.4, "min_lr": 1e-8,
-                           "text_layers": 6, "emb_dim": 128, "proj_hidden": 2048, "temperature": 0.07,
-                           "text_input": "caption", "sentence_stop_words": 0}
+    assert cfg.hparams == {
+        "betas": (0.9, 0.999),
+        "optimizer": "adamw",
+        "scheduler": "cosine_warmup",
+        "warmup": 0.4,
+        "min_lr": 1e-8,
+        "text_layers": 6,
+        "emb_dim": 128,
+        "proj_hidden": 2048,
+        "temperature": 0.07,
+        "text_input": "caption",
+        "sentence_stop_words": 0,
+    }
     assert cfg.export_name() == "convirt-real-resnet50.ckpt"
 
 
 def test_gloria_presets_official_sentence_and_v1_init_or_the_mgca_caption(tmp_path):
     gloria = TrainConfig(method="gloria", data_root="d", text_encoder="t", output=str(tmp_path)).resolved()
-    assert (gloria.image_init, gloria.max_words, gloria.hparams["text_input"], gloria.hparams["sentence_stop_words"]) == ("imagenet-v1", 97, "sentence", 5)
+    assert (
+        gloria.image_init,
+        gloria.max_words,
+        gloria.hparams["text_input"],
+        gloria.hparams["sentence_stop_words"],
+    ) == ("imagenet-v1", 97, "sentence", 5)
     assert (gloria.batch_size, gloria.lr, gloria.grad_clip, gloria.hparams["optimizer"]) == (48, 5e-5, 0.25, "adam")
     caption = TrainConfig(method="gloria-caption", data_root="d", text_encoder="t", output=str(tmp_path)).resolved()
     assert (caption.image_init, caption.max_words, caption.hparams["text_input"]) == ("imagenet-v1", 112, "caption")
     assert caption.export_name() == "gloria-caption-real-resnet50.ckpt"
-    overridden = TrainConfig(method="gloria", data_root="d", text_encoder="t", output=str(tmp_path), image_init="imagenet",
-                             max_words=112, hparams={"text_input": "caption"}).resolved()
-    assert (overridden.image_init, overridden.max_words, overridden.hparams["text_input"]) == ("imagenet", 112, "caption")
+    overridden = TrainConfig(
+        method="gloria",
+        data_root="d",
+        text_encoder="t",
+        output=str(tmp_path),
+        image_init="imagenet",
+        max_words=112,
+        hparams={"text_input": "caption"},
+    ).resolved()
+    assert (overridden.image_init, overridden.max_words, overridden.hparams["text_input"]) == (
+        "imagenet",
+        112,
+        "caption",
+    )
     from benchmark.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="--method must be one of convirt, convirt-original, gloria, gloria-caption, mgca"):
+    with pytest.raises(
+        ConfigError, match="--method must be one of convirt, convirt-original, gloria, gloria-caption, mgca"
+    ):
         TrainConfig(method="clip", data_root="d", text_encoder="t").resolved()
     with pytest.raises(ConfigError, match="text_input must be one of caption, sentence"):
         TrainConfig(method="gloria", data_root="d", text_encoder="t", hparams={"text_input": "report"}).resolved()
@@ -521,7 +772,10 @@ def test_imagenet_v1_init_reads_torchvisions_v1_file(tmp_path, monkeypatch):
     from recipes.pretraining.encoders import build_image_model, image_init_spec
 
     assert image_init_spec("resnet50", "imagenet-v1") == "imagenet:resnet50@IMAGENET1K_V1"
-    assert image_init_spec("resnet50", "imagenet") == "imagenet:resnet50" and image_init_spec("resnet50", "x.ckpt") == "x.ckpt"
+    assert (
+        image_init_spec("resnet50", "imagenet") == "imagenet:resnet50"
+        and image_init_spec("resnet50", "x.ckpt") == "x.ckpt"
+    )
     assert torchvision_weights("resnet50", "IMAGENET1K_V1").url.endswith("/resnet50-0676ba61.pth")
     assert torchvision_weights("resnet50", None).url.endswith("/resnet50-11ad3fa6.pth")  # the default is V2
     torch.manual_seed(3)
@@ -532,7 +786,9 @@ def test_imagenet_v1_init_reads_torchvisions_v1_file(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDVLP_IMAGENET_WEIGHTS", str(folder))
     enc = build_image_model("resnet50", "imagenet-v1")
     got = enc.state_dict()
-    assert torch.equal(got["conv1.weight"], v1["conv1.weight"]) and torch.equal(got["layer4.2.bn3.running_var"], v1["layer4.2.bn3.running_var"])
+    assert torch.equal(got["conv1.weight"], v1["conv1.weight"]) and torch.equal(
+        got["layer4.2.bn3.running_var"], v1["layer4.2.bn3.running_var"]
+    )
     with pytest.raises(CheckpointError, match="resnet50-11ad3fa6.pth"):  # the V2 file is not there
         build_image_model("resnet50", "imagenet")
 
@@ -540,8 +796,14 @@ def test_imagenet_v1_init_reads_torchvisions_v1_file(tmp_path, monkeypatch):
 def test_gloria_sentence_list_stops_when_the_word_count_equals_5():
     from recipes.pretraining.data import stop_at_word_count
 
-    assert stop_at_word_count(["no acute process", "lungs clear", "heart normal"], 5) == ["no acute process", "lungs clear"]
-    assert stop_at_word_count(["lungs clear", "no acute findings seen"], 5) == ["lungs clear", "no acute findings seen"]  # 2, 6: never 5
+    assert stop_at_word_count(["no acute process", "lungs clear", "heart normal"], 5) == [
+        "no acute process",
+        "lungs clear",
+    ]
+    assert stop_at_word_count(["lungs clear", "no acute findings seen"], 5) == [
+        "lungs clear",
+        "no acute findings seen",
+    ]  # 2, 6: never 5
     assert stop_at_word_count(["a b c d e", "f g"], 5) == ["a b c d e"]
     assert stop_at_word_count(["a b c d e", "f g"], 0) == ["a b c d e", "f g"]
 
@@ -550,7 +812,9 @@ def test_sentence_input_draws_one_report_sentence_per_step(demo_root, tiny_bert)
     from recipes.pretraining.data import TextInput
 
     frame = load_pretraining_pairs(demo_root)
-    ds = PairDataset(frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=True, text=TextInput("sentence"))
+    ds = PairDataset(
+        frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=True, text=TextInput("sentence")
+    )
     many = [i for i, s in enumerate(ds.sentences) if len(s) >= 3]
     assert many
     i = many[0]
@@ -561,10 +825,12 @@ def test_sentence_input_draws_one_report_sentence_per_step(demo_root, tiny_bert)
     assert all(d != ds.captions[i] for d in drawn)
     caption = PairDataset(frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=True)
     assert caption.text_of(i, 5) == frame.caption[i] and caption.sentences is None
-    gloria = PairDataset(frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=True, text=TextInput("sentence", 5))
+    gloria = PairDataset(
+        frame, Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32), train=True, text=TextInput("sentence", 5)
+    )
     for k, sentences in enumerate(gloria.sentences):
         counts = np.cumsum([len(s.split()) for s in sentences])
-        assert 5 not in counts[:-1] and sentences == ds.sentences[k][:len(sentences)]
+        assert 5 not in counts[:-1] and sentences == ds.sentences[k][: len(sentences)]
 
 
 def test_convirt_original_heads_frozen_layers_pooling_and_weighted_loss(tiny_bert):
@@ -572,14 +838,20 @@ def test_convirt_original_heads_frozen_layers_pooling_and_weighted_loss(tiny_ber
     from recipes.pretraining.presets import PRESETS
 
     hp = {**PRESETS["convirt-original"].hparams, "freeze_text_layers": 1}
-    model = build_method("convirt", arch="resnet_tiny", text_encoder=str(tiny_bert), image_init="random", upsample=0, **hp)
+    model = build_method(
+        "convirt", arch="resnet_tiny", text_encoder=str(tiny_bert), image_init="random", upsample=0, **hp
+    )
     img_head, txt_head = model.img_encoder.projection, model.text_encoder.projection
-    assert [type(m).__name__ for m in img_head] == ["Linear", "ReLU", "Linear"] and not hasattr(model.img_encoder, "global_embed")
+    assert [type(m).__name__ for m in img_head] == ["Linear", "ReLU", "Linear"] and not hasattr(
+        model.img_encoder, "global_embed"
+    )
     width = model.img_encoder.feature_dim
     assert (img_head[0].in_features, img_head[0].out_features, img_head[2].out_features) == (width, width, 512)
     assert (txt_head[0].in_features, txt_head[0].out_features, txt_head[2].out_features) == (32, 32, 512)
     layers = model.text_encoder.model.encoder.layer
-    assert not any(p.requires_grad for p in layers[0].parameters()) and all(p.requires_grad for p in layers[1].parameters())
+    assert not any(p.requires_grad for p in layers[0].parameters()) and all(
+        p.requires_grad for p in layers[1].parameters()
+    )
     states = torch.arange(24, dtype=torch.float).view(2, 3, 4)
     mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
     assert torch.equal(masked_mean(states, mask), torch.stack([states[0, :2].mean(0), states[1, 0]]))
@@ -609,13 +881,24 @@ def test_convirt_original_text_projection_no_grad_option(demo_root, tiny_bert):
     grads = {}
     for flag in (False, True):
         torch.manual_seed(0)
-        model = build_method("convirt", arch="resnet_tiny", text_encoder=str(tiny_bert), image_init="random", upsample=0,
-                             **{**PRESETS["convirt-original"].hparams, "freeze_text_layers": 0, "text_projection_no_grad": flag})
+        model = build_method(
+            "convirt",
+            arch="resnet_tiny",
+            text_encoder=str(tiny_bert),
+            image_init="random",
+            upsample=0,
+            **{**PRESETS["convirt-original"].hparams, "freeze_text_layers": 0, "text_projection_no_grad": flag},
+        )
         model(batch, StepContext())["loss"].backward()
-        grads[flag] = (model.text_encoder.projection[0].weight.grad, model.text_encoder.model.encoder.layer[-1].output.dense.weight.grad,
-                       model.img_encoder.projection[0].weight.grad)
+        grads[flag] = (
+            model.text_encoder.projection[0].weight.grad,
+            model.text_encoder.model.encoder.layer[-1].output.dense.weight.grad,
+            model.img_encoder.projection[0].weight.grad,
+        )
     assert all(g is not None and float(g.abs().sum()) > 0 for g in grads[False])
-    assert grads[True][0] is None and grads[True][1] is None  # the original's torch.no_grad(): the text side never learns
+    assert (
+        grads[True][0] is None and grads[True][1] is None
+    )  # the original's torch.no_grad(): the text side never learns
     assert grads[True][2] is not None and float(grads[True][2].abs().sum()) > 0
 
 
@@ -640,17 +923,30 @@ def test_epoch_cosine_lr_is_the_original_convirt_schedule():
 def test_convirt_original_run_exports_a_named_checkpoint(demo_root, tiny_bert, tmp_path):
     from models.loading import load_encoder
 
-    path = train(tiny_config(demo_root, tiny_bert, tmp_path / "orig", "convirt-original", max_steps=2,
-                             hparams={"freeze_text_layers": 1}))
+    path = train(
+        tiny_config(
+            demo_root, tiny_bert, tmp_path / "orig", "convirt-original", max_steps=2, hparams={"freeze_text_layers": 1}
+        )
+    )
     assert path.name == "convirt-original-real-resnet_tiny.ckpt"
     ckpt = torch.load(path, weights_only=True)
     rec = ckpt["medvlp"]
-    assert rec["method"] == "convirt" and rec["preset"]["name"] == "convirt-original" and rec["preset"]["text_input"] == "sentence"
+    assert (
+        rec["method"] == "convirt"
+        and rec["preset"]["name"] == "convirt-original"
+        and rec["preset"]["text_input"] == "sentence"
+    )
     assert rec["preset"]["source"].startswith("edreisMD/ConVIRT-pytorch@") and rec["image_init"] == "random"
     assert ckpt["hyper_parameters"]["temperature"] == 0.1 and ckpt["hyper_parameters"]["batch_size"] == 8
-    assert "img_encoder.projection.2.weight" in ckpt["state_dict"] and rec["heads"]["loss_weights"] == {"image_to_text": 0.75, "text_to_image": 0.25}
+    assert "img_encoder.projection.2.weight" in ckpt["state_dict"] and rec["heads"]["loss_weights"] == {
+        "image_to_text": 0.75,
+        "text_to_image": 0.25,
+    }
     loaded = load_encoder(str(path))
-    assert loaded.load_report["prefix"] == "img_encoder.model." and loaded.load_report["n_loaded"] == loaded.load_report["n_expected"]
+    assert (
+        loaded.load_report["prefix"] == "img_encoder.model."
+        and loaded.load_report["n_loaded"] == loaded.load_report["n_expected"]
+    )
     lrs = [r["lr"] for r in read_log(tmp_path / "orig") if "lr" in r]
     assert lrs == [1e-4, 1e-4]  # epoch 0 of the original schedule: constant
     from benchmark.errors import BenchmarkError

@@ -17,7 +17,15 @@ from PIL import Image
 
 from benchmark.errors import ConfigError, ImageDecodeError
 from recipes.pretraining import image_cache
-from recipes.pretraining.data import Captioner, ImageSpec, PairDataset, SourceSpec, StepBatches, collate, load_pretraining_pairs
+from recipes.pretraining.data import (
+    Captioner,
+    ImageSpec,
+    PairDataset,
+    SourceSpec,
+    StepBatches,
+    collate,
+    load_pretraining_pairs,
+)
 from recipes.pretraining.encoders import load_tokenizer
 from recipes.pretraining.image_cache import ImageCache, decode_resized, resolve_cache_dir
 from recipes.pretraining.train import _loader, train
@@ -70,7 +78,9 @@ def test_mixed_source_caches_the_file_actually_read(demo_root, tmp_path):
     assert f"{n_synthetic_files} decoded now" in lines[0]  # the real images were cached already
     for i in range(len(mixed)):
         assert np.array_equal(from_mixed[i], decode_resized(mixed.image_path[i], 40))
-        assert np.array_equal(from_mixed[i], from_real[i]) == (mixed.image_kind[i] == "real")  # synthetic = inverted image
+        assert np.array_equal(from_mixed[i], from_real[i]) == (
+            mixed.image_kind[i] == "real"
+        )  # synthetic = inverted image
 
 
 def test_keys_follow_the_file_size_mtime_and_resize(tmp_path):
@@ -106,7 +116,9 @@ def test_build_is_resumable_after_a_failure_and_parallel(tmp_path, monkeypatch):
     with pytest.raises(ImageDecodeError, match="simulated crash"):
         cache.prepare(paths, log=None)
     folder = tmp_path / "cache" / "resize-40"
-    assert len(list(folder.glob("shard-*.json"))) == 2 and not list(folder.glob(".*.tmp"))  # 2 full shards kept, no debris
+    assert len(list(folder.glob("shard-*.json"))) == 2 and not list(
+        folder.glob(".*.tmp")
+    )  # 2 full shards kept, no debris
     monkeypatch.setattr(image_cache, "decode_resized", real_decode)
     lines = []
     reader = ImageCache(tmp_path / "cache", 40).prepare(paths, workers=2, log=lines.append)  # the rest, in 2 processes
@@ -125,7 +137,9 @@ def test_ddp_ranks_split_the_shards_and_wait_for_each_other(tmp_path, monkeypatc
     barrier, results, logs = threading.Barrier(2), {}, []
 
     def rank(r):
-        results[r] = ImageCache(tmp_path / "cache", 40).prepare(paths, rank=r, world=2, barrier=barrier.wait, log=logs.append)
+        results[r] = ImageCache(tmp_path / "cache", 40).prepare(
+            paths, rank=r, world=2, barrier=barrier.wait, log=logs.append
+        )
 
     threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
     for t in threads:
@@ -133,7 +147,9 @@ def test_ddp_ranks_split_the_shards_and_wait_for_each_other(tmp_path, monkeypatc
     for t in threads:
         t.join(60)
     assert len(list((tmp_path / "cache" / "resize-40").glob("shard-*.npy"))) == 4  # 3 + 3 + 3 + 1, each built once
-    assert any("10 images at 40 px (0.00 GB), 0 already cached, 6 decoded now" in line for line in logs)  # rank 0: shards 0, 2
+    assert any(
+        "10 images at 40 px (0.00 GB), 0 already cached, 6 decoded now" in line for line in logs
+    )  # rank 0: shards 0, 2
     for i, p in enumerate(paths):
         assert np.array_equal(results[0][i], results[1][i]) and np.array_equal(results[1][i], decode_resized(p, 40))
 
@@ -141,7 +157,9 @@ def test_ddp_ranks_split_the_shards_and_wait_for_each_other(tmp_path, monkeypatc
 def test_refuses_to_start_without_the_disk_space(tmp_path, monkeypatch):
     paths = write_images(tmp_path / "img", 3)
     monkeypatch.setattr(image_cache.shutil, "disk_usage", lambda p: type("U", (), {"free": 10_000})())
-    with pytest.raises(ConfigError, match=r"3 images at 256 px need 0\.\d+ GB, only 0\.00 GB free; point --image-cache"):
+    with pytest.raises(
+        ConfigError, match=r"3 images at 256 px need 0\.\d+ GB, only 0\.00 GB free; point --image-cache"
+    ):
         ImageCache(tmp_path / "cache", 256).prepare(paths, log=None)
     assert resolve_cache_dir(None) is None and resolve_cache_dir("auto").name == "pretraining-images"
 

@@ -41,7 +41,10 @@ def row_loop_clipped_weights(weights, lo=0.1, hi=0.9, nonzero_only=True):
 
 def per_caption_local_loss(word_emb, region_emb, cap_lens, temp1=4.0, temp2=5.0, temp3=10.0):
     B = word_emb.shape[0]
-    cols = [losses.gloria_word_region_similarity(word_emb[i, :, :cap_lens[i]], region_emb, temp1, temp2)[0] for i in range(B)]
+    cols = [
+        losses.gloria_word_region_similarity(word_emb[i, :, : cap_lens[i]], region_emb, temp1, temp2)[0]
+        for i in range(B)
+    ]
     sims = torch.stack(cols, dim=1) * temp3
     labels = torch.arange(B, device=sims.device)
     return F.cross_entropy(sims, labels), F.cross_entropy(sims.t(), labels)
@@ -57,7 +60,9 @@ def test_mgca_word_weights_are_bit_identical_to_the_row_loop():
         w = w.masked_fill(torch.arange(40)[None] >= lengths[:, None], 0.0)
         new = losses.clipped_weights(w)
         assert torch.equal(new, row_loop_clipped_weights(w))
-        assert torch.equal(losses.clipped_weights(w, nonzero_only=False), row_loop_clipped_weights(w, nonzero_only=False))
+        assert torch.equal(
+            losses.clipped_weights(w, nonzero_only=False), row_loop_clipped_weights(w, nonzero_only=False)
+        )
     assert (new[0] == 0).all() and torch.allclose(new[lengths > 0].sum(1), torch.ones(int((lengths > 0).sum())))
 
 
@@ -77,15 +82,23 @@ def test_gloria_batched_local_loss_matches_the_per_caption_loop_within_tolerance
         for a, b in zip(grads, ref_grads):
             assert (a - b).abs().max() <= 1e-5 * b.abs().max()
         # the lengths as a list (no max given) or a device tensor (read once) give the same values
-        assert torch.equal(torch.stack(losses.gloria_local_loss(words, regions, lens.tolist(), block=block)), torch.stack(new).detach())
-        assert torch.equal(torch.stack(losses.gloria_local_loss(words, regions, lens, block=block)), torch.stack(new).detach())
+        assert torch.equal(
+            torch.stack(losses.gloria_local_loss(words, regions, lens.tolist(), block=block)), torch.stack(new).detach()
+        )
+        assert torch.equal(
+            torch.stack(losses.gloria_local_loss(words, regions, lens, block=block)), torch.stack(new).detach()
+        )
 
 
 @pytest.fixture(scope="module")
 def batch(demo_root, tiny_bert):
     frame = load_pretraining_pairs(demo_root)
-    ds = PairDataset(frame[frame.subset == "train"].reset_index(drop=True), Captioner(load_tokenizer(tiny_bert), 32), ImageSpec(40, 32),
-                     train=False)
+    ds = PairDataset(
+        frame[frame.subset == "train"].reset_index(drop=True),
+        Captioner(load_tokenizer(tiny_bert), 32),
+        ImageSpec(40, 32),
+        train=False,
+    )
     return collate([ds[(i, 0)] for i in range(8)])
 
 
@@ -95,15 +108,18 @@ def values(losses_: dict) -> dict[str, float]:
 
 def tiny_method(name, tiny_bert):
     torch.manual_seed(0)
-    return build_method(name, arch="resnet_tiny", text_encoder=str(tiny_bert), image_init="random", upsample=0, text_layers=0,
-                        **TINY_HP)
+    return build_method(
+        name, arch="resnet_tiny", text_encoder=str(tiny_bert), image_init="random", upsample=0, text_layers=0, **TINY_HP
+    )
 
 
 def test_methods_give_the_former_losses_on_the_same_batch(batch, tiny_bert, monkeypatch):
     """MGCA: exactly equal (its new word weights are bit-identical); GLoRIA: within the stated
     tolerance, with and without the host copy of the caption lengths."""
     assert batch["host_n_words"] == batch["n_words"].tolist()
-    new = tiny_method("mgca", tiny_bert)(batch, StepContext(step=3))  # a fresh model each time: a step renormalises the prototypes
+    new = tiny_method("mgca", tiny_bert)(
+        batch, StepContext(step=3)
+    )  # a fresh model each time: a step renormalises the prototypes
     import recipes.pretraining.methods.mgca as mgca_module
 
     monkeypatch.setattr(mgca_module, "clipped_weights", row_loop_clipped_weights)
@@ -112,12 +128,17 @@ def test_methods_give_the_former_losses_on_the_same_batch(batch, tiny_bert, monk
     monkeypatch.undo()
 
     new = tiny_method("gloria", tiny_bert)(batch, StepContext(step=3))
-    without_host = tiny_method("gloria", tiny_bert)({k: v for k, v in batch.items() if k != "host_n_words"}, StepContext(step=3))
+    without_host = tiny_method("gloria", tiny_bert)(
+        {k: v for k, v in batch.items() if k != "host_n_words"}, StepContext(step=3)
+    )
     assert values(new) == values(without_host)
     import recipes.pretraining.methods.gloria as gloria_module
 
-    monkeypatch.setattr(gloria_module, "gloria_local_loss",
-                        lambda w, r, lens, t1, t2, t3, max_len=None: per_caption_local_loss(w, r, [int(n) for n in lens], t1, t2, t3))
+    monkeypatch.setattr(
+        gloria_module,
+        "gloria_local_loss",
+        lambda w, r, lens, t1, t2, t3, max_len=None: per_caption_local_loss(w, r, [int(n) for n in lens], t1, t2, t3),
+    )
     old = tiny_method("gloria", tiny_bert)(batch, StepContext(step=3))
     for k in old:
         assert values(new)[k] == pytest.approx(values(old)[k], rel=1e-6, abs=0), k
@@ -159,8 +180,15 @@ def test_training_log_is_the_same_whatever_log_every(demo_root, tiny_bert, tmp_p
     runs = {}
     for every in (1, 4):
         hooks = Recorder()
-        train(tiny_config(demo_root, tiny_bert, tmp_path / str(every), "mgca", max_steps=5, save_every=2, log_every=every), hooks=hooks)
-        rows = [{k: v for k, v in r.items() if k != "img_per_s"} for r in read_log(tmp_path / str(every)) if "loss" in r]
+        train(
+            tiny_config(
+                demo_root, tiny_bert, tmp_path / str(every), "mgca", max_steps=5, save_every=2, log_every=every
+            ),
+            hooks=hooks,
+        )
+        rows = [
+            {k: v for k, v in r.items() if k != "img_per_s"} for r in read_log(tmp_path / str(every)) if "loss" in r
+        ]
         runs[every] = rows, hooks.steps
     assert [r["step"] for r in runs[1][0]] == [1, 2, 3, 4, 5]
     assert runs[4] == runs[1]  # identical lines and hook calls, bit for bit
@@ -170,9 +198,22 @@ def test_training_log_is_the_same_whatever_log_every(demo_root, tiny_bert, tmp_p
 # ------------------------------------------------------------------------------ channels-last and compile
 def test_channels_last_is_cuda_only_by_default_and_changes_nothing_but_layout(batch, tiny_bert, tmp_path, demo_root):
     plain = tiny_method("convirt", tiny_bert)
-    assert not wants_channels_last("auto", torch.device("cpu"), plain) and wants_channels_last("auto", torch.device("cuda"), plain)
-    assert not wants_channels_last("on", torch.device("cuda"), build_method(
-        "convirt", arch="vit_tiny_test", text_encoder=str(tiny_bert), image_init="random", upsample=0, text_layers=0, **TINY_HP))
+    assert not wants_channels_last("auto", torch.device("cpu"), plain) and wants_channels_last(
+        "auto", torch.device("cuda"), plain
+    )
+    assert not wants_channels_last(
+        "on",
+        torch.device("cuda"),
+        build_method(
+            "convirt",
+            arch="vit_tiny_test",
+            text_encoder=str(tiny_bert),
+            image_init="random",
+            upsample=0,
+            text_layers=0,
+            **TINY_HP,
+        ),
+    )
     nhwc = tiny_method("convirt", tiny_bert)
     assert prepare(nhwc, torch.device("cpu"), channels_last="on")["channels_last"]
     conv = nhwc.img_encoder.model.conv1.weight

@@ -23,8 +23,23 @@ CLS_UNIT = Path("results/demo/rsna_cls/rsna_cls_frac100_seed0.json")
 
 
 def run_args(demo_root: Path, cache: Path) -> list[str]:
-    return ["--encoder", "random:resnet_tiny", "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(cache),
-            "--tasks", "siim_seg,rsna_cls", "--fractions", "100", "--no-progress", "--workers", "0"]
+    return [
+        "--encoder",
+        "random:resnet_tiny",
+        "--suite",
+        "demo",
+        "--demo-root",
+        str(demo_root),
+        "--cache-dir",
+        str(cache),
+        "--tasks",
+        "siim_seg,rsna_cls",
+        "--fractions",
+        "100",
+        "--no-progress",
+        "--workers",
+        "0",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +122,9 @@ def test_an_old_segmentation_result_is_named_by_the_validator(submissions, tmp_p
     assert result_version(read_result(root / NAME / SEG_UNIT)) == 1
     problems = validate_submission(root / NAME, ("demo",), require_complete=False)
     assert len(problems) == 1, problems
-    assert problems[0].startswith("demo/siim_seg/siim_seg_frac100_seed0: produced under segmentation protocol v1, current v2 (")
+    assert problems[0].startswith(
+        "demo/siim_seg/siim_seg_frac100_seed0: produced under segmentation protocol v1, current v2 ("
+    )
     assert "stretch resize" in problems[0] and problems[0].endswith("; rerun the unit")
 
 
@@ -146,7 +163,9 @@ def test_a_result_of_a_newer_protocol_is_named_too(submissions, tmp_path):
     assert not tiny_values((folder / "segmentation.md").read_text().split("## Left out")[0])
 
 
-def test_the_runner_never_reuses_a_unit_of_an_older_protocol(submissions, demo_root, cache, tmp_path, monkeypatch, capsys):
+def test_the_runner_never_reuses_a_unit_of_an_older_protocol(
+    submissions, demo_root, cache, tmp_path, monkeypatch, capsys
+):
     output = tmp_path / "out"
     shutil.copytree(submissions / NAME / "results" / "demo", output)
     args = run_args(demo_root, cache) + ["--output", str(output)]

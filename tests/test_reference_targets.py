@@ -32,11 +32,23 @@ TASKS = all_tasks()
 
 
 def test_demo_references_rebuild_bit_for_bit_from_the_standard_demo_suite():
-    run = subprocess.run([sys.executable, "scripts/build_reference_targets.py", "--check"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "scripts/build_reference_targets.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.splitlines()
-    assert {line.split(":")[0] for line in lines} == {"chexpert", "covidx", "rsna", "rsna.boxes", "siim", "object_cxr.boxes"}
+    assert {line.split(":")[0] for line in lines} == {
+        "chexpert",
+        "covidx",
+        "rsna",
+        "rsna.boxes",
+        "siim",
+        "object_cxr.boxes",
+    }
     assert all(line.endswith("OK") for line in lines), lines
 
 
@@ -90,8 +102,12 @@ def test_consistently_flipped_classification_labels_are_refused(tmp_path):
     paths = rewrite_everywhere(folder, "rsna_cls", flip)
     problems = validate_submission(folder, ("demo",))
     for path in paths:  # every fraction named, with the count and an example
-        assert any(path.name in p and "the targets of 5 of 140 test images differ from the labels the harness derives" in p
-                   and "the file says Pneumonia=" in p for p in problems), problems
+        assert any(
+            path.name in p
+            and "the targets of 5 of 140 test images differ from the labels the harness derives" in p
+            and "the file says Pneumonia=" in p
+            for p in problems
+        ), problems
 
 
 def test_moved_ground_truth_boxes_are_refused(tmp_path):
@@ -104,7 +120,9 @@ def test_moved_ground_truth_boxes_are_refused(tmp_path):
 
     paths = rewrite_everywhere(folder, "objectcxr_det", move)
     problems = validate_submission(folder, ("demo",))
-    assert any(paths[0].name in p and "differ from the labels the harness derives" in p and "box(es)" in p for p in problems), problems
+    assert any(
+        paths[0].name in p and "differ from the labels the harness derives" in p and "box(es)" in p for p in problems
+    ), problems
 
 
 def test_negative_images_given_mask_pixels_are_refused(tmp_path):
@@ -117,7 +135,9 @@ def test_negative_images_given_mask_pixels_are_refused(tmp_path):
 
     paths = rewrite_everywhere(folder, "siim_seg", invent_masks)
     problems = validate_submission(folder, ("demo",))
-    assert any(paths[0].name in p and "2 image(s) labelled negative have ground-truth mask pixels" in p for p in problems), problems
+    assert any(
+        paths[0].name in p and "2 image(s) labelled negative have ground-truth mask pixels" in p for p in problems
+    ), problems
 
 
 @pytest.fixture()
@@ -154,5 +174,8 @@ def test_paper_predictions_with_rewritten_targets_are_refused(paper_rsna_result)
     task, folder, table, write = paper_rsna_result
     table = table.copy()
     table.loc[table.index[:3], "target:Pneumonia"] = 1 - table.loc[table.index[:3], "target:Pneumonia"]
-    with pytest.raises(ResultCheckError, match=r"the targets of 3 of 5337 test images differ from the labels the harness derives \(rsna.csv.gz"):
+    with pytest.raises(
+        ResultCheckError,
+        match=r"the targets of 3 of 5337 test images differ from the labels the harness derives \(rsna.csv.gz",
+    ):
         checked_scores(task, write(table), folder)

@@ -47,21 +47,39 @@ def make_head(kind: str, num_classes: int = 1):
     from benchmark.openmmlab import reference_yolo_head  # noqa: F401  (registers the head)
 
     register_all_modules(init_default_scope=False)
-    common = dict(num_classes=num_classes, in_channels=[8, 8, 8], out_channels=[8, 8, 8],
-                  anchor_generator=dict(type="YOLOAnchorGenerator", base_sizes=ANCHORS, strides=STRIDES),
-                  bbox_coder=dict(type="YOLOBBoxCoder"), featmap_strides=STRIDES,
-                  test_cfg=ConfigDict(nms_pre=1000, min_bbox_size=0, score_thr=0.0, conf_thr=0.5,
-                                      nms=dict(type="nms", iou_threshold=0.5), max_per_img=100))
+    common = dict(
+        num_classes=num_classes,
+        in_channels=[8, 8, 8],
+        out_channels=[8, 8, 8],
+        anchor_generator=dict(type="YOLOAnchorGenerator", base_sizes=ANCHORS, strides=STRIDES),
+        bbox_coder=dict(type="YOLOBBoxCoder"),
+        featmap_strides=STRIDES,
+        test_cfg=ConfigDict(
+            nms_pre=1000,
+            min_bbox_size=0,
+            score_thr=0.0,
+            conf_thr=0.5,
+            nms=dict(type="nms", iou_threshold=0.5),
+            max_per_img=100,
+        ),
+    )
     if kind == "reference":
         return MODELS.build(dict(type="MedVLPReferenceYOLOV3Head", _scope_="mmdet", **common))
-    return MODELS.build(dict(type="YOLOV3Head", _scope_="mmdet",
-                             train_cfg=dict(assigner=dict(type="GridAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0)),
-                             **common))
+    return MODELS.build(
+        dict(
+            type="YOLOV3Head",
+            _scope_="mmdet",
+            train_cfg=dict(assigner=dict(type="GridAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0)),
+            **common,
+        )
+    )
 
 
 def gt(boxes, labels=None) -> InstanceData:
     boxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-    return InstanceData(bboxes=boxes, labels=torch.zeros(len(boxes), dtype=torch.long) if labels is None else torch.tensor(labels))
+    return InstanceData(
+        bboxes=boxes, labels=torch.zeros(len(boxes), dtype=torch.long) if labels is None else torch.tensor(labels)
+    )
 
 
 def pred_maps(batch: int, attrib: int, fill: float = 0.0) -> list[torch.Tensor]:
@@ -70,14 +88,19 @@ def pred_maps(batch: int, attrib: int, fill: float = 0.0) -> list[torch.Tensor]:
 
 def test_reference_shape_iou_uses_the_plus_one_convention():
     # (0,0,1,.5) vs (0,0,2,2): inter (1+1)(.5+1)=3, areas 2*1.5=3 and 3*3=9 -> 3/9
-    assert reference_shape_iou(np.array([1.0, 0.5]), np.array([[2.0, 2.0], [1.0, 0.5], [0.5, 1.0]])) == pytest.approx([1 / 3, 1.0, 0.6])
+    assert reference_shape_iou(np.array([1.0, 0.5]), np.array([[2.0, 2.0], [1.0, 0.5], [0.5, 1.0]])) == pytest.approx(
+        [1 / 3, 1.0, 0.6]
+    )
 
 
 def test_a_box_gets_one_positive_per_level_at_its_centre_cell_with_the_best_anchor_of_that_level():
     head = make_head("reference")
     targets = head.reference_targets([(2, 2), (4, 4), (8, 8)], [gt([BOX])], torch.device("cpu"))
-    positives = [(level, *np.argwhere(t["pos"][0].reshape(SIZE // s, SIZE // s, 3).numpy())[0])
-                 for level, (t, s) in enumerate(zip(targets, STRIDES)) if t["pos"].sum() == 1]
+    positives = [
+        (level, *np.argwhere(t["pos"][0].reshape(SIZE // s, SIZE // s, 3).numpy())[0])
+        for level, (t, s) in enumerate(zip(targets, STRIDES))
+        if t["pos"].sum() == 1
+    ]
     assert sum(int(t["pos"].sum()) for t in targets) == 3
     assert positives == [(0, 0, 0, 1), (1, 1, 1, 0), (2, 2, 3, 2)]  # (level, row gj, column gi, anchor)
     level0 = level_targets(np.array([BOX]), np.array([0]), np.array(ANCHORS[0], float), 32, 2, 2, 1, 0.5)
@@ -142,9 +165,14 @@ def reference_loss_oracle(pred: torch.Tensor, boxes: list[list[float]], anchors_
             n = int(np.argmax(ious))
             mask[b, n, gj, gi] = 1
             tx[b, n, gj, gi], ty[b, n, gj, gi] = gx - gi, gy - gj
-            tw[b, n, gj, gi], th[b, n, gj, gi] = math.log(gw / anchors[n, 0] + 1e-16), math.log(gh / anchors[n, 1] + 1e-16)
+            tw[b, n, gj, gi], th[b, n, gj, gi] = (
+                math.log(gw / anchors[n, 0] + 1e-16),
+                math.log(gh / anchors[n, 1] + 1e-16),
+            )
     bce, mse = torch.nn.BCELoss(), torch.nn.MSELoss()
-    loss = 2.5 * (bce(x * mask, tx * mask) + bce(y * mask, ty * mask)) + 2.5 * (mse(w * mask, tw * mask) + mse(h * mask, th * mask))
+    loss = 2.5 * (bce(x * mask, tx * mask) + bce(y * mask, ty * mask)) + 2.5 * (
+        mse(w * mask, tw * mask) + mse(h * mask, th * mask)
+    )
     loss = loss + bce(conf * mask, mask) + 0.5 * bce(conf * noobj, noobj * 0.0)
     loss = loss + bce(cls * mask.unsqueeze(-1), mask.unsqueeze(-1))
     return float(loss)
@@ -164,6 +192,7 @@ def test_the_total_loss_on_random_predictions_equals_the_reference_formula():
 def two_candidates() -> list[torch.Tensor]:
     """Level-0 predictions with two surviving boxes (anchor 1, 32 x 16, at cells (0,0) and
     (1,1)): A = objectness 0.9, class 0.2; B = objectness 0.6, class 0.95; all else off."""
+
     def logit(p):
         return math.log(p / (1 - p))
 
@@ -199,8 +228,15 @@ def test_the_generated_config_builds_the_reference_head_by_default_and_mmdets_on
     assert recipe.yolo == "reference" and recipe.geometry == "stretch"
     kinds = {}
     for yolo in ("reference", "mmdet"):
-        cfg = detection_config(recipe.model_copy(update={"yolo": yolo}), fraction=100, seed=0, encoder_spec="random:resnet_tiny",
-                               in_channels=(16, 32, 64), strides=(8, 16, 32), input_size=96)
+        cfg = detection_config(
+            recipe.model_copy(update={"yolo": yolo}),
+            fraction=100,
+            seed=0,
+            encoder_spec="random:resnet_tiny",
+            in_channels=(16, 32, 64),
+            strides=(8, 16, 32),
+            input_size=96,
+        )
         kinds[yolo] = (cfg.model.bbox_head.type, cfg.model.train_cfg)
         model = build_detector(cfg.model)
         assert type(model.bbox_head).__name__ == ("ReferenceYOLOV3Head" if yolo == "reference" else "YOLOV3Head")

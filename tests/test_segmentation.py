@@ -86,11 +86,11 @@ def test_committed_siim_manifest_has_mgca_sizes_and_rebuilds():
 def test_dice_metrics_against_hand_computation():
     gt = np.zeros((4, 4, 4), dtype=bool)
     prob = np.zeros((4, 4, 4))
-    gt[0, :2, :2] = True            # 4 px
-    prob[0, :2, :1] = 0.9           # 2 px, inside: dice 2*2/(2+4) = 2/3
-    gt[1, 0, :] = True              # 4 px, prediction empty: dice 0
-    prob[2, 3, 3] = 0.7             # empty truth, 1 px predicted: 0
-    prob[3] = 0.5                   # empty truth, exactly 0.5 is NOT > 0.5: empty prediction: 1
+    gt[0, :2, :2] = True  # 4 px
+    prob[0, :2, :1] = 0.9  # 2 px, inside: dice 2*2/(2+4) = 2/3
+    gt[1, 0, :] = True  # 4 px, prediction empty: dice 0
+    prob[2, 3, 3] = 0.7  # empty truth, 1 px predicted: 0
+    prob[3] = 0.5  # empty truth, exactly 0.5 is NOT > 0.5: empty prediction: 1
     counts = mask_counts(prob, gt, 0.5)
     dice = per_image_dice(**counts)
     assert dice.tolist() == pytest.approx([2 / 3, 0.0, 0.0, 1.0])
@@ -116,7 +116,12 @@ def test_trivial_head_floors_by_hand():
     assert everything["dice"] == pytest.approx((0.4 + 2 / 3) / 5)
     assert everything["specificity"] == 0.0
     # the floors are what the metric itself gives those two heads
-    counts = {"intersection": [0, 0, 0, 0, 0], "pred_pixels": [0] * 5, "true_pixels": [4, 8, 0, 0, 0], "pixels": [16] * 5}
+    counts = {
+        "intersection": [0, 0, 0, 0, 0],
+        "pred_pixels": [0] * 5,
+        "true_pixels": [4, 8, 0, 0, 0],
+        "pixels": [16] * 5,
+    }
     assert segmentation_metrics(counts)["dice"] == pytest.approx(nothing["dice"])
     assert segmentation_metrics(counts)["floors"] == floors
 
@@ -135,7 +140,10 @@ def test_predict_nothing_floors_on_the_real_test_manifests():
         floors = paper_floors(tasks[task_id])
         assert floors["predict_nothing"]["dice"] == pytest.approx(n_negative / n_test)
         assert floors["predict_nothing"]["dice_positive"] == 0.0
-        assert 0.0 < floors["predict_everything"]["dice_positive"] < 0.25 and floors["predict_everything"]["specificity"] == 0.0
+        assert (
+            0.0 < floors["predict_everything"]["dice_positive"] < 0.25
+            and floors["predict_everything"]["specificity"] == 0.0
+        )
     assert round(100 * paper_floors(tasks["siim_seg"])["predict_nothing"]["dice"], 1) == 77.9
     assert round(100 * paper_floors(tasks["rsna_seg"])["predict_nothing"]["dice"], 1) == 77.5
 
@@ -149,7 +157,7 @@ def test_focal_log_dice_loss_matches_formula():
     p = torch.sigmoid(logits[:, 0]).double()
     t = target.double()
     p_t = p * t + (1 - p) * (1 - t)
-    focal = (-(1 - p_t) ** 2 * torch.log(p_t)).mean()
+    focal = (-((1 - p_t) ** 2) * torch.log(p_t)).mean()
     dice = (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
     expected = 10 * focal - torch.log(dice)
     assert float(FocalLogDiceLoss()(logits, target)) == pytest.approx(float(expected), rel=1e-5)
@@ -165,8 +173,18 @@ def _context(demo_root, tmp_path, flags=None, spec="random:resnet_tiny"):
     loaded = load_encoder(spec)
     loaded.encoder.eval()
     suite = demo_suite(demo_root, generate=False)
-    return RunContext(loaded=loaded, device=torch.device("cpu"), suite=suite, output=tmp_path / "out", cache_dir=tmp_path / "cache",
-                      feature_cache=FeatureCache(tmp_path / "cache" / "features"), workers=0, progress=False, limit=12, flags=flags or {})
+    return RunContext(
+        loaded=loaded,
+        device=torch.device("cpu"),
+        suite=suite,
+        output=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        feature_cache=FeatureCache(tmp_path / "cache" / "features"),
+        workers=0,
+        progress=False,
+        limit=12,
+        flags=flags or {},
+    )
 
 
 def _state(module) -> dict:
@@ -214,10 +232,16 @@ def test_segmentation_images_and_masks_are_stretched_like_the_reference(demo_roo
     records = pd.DataFrame({"path": [str(path)], "boxes": [[(60.0, 0.0, 60.0, 60.0)]]})
     task = all_tasks()["rsna_seg"]
     _, stretched, stretched_mask = _Decode(task, records, 32, "stretch")[0]
-    assert tuple(stretched.shape) == (32, 32) and stretched[:, 20:].float().mean() == 255 and stretched[:, :12].float().mean() == 0
+    assert (
+        tuple(stretched.shape) == (32, 32)
+        and stretched[:, 20:].float().mean() == 255
+        and stretched[:, :12].float().mean() == 0
+    )
     assert stretched_mask[:, 16:].all() and not stretched_mask[:, :16].any()  # the right half, full height
     _, boxed, boxed_mask = _Decode(task, records, 32, "letterbox")[0]
-    assert boxed[:8].float().mean() == 0 and boxed_mask[8:24, 16:].all() and not boxed_mask[:8].any()  # zero bands top and bottom
+    assert (
+        boxed[:8].float().mean() == 0 and boxed_mask[8:24, 16:].all() and not boxed_mask[:8].any()
+    )  # zero bands top and bottom
 
 
 def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root, tmp_path, monkeypatch):
@@ -248,8 +272,11 @@ def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root
     assert result.training["feature_cache"]["val"]["resident_bytes"] > 0
     monkeypatch.setenv("MEDVLP_RESIDENT_GB", "0")
     again, again_predictions = segmentation.run_unit(ctx, data, UnitId(task="siim_seg", fraction=100, seed=0))
-    assert again.training["feature_cache"]["val"] == {**result.training["feature_cache"]["val"], "source": "disk cache (reused)",
-                                                      "resident_bytes": 0}
+    assert again.training["feature_cache"]["val"] == {
+        **result.training["feature_cache"]["val"],
+        "source": "disk cache (reused)",
+        "resident_bytes": 0,
+    }
     assert again.training["history"] == result.training["history"] and again.value == result.value
     pd.testing.assert_frame_equal(again_predictions, predictions)
 
@@ -260,17 +287,33 @@ def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root
     assert config["model"]["decode_head"]["decoder_channels"] == [64, 32, 16, 8, 4]
     # the loop ran what the stored config says: the demo's epoch cap (here 2), patience and min_delta
     assert config["train_loop"]["max_epochs"] == 2
-    assert config["train_loop"]["early_stopping"] == {"monitor": "val_loss", "rule": "less", "patience": 4, "min_delta": 0.01}
+    assert config["train_loop"]["early_stopping"] == {
+        "monitor": "val_loss",
+        "rule": "less",
+        "patience": 4,
+        "min_delta": 0.01,
+    }
     assert result.hyperparameters["recipe"]["decoder_channels"] == [64, 32, 16, 8, 4]
     assert data.task.recipe.decoder_channels == (256, 128, 64, 32, 16) and data.task.recipe.lr == 5e-4
     rebuilt = build_segmentor(json.loads(json.dumps(config)))
     from benchmark.openmmlab.segmentation_config import segmentation_config
 
-    fresh = build_segmentor(segmentation_config(segmentation.plan_of(data.task, ctx).task, ctx.loaded.spec, ctx.encoder.pyramid_channels, input_size=84, seed=0,
-                                                max_epochs=2))
+    fresh = build_segmentor(
+        segmentation_config(
+            segmentation.plan_of(data.task, ctx).task,
+            ctx.loaded.spec,
+            ctx.encoder.pyramid_channels,
+            input_size=84,
+            seed=0,
+            max_epochs=2,
+        )
+    )
     shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
     assert shapes(rebuilt) == shapes(fresh)
-    assert type(rebuilt.decode_head).__name__ == "UNetDecodeHead" and type(rebuilt.backbone).__name__ == "FrozenEncoderBackbone"
+    assert (
+        type(rebuilt.decode_head).__name__ == "UNetDecodeHead"
+        and type(rebuilt.backbone).__name__ == "FrozenEncoderBackbone"
+    )
 
 
 def test_bn_drift_switch_is_recorded_and_leaves_the_shared_encoder_alone(demo_root, tmp_path, monkeypatch):
@@ -293,18 +336,39 @@ def test_bn_drift_switch_is_recorded_and_leaves_the_shared_encoder_alone(demo_ro
 def test_cli_demo_run_writes_segmentation_results_and_resumes(demo_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "1")
     output = tmp_path / "run"
-    args = ["--encoder", "random:resnet_tiny", "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(tmp_path / "cache"),
-            "--output", str(output), "--no-progress", "--workers", "0", "--tasks", "segmentation", "--limit", "10"]
+    args = [
+        "--encoder",
+        "random:resnet_tiny",
+        "--suite",
+        "demo",
+        "--demo-root",
+        str(demo_root),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--output",
+        str(output),
+        "--no-progress",
+        "--workers",
+        "0",
+        "--tasks",
+        "segmentation",
+        "--limit",
+        "10",
+    ]
     assert main(args) == 0
     results = read_results(output)
-    assert sorted((r.unit.task, r.unit.fraction) for r in results) == [(t, f) for t in ("rsna_seg", "siim_seg") for f in (1, 10, 100)]
+    assert sorted((r.unit.task, r.unit.fraction) for r in results) == [
+        (t, f) for t in ("rsna_seg", "siim_seg") for f in (1, 10, 100)
+    ]
     for r in results:
         assert r.family == "segmentation" and r.metric == "dice" and 0.0 <= r.value <= 1.0
         assert r.hyperparameters["recipe"]["weight_decay"] == 0.05 and r.hyperparameters["input_size"] == 64
         assert r.hyperparameters["recipe"]["batch_size"] == (8 if r.unit.task == "siim_seg" else 16)
         frame = pd.read_csv(output / r.unit.task / r.predictions_file)
         assert segmentation_metrics(frame)["dice"] == pytest.approx(r.value)
-        assert r.metrics["dice_positive_dataset"] == pytest.approx(segmentation_metrics(frame)["dice_positive_dataset"], nan_ok=True)
+        assert r.metrics["dice_positive_dataset"] == pytest.approx(
+            segmentation_metrics(frame)["dice_positive_dataset"], nan_ok=True
+        )
         recomputed = segmentation_metrics(frame)
         for key in ("dice_positive", "specificity"):
             assert r.metrics[key] == pytest.approx(recomputed[key], nan_ok=True)
@@ -313,4 +377,7 @@ def test_cli_demo_run_writes_segmentation_results_and_resumes(demo_root, tmp_pat
     capsys.readouterr()
     assert main(args) == 0
     assert "6 of 6 units already finished" in capsys.readouterr().out
-    assert read_result(output / "siim_seg" / "siim_seg_frac100_seed0.json").value == [r for r in results if r.unit.task == "siim_seg" and r.unit.fraction == 100][0].value
+    assert (
+        read_result(output / "siim_seg" / "siim_seg_frac100_seed0.json").value
+        == [r for r in results if r.unit.task == "siim_seg" and r.unit.fraction == 100][0].value
+    )

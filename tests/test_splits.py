@@ -82,8 +82,13 @@ def test_stratification_keeps_label_rates_and_rare_positives():
 
 def test_multiclass_column_keeps_every_class_at_one_percent():
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"image_id": [f"x{i}" for i in range(1000)], "source_split": "train",
-                          "label": rng.choice([0, 1, 2], size=1000, p=[0.9, 0.095, 0.005])})
+    frame = pd.DataFrame(
+        {
+            "image_id": [f"x{i}" for i in range(1000)],
+            "source_split": "train",
+            "label": rng.choice([0, 1, 2], size=1000, p=[0.9, 0.095, 0.005]),
+        }
+    )
     manifest = build_manifest(frame, SplitRecipe(val=0.2, stratify=("label",)), "mc").merge(frame, on="image_id")
     sub1 = manifest[(manifest["split"] == "train") & (manifest["sub1_s0"] == 1)]
     assert set(sub1["label"]) == {0, 1, 2}
@@ -102,10 +107,13 @@ def test_deterministic_and_order_independent(tmp_path):
     assert loaded.sha256 == digest == sha256_bytes(manifest_bytes(a))
 
 
-@pytest.mark.parametrize("dataset,expected", [
-    ("rsna", {"train": 16010, "val": 5337, "test": 5337}),
-    ("chexpert", {"train": 186027, "val": 5000}),
-])
+@pytest.mark.parametrize(
+    "dataset,expected",
+    [
+        ("rsna", {"train": 16010, "val": 5337, "test": 5337}),
+        ("chexpert", {"train": 186027, "val": 5000}),
+    ],
+)
 def test_committed_manifests_have_mgca_sizes(dataset, expected):
     manifest = read_manifest(ROOT / "tasks" / "manifests" / f"{dataset}.csv.gz", dataset)
     assert manifest.frame["split"].value_counts().to_dict() == expected
@@ -143,8 +151,7 @@ def test_rsna_manifest_unchanged_by_the_new_recipe_options():
 
 # ----------------------------------------------------------------- balanced training sets
 def test_balanced_rule_on_a_hand_built_frame():
-    frame = pd.DataFrame({"image_id": ["p1", "p2", "n1", "n2", "n3", "n4", "n5", "n6"],
-                          "y": [1, 1, 0, 0, 0, 0, 0, 0]})
+    frame = pd.DataFrame({"image_id": ["p1", "p2", "n1", "n2", "n3", "n4", "n5", "n6"], "y": [1, 1, 0, 0, 0, 0, 0, 0]})
     # negatives by sha256("toy:bal:s<seed>\0<id>") rank: s0 n3 n1 n6 ..., s1 n1 n5 n6 ...
     ids = lambda seed: set(frame.loc[balanced_set(frame, "y", "toy", seed), "image_id"])  # noqa: E731
     assert ids(0) == {"p1", "p2", "n3", "n1"}
@@ -153,8 +160,14 @@ def test_balanced_rule_on_a_hand_built_frame():
 
 def test_balanced_manifest_nests_fractions_inside_the_balanced_set():
     rng = np.random.default_rng(4)
-    frame = pd.DataFrame({"image_id": [f"x{i:04d}" for i in range(3000)], "source_split": "train",
-                          "group": [f"x{i:04d}" for i in range(3000)], "y": (rng.random(3000) < 0.2).astype(int)})
+    frame = pd.DataFrame(
+        {
+            "image_id": [f"x{i:04d}" for i in range(3000)],
+            "source_split": "train",
+            "group": [f"x{i:04d}" for i in range(3000)],
+            "y": (rng.random(3000) < 0.2).astype(int),
+        }
+    )
     recipe = SplitRecipe(val=500, test=500, stratify=("y",), balance="y")
     manifest = build_manifest(frame, recipe, "toy").merge(frame, on="image_id")
     train = manifest[manifest["split"] == "train"]
@@ -195,8 +208,10 @@ def test_real_siim_balanced_sets(real_builds):
         assert (sub1 <= sub10).all() and (sub10 <= bal).all()
         assert train.loc[sub10, "Pneumothorax"].sum() == 187 and train.loc[sub1, "Pneumothorax"].sum() == 18
         assert meta["balanced_sizes"][f"s{seed}"] == {
-            "100": {"positive": 1869, "negative": 1869}, "10": {"positive": 187, "negative": 187},
-            "1": {"positive": 18, "negative": 19}}
+            "100": {"positive": 1869, "negative": 1869},
+            "10": {"positive": 187, "negative": 187},
+            "1": {"positive": 18, "negative": 19},
+        }
     assert not (train["bal_s0"] == train["bal_s1"]).all()
     # validation and test keep the natural mix (400 positives each, as before balancing)
     for split in ("val", "test"):
@@ -228,12 +243,17 @@ def test_demo_siim_trains_on_balanced_sets_including_seeds_beyond_the_manifest(d
         assert (labels.loc[full] == 1).sum() == (labels.loc[full] == 0).sum() == positives, seed
         sub10, sub1 = data.train_ids(10, seed), data.train_ids(1, seed)
         assert set(sub1) <= set(sub10) <= set(full)
-        assert len(sub10) == round(len(full) * 0.10) and abs((labels.loc[sub10] == 1).sum() - (labels.loc[sub10] == 0).sum()) <= 1
+        assert (
+            len(sub10) == round(len(full) * 0.10)
+            and abs((labels.loc[sub10] == 1).sum() - (labels.loc[sub10] == 0).sum()) <= 1
+        )
         assert len(sub1) == 1 and labels.loc[sub1].sum() == 1  # 1% of 54 images: one, kept positive
     described = data.describe(100, 5)
     assert described["train_composition"].startswith("balanced (all positives + equal negatives")
     assert described["n_train_positive"] == described["n_train_negative"] == positives
-    assert data.describe(1, 0)["n_train_positive"] + data.describe(1, 0)["n_train_negative"] == len(data.train_ids(1, 0))
+    assert data.describe(1, 0)["n_train_positive"] + data.describe(1, 0)["n_train_negative"] == len(
+        data.train_ids(1, 0)
+    )
 
 
 # ----------------------------------------------------------------- patient-disjoint val

@@ -57,7 +57,9 @@ def test_layout_mirrors_input_and_manifest_is_complete(demo_root, full_run):
     real_jpg = MimicLayout(demo_root).jpg
     for row, pair in zip(manifest.itertuples(), expected.itertuples()):
         path = out / row.path
-        assert path.relative_to(MimicLayout(out).jpg) == __import__("pathlib").Path(pair.image_path).relative_to(real_jpg)
+        assert path.relative_to(MimicLayout(out).jpg) == __import__("pathlib").Path(pair.image_path).relative_to(
+            real_jpg
+        )
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == row.sha256 and data[:2] == b"\xff\xd8"  # a JPEG
         from PIL import Image
@@ -77,8 +79,10 @@ def test_plan_is_the_pretraining_pair_set_and_prompts_fall_back_to_findings(demo
     pairs = pair_set(demo_root)
     assert list(planned.dicom_id) == list(pairs.dicom_id)  # every pair pretraining uses, no other
     assert pair_set_summary(planned) == pair_set_summary(pairs)
-    expected = [f"{i.strip()} {f.strip()}".strip() if section == "impression+findings" else i.strip()
-                for i, f, section in zip(planned.impression, planned.findings, planned.prompt_section)]
+    expected = [
+        f"{i.strip()} {f.strip()}".strip() if section == "impression+findings" else i.strip()
+        for i, f, section in zip(planned.impression, planned.findings, planned.prompt_section)
+    ]
     assert (planned.prompt_section == "impression+findings").sum() > 0
     for prompt, full, truncated in zip(planned.prompt, expected, planned.prompt_truncated):
         assert prompt == full if not truncated else (full.startswith(prompt) and len(prompt) < len(full))
@@ -89,7 +93,9 @@ def test_a_full_synthetic_root_covers_the_pretraining_pairs(demo_root, full_run,
 
     out, summary = full_run
     assert summary["pair_set"] == pair_set_summary(pair_set(demo_root).head(LIMIT))
-    assert summary["prompts_impression_findings"] == int((pair_set(demo_root).head(LIMIT).prompt_section != "impression").sum())
+    assert summary["prompts_impression_findings"] == int(
+        (pair_set(demo_root).head(LIMIT).prompt_section != "impression").sum()
+    )
     with pytest.raises(DatasetNotFoundError, match="does not cover this run's pair set"):  # --limit made a partial root
         load_pretraining_pairs(demo_root, SourceSpec("synthetic", str(out)))
 
@@ -109,19 +115,43 @@ def test_shards_together_equal_the_full_run(demo_root, tiny_model, full_run, tmp
     from recipes.synthesis.cli import main
 
     out = tmp_path / "sharded"
-    common = ["--data-root", str(demo_root), "--model", str(tiny_model), "--output", str(out), "--height", str(SIDE),
-              "--width", str(SIDE), "--steps", str(STEPS), "--limit", str(LIMIT), "--batch-size", "4", "--no-progress"]
+    common = [
+        "--data-root",
+        str(demo_root),
+        "--model",
+        str(tiny_model),
+        "--output",
+        str(out),
+        "--height",
+        str(SIDE),
+        "--width",
+        str(SIDE),
+        "--steps",
+        str(STEPS),
+        "--limit",
+        str(LIMIT),
+        "--batch-size",
+        "4",
+        "--no-progress",
+    ]
     assert main(["generate", *common, "--shard", "0/2"]) == 0
-    assert len(read_manifest(out)) == 4  # whole global batches: shard 0 has batch 0 (rows 0-3), shard 1 batch 1 (rows 4-5)
+    assert (
+        len(read_manifest(out)) == 4
+    )  # whole global batches: shard 0 has batch 0 (rows 0-3), shard 1 batch 1 (rows 4-5)
     monkeypatch.setenv("RANK", "1")  # the second half as torchrun rank 1 of 2
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["generate", *common]) == 0
-    assert sorted(p.name for p in out.glob("synthesis_manifest.*-of-*.csv")) == ["synthesis_manifest.0-of-2.csv", "synthesis_manifest.1-of-2.csv"]
+    assert sorted(p.name for p in out.glob("synthesis_manifest.*-of-*.csv")) == [
+        "synthesis_manifest.0-of-2.csv",
+        "synthesis_manifest.1-of-2.csv",
+    ]
     assert images_by_id(out) == images_by_id(full_run[0])  # byte for byte
     assert gen.read_manifest(out)["sha256"].tolist() == read_manifest(full_run[0])["sha256"].tolist()
 
 
-def test_killed_run_resumes_without_regenerating_finished_images(demo_root, tiny_model, full_run, tmp_path, monkeypatch):
+def test_killed_run_resumes_without_regenerating_finished_images(
+    demo_root, tiny_model, full_run, tmp_path, monkeypatch
+):
     out = tmp_path / "killed"
     real_write, written = gen.write_image, []
 
@@ -164,10 +194,16 @@ def test_same_seed_same_pixels(tiny_model):
     a = gen.synthesize(pipe, ["left pleural effusion", "no acute process"], [7, 8], **kw)
     b = gen.synthesize(pipe, ["no acute process"], [8], **kw)
     c = gen.synthesize(pipe, ["left pleural effusion"], [9], **kw)
-    assert np.array_equal(a[1], b[0]) and a[0].shape  # fp32 CPU: also across batch sizes == (SIDE, SIDE) and a[0].dtype == np.uint8
+    assert (
+        np.array_equal(a[1], b[0]) and a[0].shape
+    )  # fp32 CPU: also across batch sizes == (SIDE, SIDE) and a[0].dtype == np.uint8
     assert not np.array_equal(a[0], c[0])
     assert gen.image_seed(42, "fixed", "x") == gen.image_seed(42, "fixed", "y") == 42
-    assert gen.image_seed(42, "per-report", "x") == gen.image_seed(42, "per-report", "x") != gen.image_seed(42, "per-report", "y")
+    assert (
+        gen.image_seed(42, "per-report", "x")
+        == gen.image_seed(42, "per-report", "x")
+        != gen.image_seed(42, "per-report", "y")
+    )
 
 
 def test_prompts_are_cut_at_the_77_token_limit(tiny_model):
@@ -203,7 +239,9 @@ def test_fid_matches_the_closed_form_for_gaussians():
     mu1, mu2 = np.array([0.0, 1.0, -1.0, 2.0]), np.array([1.0, 1.0, 0.0, 0.0])
     by_hand = np.sum((mu1 - mu2) ** 2) + np.sum(d1 + d2 - 2 * np.sqrt(d1 * d2))
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(by_hand, rel=1e-9)
-    assert frechet_distance([0.0], [[4.0]], [3.0], [[1.0]]) == pytest.approx(9 + 4 + 1 - 2 * 2)  # 1-d: (m1-m2)^2 + (s1-s2)^2
+    assert frechet_distance([0.0], [[4.0]], [3.0], [[1.0]]) == pytest.approx(
+        9 + 4 + 1 - 2 * 2
+    )  # 1-d: (m1-m2)^2 + (s1-s2)^2
     x = rng.normal(size=(500, 3))
     assert fid(x, x) == pytest.approx(0.0, abs=1e-6) and fid(x, x + 2.0) == pytest.approx(12.0, rel=1e-6)
 
@@ -216,7 +254,9 @@ def test_ms_ssim_identical_images_is_one_and_noise_is_low():
     assert ms_ssim(smooth, smooth) == pytest.approx(1.0, abs=1e-9)
     noise = ms_ssim(a, (rng.random((200, 200)) * 255).astype(np.uint8))
     assert 0.0 <= noise < 0.2
-    assert ms_ssim(a, np.clip(a.astype(int) + 10, 0, 255)) == pytest.approx(ms_ssim(np.clip(a.astype(int) + 10, 0, 255), a))
+    assert ms_ssim(a, np.clip(a.astype(int) + 10, 0, 255)) == pytest.approx(
+        ms_ssim(np.clip(a.astype(int) + 10, 0, 255), a)
+    )
     assert ms_ssim_scales(200) == 5 and ms_ssim_scales(32) == 2
     with pytest.raises(ConfigError):
         ms_ssim_scales(8)
@@ -224,21 +264,34 @@ def test_ms_ssim_identical_images_is_one_and_noise_is_low():
 
 def test_quality_report_on_the_tiny_outputs(full_run, tiny_model, tmp_path):
     out, _ = full_run
-    report = quality_report(out, features="random:resnet_tiny", image_size=32, model=tiny_model, diversity_prompts=2,
-                            samples_per_prompt=2, report_dir=tmp_path / "q", log=lambda *_: None)
+    report = quality_report(
+        out,
+        features="random:resnet_tiny",
+        image_size=32,
+        model=tiny_model,
+        diversity_prompts=2,
+        samples_per_prompt=2,
+        report_dir=tmp_path / "q",
+        log=lambda *_: None,
+    )
     assert np.isfinite(report["fid"]["value"]) and report["fid"]["value"] >= 0
     assert 0 <= report["ms_ssim"]["synthetic_mean"] <= 1 and report["ms_ssim"]["prompts"] == 2
     text = (tmp_path / "q" / "quality.md").read_text()
     assert "FID (random:resnet_tiny)" in text and f"{report['fid']['value']:.4f}" in text
     assert report["fid"]["preprocessing"].startswith("grey; centre crop to a square of the short side")
-    assert report["image_checks"]["regenerated"] == {"nonfinite": 0, "constant": 0} and "- image checks: regenerated once" in text
+    assert (
+        report["image_checks"]["regenerated"] == {"nonfinite": 0, "constant": 0}
+        and "- image checks: regenerated once" in text
+    )
     from PIL import Image
 
     for name in ("samples.png", "diversity.png"):
         with Image.open(tmp_path / "q" / name) as im:
             assert im.format == "PNG" and im.size[0] > 100
     with pytest.raises(ConfigError, match="weights not found"):
-        quality_report(out, features="inception", features_weights=str(tmp_path / "none.pth"), report_dir=tmp_path / "q2")
+        quality_report(
+            out, features="inception", features_weights=str(tmp_path / "none.pth"), report_dir=tmp_path / "q2"
+        )
 
 
 def test_cli_help_lists_every_option(capsys):
@@ -249,10 +302,34 @@ def test_cli_help_lists_every_option(capsys):
             main([command, "--help"])
         assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--preset", "--steps", "--seed-mode", "--shard", "--dtype", "--limit", "--features", "--samples-per-prompt",
-                   "--features-trust-pickle"):
+    for option in (
+        "--preset",
+        "--steps",
+        "--seed-mode",
+        "--shard",
+        "--dtype",
+        "--limit",
+        "--features",
+        "--samples-per-prompt",
+        "--features-trust-pickle",
+    ):
         assert option in text
-    assert main(["generate", "--data-root", "/nonexistent", "--model", "/nonexistent", "--output", "/tmp/x", "--shard", "5/2"]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "--data-root",
+                "/nonexistent",
+                "--model",
+                "/nonexistent",
+                "--output",
+                "/tmp/x",
+                "--shard",
+                "5/2",
+            ]
+        )
+        == 2
+    )
 
 
 def test_nan_and_constant_images_are_regenerated_once_with_the_next_seed(demo_root, tiny_model, tmp_path, monkeypatch):
@@ -284,8 +361,16 @@ def test_nan_and_constant_images_are_regenerated_once_with_the_next_seed(demo_ro
     # batches of 4: rows 0-3 at seed 42, then ONE retry call for the two bad images at seed 43, then rows 4-5
     assert [seeds for _, seeds, _ in calls] == [[42] * 4, [43, 43], [42] * 2]
     manifest = read_manifest(out).set_index("dicom_id")
-    assert (manifest.loc[nan_id, "retry"], int(manifest.loc[nan_id, "image_seed"]), manifest.loc[nan_id, "bad"]) == ("nonfinite", 43, "")
-    assert (manifest.loc[flat_id, "retry"], int(manifest.loc[flat_id, "image_seed"]), manifest.loc[flat_id, "bad"]) == ("constant", 43, "constant")
+    assert (manifest.loc[nan_id, "retry"], int(manifest.loc[nan_id, "image_seed"]), manifest.loc[nan_id, "bad"]) == (
+        "nonfinite",
+        43,
+        "",
+    )
+    assert (manifest.loc[flat_id, "retry"], int(manifest.loc[flat_id, "image_seed"]), manifest.loc[flat_id, "bad"]) == (
+        "constant",
+        43,
+        "constant",
+    )
     others = manifest.drop(index=[nan_id, flat_id])
     assert (others.retry == "").all() and (others.bad == "").all() and (others.image_seed.astype(int) == 42).all()
     assert (manifest.seed.astype(int) == 42).all()  # the planned seed stays the run's setting
@@ -297,7 +382,10 @@ def test_nan_and_constant_images_are_regenerated_once_with_the_next_seed(demo_ro
     assert int(flat.min()) == int(flat.max()) == 128
     checks = json.loads((out / gen.SUMMARY).read_text())["image_checks"]
     assert checks == summary["image_checks"]
-    assert checks["regenerated"] == {"nonfinite": 1, "constant": 1} and checks["bad_after_retry"] == {"nonfinite": 0, "constant": 1}
+    assert checks["regenerated"] == {"nonfinite": 1, "constant": 1} and checks["bad_after_retry"] == {
+        "nonfinite": 0,
+        "constant": 1,
+    }
     calls.clear()
     again = generate(config(demo_root, tiny_model, out), log=lambda *_: None)
     assert calls == [] and again["kept"] == LIMIT and again["image_checks"] == checks

@@ -23,7 +23,12 @@ def test_the_paper_suite_plans_the_reference_recipes_unchanged(suites):
     paper, _ = suites
     tasks = all_tasks()
     seg = segmentation_plan(tasks["siim_seg"], paper, {})
-    assert seg.task is tasks["siim_seg"] and (seg.input_size, seg.max_epochs, seg.patience, seg.min_delta) == (224, 50, 10, 0.0)
+    assert seg.task is tasks["siim_seg"] and (seg.input_size, seg.max_epochs, seg.patience, seg.min_delta) == (
+        224,
+        50,
+        10,
+        0.0,
+    )
     assert not seg.bn_drift and not seg.epochs_capped
     det = detection_plan(tasks["rsna_det"], paper, {})
     assert det.recipe == tasks["rsna_det"].recipe and det.input_size == 224 and det.loss_min_delta == 0.0
@@ -43,17 +48,29 @@ def test_the_demo_suite_overrides_reach_every_family_through_the_plan(suites):
     assert det.input_size == demo.resize == 96 and det.recipe.max_epochs == 100 and det.recipe.patience == 6
     assert det.recipe.lr_for(1) == 1e-3 and det.recipe.batch_size_for(1) == 4 and det.loss_min_delta == 0.01
     cls = classification_plan(tasks["covidx_cls"], demo, {})
-    assert (cls.resize, cls.crop) == (96, 84) and cls.probe.lr == 5e-3 and cls.probe.max_epochs == 300 and cls.min_delta == 0.005
+    assert (
+        (cls.resize, cls.crop) == (96, 84)
+        and cls.probe.lr == 5e-3
+        and cls.probe.max_epochs == 300
+        and cls.min_delta == 0.005
+    )
 
 
 def test_recorded_switches_are_part_of_the_plan(suites, monkeypatch):
     paper, _ = suites
     tasks = all_tasks()
-    flags = {"dense_geometry": "letterbox", "yolo_semantics": "mmdet", "mgca_bn_drift": True, "zeroshot_threshold_on_test": True}
+    flags = {
+        "dense_geometry": "letterbox",
+        "yolo_semantics": "mmdet",
+        "mgca_bn_drift": True,
+        "zeroshot_threshold_on_test": True,
+    }
     seg = segmentation_plan(tasks["rsna_seg"], paper, flags)
     det = detection_plan(tasks["rsna_det"], paper, flags)
     assert seg.task.recipe.geometry == det.recipe.geometry == "letterbox" and det.recipe.yolo == "mmdet"
-    assert seg.bn_drift and det.bn_drift and zeroshot_plan(tasks["siim_zeroshot"], paper, flags).threshold_split == "test"
+    assert (
+        seg.bn_drift and det.bn_drift and zeroshot_plan(tasks["siim_zeroshot"], paper, flags).threshold_split == "test"
+    )
     monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "3")
     capped = segmentation_plan(tasks["rsna_seg"], paper, {})
     assert capped.max_epochs == 3 and capped.epochs_capped

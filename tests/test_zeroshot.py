@@ -25,7 +25,11 @@ def test_pair_softmax_and_validation_threshold():
     pos, neg = torch.eye(2)[:1], torch.eye(2)[1:]
     img = F.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), dim=1)
     p = scoring.pair_probabilities(img, pos, neg)[:, 0]
-    assert p[0] == pytest.approx(np.exp(1) / (np.exp(1) + 1)) and p[1] == pytest.approx(1 / (1 + np.e)) and p[2] == pytest.approx(0.5)
+    assert (
+        p[0] == pytest.approx(np.exp(1) / (np.exp(1) + 1))
+        and p[1] == pytest.approx(1 / (1 + np.e))
+        and p[2] == pytest.approx(0.5)
+    )
     y = np.array([1, 1, 0, 0, 1])
     s = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
     t = scoring.best_f1_threshold(y, s)
@@ -87,8 +91,17 @@ def demo_ctx(demo_root, tmp_path_factory):
     suite = demo_suite(demo_root, progress=False)
     out = tmp_path_factory.mktemp("zs-oracle")
     loaded = load_encoder("random:resnet_tiny")
-    return RunContext(loaded=loaded, device=torch.device("cpu"), suite=suite, output=out, cache_dir=out / "cache",
-                      feature_cache=None, encode_batch_size=16, workers=0, progress=False)
+    return RunContext(
+        loaded=loaded,
+        device=torch.device("cpu"),
+        suite=suite,
+        output=out,
+        cache_dir=out / "cache",
+        feature_cache=None,
+        encode_batch_size=16,
+        workers=0,
+        progress=False,
+    )
 
 
 def _oracle_for(ctx, data, prompt_set, shuffle: bool):
@@ -106,9 +119,13 @@ def _oracle_for(ctx, data, prompt_set, shuffle: bool):
     ids = data.split_ids["val"] + data.split_ids["test"]
     if task.mode == "classification":
         resize, crop = zs.image_size(task, ctx)
-        ds = ViewDataset(data.records.loc[ids, "path"].tolist(), ids, PreprocessSpec(resize=resize, crop=crop), ViewPlan(train=False))
+        ds = ViewDataset(
+            data.records.loc[ids, "path"].tolist(), ids, PreprocessSpec(resize=resize, crop=crop), ViewPlan(train=False)
+        )
         for i, image_id in enumerate(ids):
-            labels[_key(ctx.encoder.prepare(ds[i][1][:, 0])[0])] = data.records.loc[image_id, list(task.label_columns)].tolist()
+            labels[_key(ctx.encoder.prepare(ds[i][1][:, 0])[0])] = data.records.loc[
+                image_id, list(task.label_columns)
+            ].tolist()
     else:
         _, size = zs.image_size(task, ctx)
         pos = [i for i in ids if data.records.loc[i, task.label_columns[0]] == 1]
@@ -169,18 +186,45 @@ def test_pretraining_checkpoint_runs_zero_shot_end_to_end(mgca_ckpt, demo_root, 
     from benchmark.cli import main
     from benchmark.results import read_results
 
-    args = ["--encoder", str(mgca_ckpt), "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(tmp_path / "cache"),
-            "--output", str(tmp_path / "out"), "--no-progress", "--workers", "0", "--tasks", "zeroshot"]
+    args = [
+        "--encoder",
+        str(mgca_ckpt),
+        "--suite",
+        "demo",
+        "--demo-root",
+        str(demo_root),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--output",
+        str(tmp_path / "out"),
+        "--no-progress",
+        "--workers",
+        "0",
+        "--tasks",
+        "zeroshot",
+    ]
     assert main(args) == 0
     results = {r.unit.task: r for r in read_results(tmp_path / "out")}
     assert set(results) == {"chexpert_zeroshot", "rsna_zeroshot", "siim_zeroshot", "rsna_grounding", "siim_grounding"}
     for r in results.values():
         assert r.family == "zeroshot" and (r.unit.fraction, r.unit.seed) == (100, 0) and 0.0 <= r.value <= 1.0
         assert r.encoder["text_side"]["method"] == "mgca" and r.hyperparameters["prompts"]["name"] == "chexzero_pairs"
-    assert set(results["chexpert_zeroshot"].metrics["auc_per_class"]) == {"Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"}
+    assert set(results["chexpert_zeroshot"].metrics["auc_per_class"]) == {
+        "Atelectasis",
+        "Cardiomegaly",
+        "Consolidation",
+        "Edema",
+        "Pleural Effusion",
+    }
     assert {"dice", "iou", "pointing_game", "threshold"} <= set(results["siim_grounding"].metrics)
     assert main(args) == 0 and "resume: 5 of 5 units" in capsys.readouterr().out  # unit keys are stable
-    assert main(args[:-2] + ["--tasks", "rsna_zeroshot", "--zeroshot-threshold-on-test", "--output", str(tmp_path / "compat")]) == 0
+    assert (
+        main(
+            args[:-2]
+            + ["--tasks", "rsna_zeroshot", "--zeroshot-threshold-on-test", "--output", str(tmp_path / "compat")]
+        )
+        == 0
+    )
     (compat,) = read_results(tmp_path / "compat")
     assert compat.flags["zeroshot_threshold_on_test"] and compat.metrics["threshold_split"] == "test"
     assert compat.metrics["auc"] == pytest.approx(results["rsna_zeroshot"].metrics["auc"])
@@ -208,8 +252,28 @@ def test_image_only_encoder_is_reported_not_applicable(demo_root, tmp_path, caps
     from benchmark.cli import main
 
     out = tmp_path / "out"
-    assert main(["--encoder", "random:resnet_tiny", "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(tmp_path / "c"),
-                 "--output", str(out), "--no-progress", "--workers", "0", "--tasks", "zeroshot"]) == 0
+    assert (
+        main(
+            [
+                "--encoder",
+                "random:resnet_tiny",
+                "--suite",
+                "demo",
+                "--demo-root",
+                str(demo_root),
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "--output",
+                str(out),
+                "--no-progress",
+                "--workers",
+                "0",
+                "--tasks",
+                "zeroshot",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "zero-shot tasks not applicable" in printed and "image-only" in printed
     assert not list(Path(out).glob("*/*.json"))
@@ -220,7 +284,9 @@ def test_submissions_expect_zero_shot_units_only_from_text_checkpoints():
 
     plain, with_zs = expected_units("demo"), expected_units("demo", zeroshot=True)
     assert not any(t.endswith(("zeroshot", "grounding")) for t, _, _ in plain)
-    assert with_zs - plain == {(t, 100, 0) for t in ("chexpert_zeroshot", "rsna_zeroshot", "siim_zeroshot", "rsna_grounding", "siim_grounding")}
+    assert with_zs - plain == {
+        (t, 100, 0) for t in ("chexpert_zeroshot", "rsna_zeroshot", "siim_zeroshot", "rsna_grounding", "siim_grounding")
+    }
 
 
 @pytest.mark.parametrize("method", ["gloria", "convirt"])
@@ -230,8 +296,28 @@ def test_gloria_and_convirt_checkpoints_score_zero_shot(method, demo_root, tiny_
     from recipes.pretraining.train import train
 
     ckpt = train(tiny_config(demo_root, tiny_bert, tmp_path / "run", method, max_steps=1))
-    assert main(["--encoder", str(ckpt), "--suite", "demo", "--demo-root", str(demo_root), "--cache-dir", str(tmp_path / "c"),
-                 "--output", str(tmp_path / "out"), "--no-progress", "--workers", "0", "--tasks", "rsna_zeroshot,siim_grounding"]) == 0
+    assert (
+        main(
+            [
+                "--encoder",
+                str(ckpt),
+                "--suite",
+                "demo",
+                "--demo-root",
+                str(demo_root),
+                "--cache-dir",
+                str(tmp_path / "c"),
+                "--output",
+                str(tmp_path / "out"),
+                "--no-progress",
+                "--workers",
+                "0",
+                "--tasks",
+                "rsna_zeroshot,siim_grounding",
+            ]
+        )
+        == 0
+    )
     results = {r.unit.task: r for r in read_results(tmp_path / "out")}
     assert set(results) == {"rsna_zeroshot", "siim_grounding"}
     assert all(r.encoder["text_side"]["method"] == method for r in results.values())

@@ -88,8 +88,17 @@ PER_TASK = {"chexpert_cls": 8, "covidx_cls": 8, "rsna_cls": 8}
 LOSS_WEIGHT = {"chexpert_cls": 1.0, "covidx_cls": 1.0, "rsna_cls": 1.0}
 
 
-def train_demo_encoder(demo_root: Path, cache: Path, out: Path, *, steps: int = 360, batch_size: int = 16,
-                       lr: float = 1e-3, seed: int = 0, log: dict | None = None) -> Path:
+def train_demo_encoder(
+    demo_root: Path,
+    cache: Path,
+    out: Path,
+    *,
+    steps: int = 360,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    seed: int = 0,
+    log: dict | None = None,
+) -> Path:
     """Train ``random:resnet50`` (seed 0) on the demo TRAIN splits; save a torchvision state dict.
 
     Steps cycle :data:`STEP_CYCLE` (half of them classification steps with :data:`PER_TASK`
@@ -104,13 +113,16 @@ def train_demo_encoder(demo_root: Path, cache: Path, out: Path, *, steps: int = 
     labelled = {task_id: labelled_images(Path(demo_root), Path(cache), task_id) for task_id in CLASSIFICATION_TASKS}
     dim = encoder.feature_dim
     dense_heads = torch.nn.ModuleList(torch.nn.Conv2d(encoder.pyramid_channels[i], 1, 1) for i in LEVELS)
-    global_heads = torch.nn.ModuleDict({
-        "chexpert_cls": torch.nn.Linear(dim, labelled["chexpert_cls"][1].shape[1]),
-        "covidx_cls": torch.nn.Linear(dim, 3),
-        "rsna_cls": torch.nn.Linear(dim, 1),
-    })
-    optimiser = torch.optim.AdamW([*encoder.parameters(), *dense_heads.parameters(), *global_heads.parameters()],
-                                  lr=lr, weight_decay=1e-4)
+    global_heads = torch.nn.ModuleDict(
+        {
+            "chexpert_cls": torch.nn.Linear(dim, labelled["chexpert_cls"][1].shape[1]),
+            "covidx_cls": torch.nn.Linear(dim, 3),
+            "rsna_cls": torch.nn.Linear(dim, 1),
+        }
+    )
+    optimiser = torch.optim.AdamW(
+        [*encoder.parameters(), *dense_heads.parameters(), *global_heads.parameters()], lr=lr, weight_decay=1e-4
+    )
     generator = np.random.default_rng(seed)
     seg_size = int(DEMO_EXTRA.get("segmentation_input_size") or CLS_CROP)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
@@ -134,7 +146,9 @@ def train_demo_encoder(demo_root: Path, cache: Path, out: Path, *, steps: int = 
         else:
             crops, picks = [], {}
             for task_id, (task_images, _) in labelled.items():
-                chosen = generator.choice(len(task_images), size=min(PER_TASK[task_id], len(task_images)), replace=False)
+                chosen = generator.choice(
+                    len(task_images), size=min(PER_TASK[task_id], len(task_images)), replace=False
+                )
                 picks[task_id] = (len(crops), chosen)
                 for k in chosen:
                     crop = random_crop(task_images[k], CLS_CROP, generator)

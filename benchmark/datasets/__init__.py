@@ -13,8 +13,12 @@ from ..plugins import discover
 from .base import DatasetAdapter
 
 DATASETS: dict[str, type[DatasetAdapter]] = discover(
-    sys.modules[__name__], "DATASET", key=lambda adapter: adapter.name,
-    check=lambda obj: isinstance(obj, type) and issubclass(obj, DatasetAdapter), skip=("base",))
+    sys.modules[__name__],
+    "DATASET",
+    key=lambda adapter: adapter.name,
+    check=lambda obj: isinstance(obj, type) and issubclass(obj, DatasetAdapter),
+    skip=("base",),
+)
 
 
 def get_dataset(name: str) -> type[DatasetAdapter]:

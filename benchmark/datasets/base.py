@@ -168,8 +168,10 @@ class DatasetAdapter(ABC):
 
     def skipped_rows_message(self) -> str:
         rows = self.bad_rows.rows
-        lines = [f"{self.title}: --skip-bad-rows left out {len(self.bad_rows.image_ids())} image(s) "
-                 f"for {len(rows)} bad label-file row(s):"]
+        lines = [
+            f"{self.title}: --skip-bad-rows left out {len(self.bad_rows.image_ids())} image(s) "
+            f"for {len(rows)} bad label-file row(s):"
+        ]
         lines += [f"  {row.message()}" for row in rows]
         return "\n".join(lines)
 
@@ -183,8 +185,10 @@ class DatasetAdapter(ABC):
             return "; --skip-bad-rows: no bad rows"
         listed = "; ".join(row.short() for row in rows[:LISTED_IN_VERSION])
         more = f"; and {len(rows) - LISTED_IN_VERSION} more" if len(rows) > LISTED_IN_VERSION else ""
-        return (f"; --skip-bad-rows skipped {len(rows)} bad row(s), {len(self.bad_rows.image_ids())} image(s) left out: "
-                f"{listed}{more}")
+        return (
+            f"; --skip-bad-rows skipped {len(rows)} bad row(s), {len(self.bad_rows.image_ids())} image(s) left out: "
+            f"{listed}{more}"
+        )
 
     def label_files(self) -> list[Path]:
         return [self.folder / f for f in self.required_files if (self.folder / f).is_file()]

@@ -68,18 +68,38 @@ def check_chexpert_rows(frame: pd.DataFrame, name: str, bad_rows: BadRows) -> pd
         values[new] = value[new] if isinstance(value, pd.Series) else value
         allowed[new] = what
 
-    flag(frame["Path"] == "", "", "Path is empty", "the image's path, e.g. CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg")
+    flag(
+        frame["Path"] == "",
+        "",
+        "Path is empty",
+        "the image's path, e.g. CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg",
+    )
     view = frame["Frontal/Lateral"]
-    flag(~view.isin(VIEWS), view, "Frontal/Lateral " + view.map(repr) + " is not Frontal or Lateral", "Frontal or Lateral")
+    flag(
+        ~view.isin(VIEWS),
+        view,
+        "Frontal/Lateral " + view.map(repr) + " is not Frontal or Lateral",
+        "Frontal or Lateral",
+    )
     for task in COMPETITION_TASKS:
         text = frame[task]
         number = pd.to_numeric(text, errors="coerce")
         ok = (text == "") | number.isin(LABEL_VALUES)
-        flag(~ok, text, task + " label " + text.map(repr) + " is not blank, 1.0, 0.0 or -1.0",
-             f"{task}: blank (not mentioned), 1.0 (positive), 0.0 (negative) or -1.0 (uncertain)")
+        flag(
+            ~ok,
+            text,
+            task + " label " + text.map(repr) + " is not blank, 1.0, 0.0 or -1.0",
+            f"{task}: blank (not mentioned), 1.0 (positive), 0.0 (negative) or -1.0 (uncertain)",
+        )
     for index in np.flatnonzero((problems != "").to_numpy()):
-        bad_rows.add(name, csv_line(frame.index[index]), values.iloc[index], problems.iloc[index], allowed.iloc[index],
-                     image_id=strip_release_prefix(frame["Path"].iloc[index]) or None)
+        bad_rows.add(
+            name,
+            csv_line(frame.index[index]),
+            values.iloc[index],
+            problems.iloc[index],
+            allowed.iloc[index],
+            image_id=strip_release_prefix(frame["Path"].iloc[index]) or None,
+        )
     return ~blank & (problems == "")
 
 
@@ -93,7 +113,9 @@ def read_chexpert_csv(source, source_split: str, bad_rows: BadRows | None = None
     needed = ("Path", "Frontal/Lateral", *COMPETITION_TASKS)
     absent = [c for c in needed if c not in frame.columns]
     if absent:
-        raise LabelFileError(f"{name}, line 1: the header lacks the columns {absent} (an official CheXpert label file has {', '.join(needed)}, ...)")
+        raise LabelFileError(
+            f"{name}, line 1: the header lacks the columns {absent} (an official CheXpert label file has {', '.join(needed)}, ...)"
+        )
     frame = frame[list(needed)].apply(lambda column: column.str.strip())
     frame = frame[check_chexpert_rows(frame, name, bad_rows)]
     frame = frame[frame["Frontal/Lateral"] == "Frontal"].copy()
@@ -137,21 +159,27 @@ CheXpert-v1.0/                  full resolution, the reference's (or CheXpert-v1
         if wanted is None:
             return super().missing_message(roots)
         choice = roots.chexpert_release
-        lines = [f"{cls.title} ({cls.name}): --chexpert-release {choice} asks for the release {wanted}, which was not found."]
+        lines = [
+            f"{cls.title} ({cls.name}): --chexpert-release {choice} asks for the release {wanted}, which was not found."
+        ]
         if roots.root is None and cls.name not in roots.overrides:
             lines.append("No data root is set: pass --data-root DIR (or set MEDVLP_DATA_ROOT).")
         else:
             lines.append(f"Data root: {roots.for_dataset(cls.name)} (from {roots.source}). Looked for {wanted} in:")
             for candidate in cls.candidates(roots):
                 missing = [f for f in cls.required_files if not (candidate / f).exists()]
-                found = f"holds {release_of(candidate)}, not {wanted}" if not missing else f"missing {', '.join(missing)}"
+                found = (
+                    f"holds {release_of(candidate)}, not {wanted}" if not missing else f"missing {', '.join(missing)}"
+                )
                 lines.append(f"  {candidate}: {found}")
         lines.append(f"Put {wanted}/ (train.csv, valid.csv, train/, valid/) under the data root.")
         present = [c for c in cls.candidates(roots) if cls.holds_required_files(c)]
         if present:
             other = next(option for option, folder in RELEASE_FOLDERS.items() if folder != wanted)
-            lines.append(f"Or read the release that is there ({release_of(present[0])} at {present[0]}): "
-                         f"--chexpert-release auto (or {other}).")
+            lines.append(
+                f"Or read the release that is there ({release_of(present[0])} at {present[0]}): "
+                f"--chexpert-release auto (or {other})."
+            )
         lines.append(f"Obtain it from: {cls.homepage}")
         return "\n".join(lines)
 

@@ -31,8 +31,9 @@ CLASS_INDEX = {name.lower(): i for i, name in enumerate(CLASSES)}
 BINARY_LABELS = {"positive", "negative"}  # COVIDx CXR-2/3/4 and the 'B' versions
 
 
-def read_covidx_labels(source, source_split: str, bad_rows: BadRows | None = None,
-                       classes: tuple[str, ...] | None = CLASSES) -> pd.DataFrame:
+def read_covidx_labels(
+    source, source_split: str, bad_rows: BadRows | None = None, classes: tuple[str, ...] | None = CLASSES
+) -> pd.DataFrame:
     """Parse one space-separated COVIDx label file (``patient_id filename label source``;
     no header, so line 1 is the first row), validating every row: at least three fields and,
     unless ``classes`` is None, a label in ``classes`` (case-insensitive). ``bad_rows``
@@ -46,15 +47,27 @@ def read_covidx_labels(source, source_split: str, bad_rows: BadRows | None = Non
             if not parts:
                 continue
             if len(parts) < 3:
-                bad_rows.add(source, line_number, line.strip(), f"{line.strip()!r} has {len(parts)} field(s)",
-                             "'patient_id filename label source', space-separated", image_id=f"{source_split}/{parts[-1]}")
+                bad_rows.add(
+                    source,
+                    line_number,
+                    line.strip(),
+                    f"{line.strip()!r} has {len(parts)} field(s)",
+                    "'patient_id filename label source', space-separated",
+                    image_id=f"{source_split}/{parts[-1]}",
+                )
                 continue
             # Some releases have 5 columns (a trailing note) or a source with spaces.
             patient, filename = parts[0], parts[1]
             label = parts[2]
             if known is not None and label.lower() not in known:
-                bad_rows.add(source, line_number, label, f"label {label!r} (image {filename}) is not a class of this release",
-                             f"the classes {', '.join(classes)}", image_id=f"{source_split}/{filename}")
+                bad_rows.add(
+                    source,
+                    line_number,
+                    label,
+                    f"label {label!r} (image {filename}) is not a class of this release",
+                    f"the classes {', '.join(classes)}",
+                    image_id=f"{source_split}/{filename}",
+                )
                 continue
             rows.append((filename, patient, label, " ".join(parts[3:])))
     frame = pd.DataFrame(rows, columns=["image_id", "group", "label_name", "source"])
@@ -119,7 +132,8 @@ COVIDx/
         records["label"] = records["label_name"].str.lower().map(CLASS_INDEX).astype(int)
         folder_of = {"train": "train", "test": "test"}
         records["path"] = [
-            str(self.folder / folder_of[split] / name) for split, name in zip(records["source_split"], records["image_id"])
+            str(self.folder / folder_of[split] / name)
+            for split, name in zip(records["source_split"], records["image_id"])
         ]
         # The same filename can appear in train and test of some releases: make ids unique.
         records["image_id"] = [f"{split}/{name}" for split, name in zip(records["source_split"], records["image_id"])]
@@ -132,8 +146,10 @@ COVIDx/
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
         names = "/".join(p.name for p in files.values())
-        return (f"COVIDx label files {names}; 3-class (normal, pneumonia, COVID-19); sha256 {digest.hexdigest()[:16]}"
-                f"{self.skipped_rows_note()}")
+        return (
+            f"COVIDx label files {names}; 3-class (normal, pneumonia, COVID-19); sha256 {digest.hexdigest()[:16]}"
+            f"{self.skipped_rows_note()}"
+        )
 
     @staticmethod
     def label_columns() -> list[str]:

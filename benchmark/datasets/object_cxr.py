@@ -30,9 +30,11 @@ from .base import BadRows, DatasetAdapter, csv_line, source_name
 
 SPLIT_FILES = {"train": ("train.csv", "train"), "test": ("dev.csv", "dev")}
 OBJECT_TYPES = {0: "rectangle", 1: "ellipse", 2: "polygon"}
-ANNOTATION_ALLOWED = ("empty (no object), or objects 'TYPE x1 y1 x2 y2 ...' separated by ';': TYPE 0 (rectangle) "
-                      "or 1 (ellipse) with exactly 4 numbers, 2 (polygon) with an even number >= 6; "
-                      "each object's box with width > 0 and height > 0")
+ANNOTATION_ALLOWED = (
+    "empty (no object), or objects 'TYPE x1 y1 x2 y2 ...' separated by ';': TYPE 0 (rectangle) "
+    "or 1 (ellipse) with exactly 4 numbers, 2 (polygon) with an even number >= 6; "
+    "each object's box with width > 0 and height > 0"
+)
 
 
 class AnnotationProblem(Exception):
@@ -57,14 +59,20 @@ def _object_box(part: str) -> tuple[float, float, float, float]:
     if bad is not None:
         raise AnnotationProblem(bad, f"coordinate {bad!r} in {part.strip()!r} is not a finite number")
     if kind in (0, 1) and len(values) != 4:
-        raise AnnotationProblem(part.strip(), f"{OBJECT_TYPES[kind]} {part.strip()!r} has {len(values)} coordinates, not 4")
+        raise AnnotationProblem(
+            part.strip(), f"{OBJECT_TYPES[kind]} {part.strip()!r} has {len(values)} coordinates, not 4"
+        )
     if kind == 2 and (len(values) < 6 or len(values) % 2):
-        raise AnnotationProblem(part.strip(), f"polygon {part.strip()!r} has {len(values)} coordinates, not an even number >= 6")
+        raise AnnotationProblem(
+            part.strip(), f"polygon {part.strip()!r} has {len(values)} coordinates, not an even number >= 6"
+        )
     xs, ys = values[0::2], values[1::2]
     x1, x2, y1, y2 = min(xs), max(xs), min(ys), max(ys)
     if x2 <= x1 or y2 <= y1:
-        raise AnnotationProblem(part.strip(), f"{OBJECT_TYPES[kind]} {part.strip()!r} has a degenerate box "
-                                              f"(width {x2 - x1:g}, height {y2 - y1:g})")
+        raise AnnotationProblem(
+            part.strip(),
+            f"{OBJECT_TYPES[kind]} {part.strip()!r} has a degenerate box (width {x2 - x1:g}, height {y2 - y1:g})",
+        )
     return (x1, y1, x2 - x1, y2 - y1)
 
 
@@ -112,8 +120,14 @@ def read_object_cxr_labels(source, source_split: str, bad_rows: BadRows | None =
         try:
             image_boxes = _boxes(annotation)
         except AnnotationProblem as problem:
-            bad_rows.add(name, csv_line(index), problem.args[0], problem.args[1], ANNOTATION_ALLOWED,
-                         image_id=image_name.rsplit(".", 1)[0])
+            bad_rows.add(
+                name,
+                csv_line(index),
+                problem.args[0],
+                problem.args[1],
+                ANNOTATION_ALLOWED,
+                image_id=image_name.rsplit(".", 1)[0],
+            )
             continue
         names.append(image_name)
         boxes.append(image_boxes)
@@ -133,7 +147,9 @@ def read_object_cxr_labels(source, source_split: str, bad_rows: BadRows | None =
 class ObjectCXR(DatasetAdapter):
     name = "object_cxr"
     title = "Object-CXR (foreign objects on chest X-rays)"
-    homepage = "https://github.com/hlk-1135/object-CXR (JF Healthcare, MIDL 2020 challenge; images and train.csv/dev.csv)"
+    homepage = (
+        "https://github.com/hlk-1135/object-CXR (JF Healthcare, MIDL 2020 challenge; images and train.csv/dev.csv)"
+    )
     folder_names = ("object-CXR", "object_cxr", "object-cxr")
     required_files = ("train.csv", "dev.csv", "train", "dev")
     layout = """

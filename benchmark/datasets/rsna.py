@@ -48,11 +48,16 @@ def rsna_row_problem(values: dict[str, str], side: int = IMAGE_SIDE) -> tuple[st
     if _number(target) == 0.0:
         for column in COORDINATES:
             if values[column]:
-                return (values[column], f"{column} {values[column]!r} is set on a Target 0 row",
-                        "empty x, y, width and height on a Target 0 row")
+                return (
+                    values[column],
+                    f"{column} {values[column]!r} is set on a Target 0 row",
+                    "empty x, y, width and height on a Target 0 row",
+                )
         return None
-    allowed = (f"on a Target 1 row, numbers x, y, width, height with width > 0, height > 0, x >= 0, y >= 0, "
-               f"x + width <= {side}, y + height <= {side} (the official images are {side}x{side})")
+    allowed = (
+        f"on a Target 1 row, numbers x, y, width, height with width > 0, height > 0, x >= 0, y >= 0, "
+        f"x + width <= {side}, y + height <= {side} (the official images are {side}x{side})"
+    )
     numbers = {}
     for column in COORDINATES:
         text = values[column]
@@ -68,8 +73,11 @@ def rsna_row_problem(values: dict[str, str], side: int = IMAGE_SIDE) -> tuple[st
             return values[origin], f"{origin} {values[origin]!r} is negative (outside the image)", allowed
         end = numbers[origin] + numbers[size]
         if end > side:
-            return (f"{values[origin]} + {values[size]}",
-                    f"{origin} + {size} = {values[origin]} + {values[size]} = {end:g} is past the image's edge at {side}", allowed)
+            return (
+                f"{values[origin]} + {values[size]}",
+                f"{origin} + {size} = {values[origin]} + {values[size]} = {end:g} is past the image's edge at {side}",
+                allowed,
+            )
     return None
 
 

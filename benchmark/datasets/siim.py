@@ -37,8 +37,10 @@ RLE_FILE = "train-rle.csv"
 IMAGES_DIR = "dicom-images-train"
 NEGATIVE = "-1"
 IMAGE_SIDE = 1024  # every official SIIM-ACR image is 1024 x 1024
-RLE_ALLOWED = ("-1 (no pneumothorax) or an even number of non-negative integers 'start length ...' "
-               "whose runs end inside the {side}x{side} image")
+RLE_ALLOWED = (
+    "-1 (no pneumothorax) or an even number of non-negative integers 'start length ...' "
+    "whose runs end inside the {side}x{side} image"
+)
 
 
 def siim_rle_problem(text: str, side: int = IMAGE_SIDE) -> str | None:
@@ -70,12 +72,16 @@ def decode_siim_rle(encoding: str, height: int, width: int) -> np.ndarray:
     except ValueError:
         values = [-1]
     if len(values) % 2 or min(values) < 0:
-        raise LabelFileError(f"not a SIIM run-length encoding: {text[:60]!r}; allowed: {RLE_ALLOWED.format(side=height)}")
+        raise LabelFileError(
+            f"not a SIIM run-length encoding: {text[:60]!r}; allowed: {RLE_ALLOWED.format(side=height)}"
+        )
     position = 0
     for offset, length in zip(values[0::2], values[1::2]):
         position += offset  # relative: counted from the end of the previous run
         if position + length > height * width:
-            raise LabelFileError(f"SIIM run-length encoding {text[:60]!r} runs past pixel {height * width} ({height}x{width} image)")
+            raise LabelFileError(
+                f"SIIM run-length encoding {text[:60]!r} runs past pixel {height * width} ({height}x{width} image)"
+            )
         mask[position : position + length] = True
         position += length
     # column-major pixel numbering: the flat index runs down a column first
@@ -99,7 +105,9 @@ def read_siim_rle(source, bad_rows: BadRows | None = None, image_side: int = IMA
     rows = pd.read_csv(source, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False)
     rows.columns = [c.strip() for c in rows.columns]
     if not {"ImageId", "EncodedPixels"} <= set(rows.columns):
-        raise LabelFileError(f"{name}, line 1: expected the columns 'ImageId, EncodedPixels', found {list(rows.columns)}")
+        raise LabelFileError(
+            f"{name}, line 1: expected the columns 'ImageId, EncodedPixels', found {list(rows.columns)}"
+        )
     allowed = RLE_ALLOWED.format(side=image_side)
     encodings: dict[str, list[str]] = {}
     for index, (image_id, encoding) in enumerate(rows[["ImageId", "EncodedPixels"]].itertuples(index=False)):
@@ -107,7 +115,9 @@ def read_siim_rle(source, bad_rows: BadRows | None = None, image_side: int = IMA
         if not image_id and not encoding:
             continue  # a blank line
         if not image_id:
-            bad_rows.add(name, csv_line(index), "", "ImageId is empty", "the image's SOPInstanceUID (its DICOM's file name)")
+            bad_rows.add(
+                name, csv_line(index), "", "ImageId is empty", "the image's SOPInstanceUID (its DICOM's file name)"
+            )
             continue
         problem = siim_rle_problem(encoding, image_side)
         if problem is not None:
@@ -149,7 +159,9 @@ siim-acr-pneumothorax/
                 if name.endswith(".dcm"):
                     found[name[:-4]] = os.path.join(directory, name)
         # images listed without a DICOM keep a path that names where it was expected
-        records["path"] = [found.get(i, str(self.folder / IMAGES_DIR / "<missing>" / f"{i}.dcm")) for i in records["image_id"]]
+        records["path"] = [
+            found.get(i, str(self.folder / IMAGES_DIR / "<missing>" / f"{i}.dcm")) for i in records["image_id"]
+        ]
         return records
 
     @staticmethod

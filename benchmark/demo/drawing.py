@@ -164,7 +164,9 @@ class Anatomy:
         }
 
 
-def sample_anatomy(rng: np.random.Generator, size: int, view: str = "frontal", heart_enlargement: float = 1.0) -> Anatomy:
+def sample_anatomy(
+    rng: np.random.Generator, size: int, view: str = "frontal", heart_enlargement: float = 1.0
+) -> Anatomy:
     """Random patient anatomy with position/size jitter (``heart_enlargement`` > 1: cardiomegaly)."""
     zoom = rng.uniform(0.92, 1.04)
     shift_x, shift_y = rng.uniform(-0.03, 0.03, size=2)
@@ -179,7 +181,13 @@ def sample_anatomy(rng: np.random.Generator, size: int, view: str = "frontal", h
         offset, lung_v = rng.uniform(0.17, 0.20), rng.uniform(0.45, 0.48)
         lungs = tuple(
             LungField(
-                ellipse(0.5 + outward * offset, lung_v, rng.uniform(0.13, 0.15), rng.uniform(0.28, 0.31), -outward * rng.uniform(0.0, 0.08)),
+                ellipse(
+                    0.5 + outward * offset,
+                    lung_v,
+                    rng.uniform(0.13, 0.15),
+                    rng.uniform(0.28, 0.31),
+                    -outward * rng.uniform(0.0, 0.08),
+                ),
                 outward,
                 side,
             )
@@ -196,7 +204,12 @@ def sample_anatomy(rng: np.random.Generator, size: int, view: str = "frontal", h
         raise ValueError(f"unknown view {view!r}")
     normal_rx = rng.uniform(0.12, 0.14)
     enlargement_shift = 0.04 * (heart_enlargement - 1.0) * (1 if view == "frontal" else -1)
-    heart = ellipse(heart_u + enlargement_shift, heart_v, normal_rx * heart_enlargement, heart_rv * (1 + 0.25 * (heart_enlargement - 1)))
+    heart = ellipse(
+        heart_u + enlargement_shift,
+        heart_v,
+        normal_rx * heart_enlargement,
+        heart_rv * (1 + 0.25 * (heart_enlargement - 1)),
+    )
     return Anatomy(size, view, body, lungs, heart, normal_rx * zoom * size, column)
 
 
@@ -282,20 +295,30 @@ def draw_atelectasis(image, anatomy, rng, finding) -> dict:
     e = lung.shape
     cx = e.cx + lung.outward * e.rx * rng.uniform(-0.25, 0.35)
     cy = e.cy + e.ry * rng.uniform(0.25, 0.55)
-    band = Ellipse(cx, cy, e.rx * rng.uniform(0.45, 0.75), max(1.2, e.ry * rng.uniform(0.04, 0.07)), rng.uniform(-0.35, 0.35))
+    band = Ellipse(
+        cx, cy, e.rx * rng.uniform(0.45, 0.75), max(1.2, e.ry * rng.uniform(0.04, 0.07)), rng.uniform(-0.35, 0.35)
+    )
     window, weight = band.coverage(image.shape, soft=1.0)
     weight = weight * e.coverage_on(window, soft=2.0)
     _blend(image, window, weight * np.float32(0.35 + 0.5 * finding.severity), FLUID)
     return {"side": lung.side, "band": band.to_json()}
 
 
-def _focal_opacity(image, rng, lung: LungField, strength: float, radius: tuple[float, float]) -> tuple[int, int, int, int] | None:
+def _focal_opacity(
+    image, rng, lung: LungField, strength: float, radius: tuple[float, float]
+) -> tuple[int, int, int, int] | None:
     """Two or three overlapping blobs inside a lung; returns the opacity's box (x, y, w, h)."""
     e = lung.shape
     cx, cy = _point_in_lung(rng, lung, 0.5, lower_bias=0.12)
     base = e.rx * rng.uniform(*radius)
     blobs = [
-        Ellipse(cx + rng.normal(0, 0.35) * base, cy + rng.normal(0, 0.35) * base, base * rng.uniform(0.7, 1.2), base * rng.uniform(0.7, 1.3), rng.uniform(0, math.pi))
+        Ellipse(
+            cx + rng.normal(0, 0.35) * base,
+            cy + rng.normal(0, 0.35) * base,
+            base * rng.uniform(0.7, 1.2),
+            base * rng.uniform(0.7, 1.3),
+            rng.uniform(0, math.pi),
+        )
         for _ in range(int(rng.integers(2, 4)))
     ]
     window = _union_window(b.window(image.shape, margin=3.0) for b in blobs)
@@ -465,7 +488,10 @@ def _clip_polygon(rng: np.random.Generator, size: int) -> list[tuple[float, floa
     radius = size * rng.uniform(0.04, 0.08)
     count = int(rng.integers(5, 8))
     angles = np.sort(rng.uniform(0, 2 * math.pi, count))
-    return [(cx + radius * rng.uniform(0.5, 1.0) * math.cos(a), cy + radius * rng.uniform(0.5, 1.0) * math.sin(a)) for a in angles]
+    return [
+        (cx + radius * rng.uniform(0.5, 1.0) * math.cos(a), cy + radius * rng.uniform(0.5, 1.0) * math.sin(a))
+        for a in angles
+    ]
 
 
 def sample_foreign_object(rng: np.random.Generator, size: int, kind: int) -> ForeignObject:

@@ -45,7 +45,12 @@ class SuiteParameters:
     scale: float
 
     def to_json(self) -> dict:
-        return {"generator_version": self.version, "seed": self.seed, "image_size": self.image_size, "scale": self.scale}
+        return {
+            "generator_version": self.version,
+            "seed": self.seed,
+            "image_size": self.image_size,
+            "scale": self.scale,
+        }
 
 
 def _marker_text(parameters: SuiteParameters, datasets: Iterable[str]) -> str:
@@ -74,7 +79,9 @@ def read_marker(root: str | Path) -> tuple[SuiteParameters, tuple[str, ...]] | N
         if sep:
             fields[key.strip()] = value.strip()
     try:
-        parameters = SuiteParameters(fields["generator_version"], int(fields["seed"]), int(fields["image_size"]), float(fields["scale"]))
+        parameters = SuiteParameters(
+            fields["generator_version"], int(fields["seed"]), int(fields["image_size"]), float(fields["scale"])
+        )
     except (KeyError, ValueError):
         return None
     datasets = tuple(name.strip() for name in fields.get("datasets", "").split(",") if name.strip())
@@ -94,7 +101,9 @@ def _select(datasets: Iterable[str] | None) -> list[DatasetWriter]:
     for name in datasets:
         writer = by_name.get(str(name).lower())
         if writer is None:
-            raise ConfigError(f"Unknown demo dataset {name!r}; choose from {', '.join(DEMO_DATASETS)} (or their short names).")
+            raise ConfigError(
+                f"Unknown demo dataset {name!r}; choose from {', '.join(DEMO_DATASETS)} (or their short names)."
+            )
         chosen.add(writer.name)
     return [w for w in WRITERS if w.name in chosen]
 

@@ -52,7 +52,9 @@ def targets_of(task: ClassificationTaskSpec, records: pd.DataFrame) -> np.ndarra
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, spec: PreprocessSpec, train_ids_hash: str) -> str:
-    return ctx.unit_key(data, unit, train_ids=train_ids_hash, preprocess=spec.to_dict(), exact=ctx.feature_cache is None)
+    return ctx.unit_key(
+        data, unit, train_ids=train_ids_hash, preprocess=spec.to_dict(), exact=ctx.feature_cache is None
+    )
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
@@ -95,7 +97,14 @@ class SplitFeatures:
 
     def _encode_kwargs(self, desc: str) -> dict:
         ctx = self.ctx
-        return dict(device=ctx.device, batch_size=ctx.encode_batch_size, workers=ctx.workers, upsample=self.upsample, desc=desc, progress=ctx.progress)
+        return dict(
+            device=ctx.device,
+            batch_size=ctx.encode_batch_size,
+            workers=ctx.workers,
+            upsample=self.upsample,
+            desc=desc,
+            progress=ctx.progress,
+        )
 
     def get(self, ids: list[str]) -> tuple[torch.Tensor, dict]:
         """(views, len(ids), D) float32 features of ``ids``, from the cache (filled as needed)."""
@@ -104,7 +113,9 @@ class SplitFeatures:
         if self.ctx.feature_cache is None:
             array = compute_in_memory(self.ctx.encoder, self.dataset, rows, **self._encode_kwargs(desc))
             return torch.from_numpy(array), {"computed": len(rows), "cached": 0}
-        array, stats = self.ctx.feature_cache.features(self.key_parts(), self.ctx.encoder, self.dataset, rows, **self._encode_kwargs(desc))
+        array, stats = self.ctx.feature_cache.features(
+            self.key_parts(), self.ctx.encoder, self.dataset, rows, **self._encode_kwargs(desc)
+        )
         return torch.from_numpy(np.ascontiguousarray(array[:, rows, :]).astype(np.float32)), stats
 
     def fresh_epoch(self, ids: list[str], epoch: int) -> torch.Tensor:
@@ -112,7 +123,9 @@ class SplitFeatures:
         plan = ViewPlan(train=True, count=1, seed=TRAIN_VIEW_SEED, epoch=epoch)
         dataset = ViewDataset(self.dataset.paths, self.ids, self.spec, plan)
         desc = f"{self.data.task.id} train features (epoch {epoch + 1}, exact mode)"
-        return torch.from_numpy(compute_in_memory(self.ctx.encoder, dataset, self.rows(ids), **self._encode_kwargs(desc)))
+        return torch.from_numpy(
+            compute_in_memory(self.ctx.encoder, dataset, self.rows(ids), **self._encode_kwargs(desc))
+        )
 
 
 @dataclass
@@ -170,11 +183,17 @@ def prepare_unit(ctx: RunContext, data: TaskData, unit: UnitId, shared: dict | N
             return train_static if epoch == 0 else splits["train"].fresh_epoch(train_ids, epoch)
 
     return PreparedUnit(
-        unit=unit, train_ids=train_ids, test_ids=test_ids, train_views=train_views,
+        unit=unit,
+        train_ids=train_ids,
+        test_ids=test_ids,
+        train_views=train_views,
         y_train=torch.as_tensor(targets_of(task, records.loc[train_ids])),
-        val_features=read["val"][0], y_val=torch.as_tensor(targets_of(task, records.loc[splits["val"].ids])),
-        test_features=read["test"][0], y_test=targets_of(task, records.loc[test_ids]),
-        cache_stats=cache_stats, timings=timings,
+        val_features=read["val"][0],
+        y_val=torch.as_tensor(targets_of(task, records.loc[splits["val"].ids])),
+        test_features=read["test"][0],
+        y_test=targets_of(task, records.loc[test_ids]),
+        cache_stats=cache_stats,
+        timings=timings,
     )
 
 
@@ -203,13 +222,28 @@ def train_probes(ctx: RunContext, data: TaskData, prepared: list[PreparedUnit]) 
         first = prepared[0]
         seeds = ",".join(str(p.unit.seed) for p in prepared)
         return train_linear_probes(
-            heads, first.val_features, first.y_val, task.num_outputs, recipe, device=ctx.device, progress=ctx.progress,
-            desc=f"{task.id}_frac{first.unit.fraction} seeds {seeds} probes", min_delta=min_delta,
+            heads,
+            first.val_features,
+            first.y_val,
+            task.num_outputs,
+            recipe,
+            device=ctx.device,
+            progress=ctx.progress,
+            desc=f"{task.id}_frac{first.unit.fraction} seeds {seeds} probes",
+            min_delta=min_delta,
         )
     return [
         train_linear_probe(
-            p.train_views, p.y_train, p.val_features, p.y_val, task.num_outputs, recipe,
-            seed=p.unit.seed, device=ctx.device, progress=ctx.progress, desc=f"{p.unit.name} probe",
+            p.train_views,
+            p.y_train,
+            p.val_features,
+            p.y_val,
+            task.num_outputs,
+            recipe,
+            seed=p.unit.seed,
+            device=ctx.device,
+            progress=ctx.progress,
+            desc=f"{p.unit.name} probe",
             min_delta=min_delta,
         )
         for p in prepared
@@ -236,8 +270,15 @@ def run_group(ctx: RunContext, data: TaskData, units: list[UnitId]) -> Iterator[
         yield p.unit, result, predictions
 
 
-def run_unit(ctx: RunContext, data: TaskData, unit: UnitId, *, prepared: PreparedUnit | None = None, probe=None,
-             batching: dict | None = None) -> tuple[Result, pd.DataFrame]:
+def run_unit(
+    ctx: RunContext,
+    data: TaskData,
+    unit: UnitId,
+    *,
+    prepared: PreparedUnit | None = None,
+    probe=None,
+    batching: dict | None = None,
+) -> tuple[Result, pd.DataFrame]:
     """One unit; ``prepared`` and ``probe`` when :func:`run_group` read and trained it."""
     task: ClassificationTaskSpec = data.task
     spec = preprocess_spec(task, ctx)
@@ -274,7 +315,12 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId, *, prepared: Prepare
         **header,
         value=float(metrics[task.metric]),
         metrics=metrics,
-        data={**data.describe(unit.fraction, unit.seed), "n_train": len(train_ids), "train_ids_sha256": ids_hash(train_ids), "n_test": len(test_ids)},
+        data={
+            **data.describe(unit.fraction, unit.seed),
+            "n_train": len(train_ids),
+            "train_ids_sha256": ids_hash(train_ids),
+            "n_test": len(test_ids),
+        },
         hyperparameters={
             "probe": recipe.model_dump(mode="json"),
             "preprocess": spec.to_dict(),

@@ -161,8 +161,17 @@ def split_levels(flat: torch.Tensor, shapes) -> tuple[torch.Tensor, ...]:
 class SplitPyramids:
     """The frozen pyramid levels of one split's images: cached (fp16 on disk) or exact."""
 
-    def __init__(self, ctx: RunContext, data: TaskData, split: str, ids: list[str], size: int, out_indices, shapes,
-                 geometry: str = "stretch"):
+    def __init__(
+        self,
+        ctx: RunContext,
+        data: TaskData,
+        split: str,
+        ids: list[str],
+        size: int,
+        out_indices,
+        shapes,
+        geometry: str = "stretch",
+    ):
         self.ctx, self.data, self.split, self.ids, self.size = ctx, data, split, ids, size
         self.out_indices, self.shapes = tuple(out_indices), shapes
         self.position = {image_id: k for k, image_id in enumerate(ids)}
@@ -195,9 +204,16 @@ class SplitPyramids:
         ctx = self.ctx
         rows = [self.position[i] for i in needed]
         array, stats = ctx.feature_cache.features(
-            self.key_parts(), PyramidAsVector(ctx.encoder, self.out_indices), self.dataset, rows,
-            device=ctx.device, batch_size=ctx.encode_batch_size, workers=ctx.workers, upsample=None,
-            desc=f"{self.data.task.id} {self.split} pyramid features", progress=ctx.progress,
+            self.key_parts(),
+            PyramidAsVector(ctx.encoder, self.out_indices),
+            self.dataset,
+            rows,
+            device=ctx.device,
+            batch_size=ctx.encode_batch_size,
+            workers=ctx.workers,
+            upsample=None,
+            desc=f"{self.data.task.id} {self.split} pyramid features",
+            progress=ctx.progress,
         )
         self.array = array
         if self.split == "test":  # read once: residency would only add a copy
@@ -260,7 +276,9 @@ def pyramid_disk_bytes(ctx: RunContext, data: TaskData, units: list[UnitId]) -> 
             rows = [r for r in rows if r >= len(done) or not done[r]]
         if rows:
             total += len(rows) * dim * 2
-            lines.append(f"{data.task.id} {split} pyramids: {len(rows):,} images x {dim:,} values x 2 B = {len(rows) * dim * 2 / 1e6:,.1f} MB")
+            lines.append(
+                f"{data.task.id} {split} pyramids: {len(rows):,} images x {dim:,} values x 2 B = {len(rows) * dim * 2 / 1e6:,.1f} MB"
+            )
     return total, lines
 
 
@@ -268,7 +286,9 @@ def pyramid_disk_bytes(ctx: RunContext, data: TaskData, units: list[UnitId]) -> 
 class Targets:
     """Ground truth of images, in original pixels and in input space (as mmdet samples)."""
 
-    def __init__(self, task: DetectionTaskSpec, data: TaskData, ids: list[str], size: int, geometry_name: str = "stretch"):
+    def __init__(
+        self, task: DetectionTaskSpec, data: TaskData, ids: list[str], size: int, geometry_name: str = "stretch"
+    ):
         from mmdet.structures import DetDataSample
         from mmengine.structures import InstanceData
 
@@ -279,12 +299,20 @@ class Targets:
             geometry = input_geometry(height, width, size, geometry_name)
             xyxy = xywh_to_xyxy(boxes)
             self.original[image_id], self.geometry[image_id], self.shape[image_id] = xyxy, geometry, (height, width)
-            sample = DetDataSample(metainfo=dict(
-                img_id=image_id, img_shape=(size, size), ori_shape=(size, size), pad_shape=(size, size),
-                batch_input_shape=(size, size), scale_factor=(1.0, 1.0)))
+            sample = DetDataSample(
+                metainfo=dict(
+                    img_id=image_id,
+                    img_shape=(size, size),
+                    ori_shape=(size, size),
+                    pad_shape=(size, size),
+                    batch_input_shape=(size, size),
+                    scale_factor=(1.0, 1.0),
+                )
+            )
             sample.gt_instances = InstanceData(
                 bboxes=torch.as_tensor(to_input(xyxy, geometry), dtype=torch.float32),
-                labels=torch.zeros(len(xyxy), dtype=torch.long))
+                labels=torch.zeros(len(xyxy), dtype=torch.long),
+            )
             self.samples[image_id] = sample
         self.on_device, self.device = self.samples, torch.device("cpu")
 
@@ -303,11 +331,17 @@ def model_config(task: DetectionTaskSpec, recipe, ctx: RunContext, unit: UnitId,
 
     encoder = ctx.encoder
     return detection_config(
-        recipe, fraction=unit.fraction, seed=unit.seed, encoder_spec=ctx.loaded.spec,
+        recipe,
+        fraction=unit.fraction,
+        seed=unit.seed,
+        encoder_spec=ctx.loaded.spec,
         in_channels=tuple(int(encoder.pyramid_channels[i]) for i in recipe.out_indices),
         strides=tuple(int(encoder.pyramid_strides[i]) for i in recipe.out_indices),
-        input_size=size, num_classes=len(task.classes), load_kwargs={},
-        bn_drift=bn_drift(ctx), loss_min_delta=plan_of(task, ctx).loss_min_delta,
+        input_size=size,
+        num_classes=len(task.classes),
+        load_kwargs={},
+        bn_drift=bn_drift(ctx),
+        loss_min_delta=plan_of(task, ctx).loss_min_delta,
     )
 
 
@@ -346,8 +380,7 @@ def head_parameters(model) -> list[torch.nn.Parameter]:
 
 
 @torch.no_grad()
-def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], batch_size: int,
-            with_loss: bool = False):
+def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], batch_size: int, with_loss: bool = False):
     """{image_id: (n, 5) x1 y1 x2 y2 score in ORIGINAL pixels} after threshold and NMS
     (and, ``with_loss``, the mean per-image training loss of ``ids``)."""
     from mmdet.models.utils import unpack_gt_instances
@@ -368,7 +401,9 @@ def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], ba
             boxes = result.bboxes.detach().float().cpu().numpy().reshape(-1, 4).astype(np.float64)
             scores = result.scores.detach().float().cpu().numpy().reshape(-1, 1).astype(np.float64)
             height, width = targets.shape[image_id]
-            out[image_id] = np.concatenate([from_input(boxes, targets.geometry[image_id], height, width), scores], axis=1)
+            out[image_id] = np.concatenate(
+                [from_input(boxes, targets.geometry[image_id], height, width), scores], axis=1
+            )
     return (out, loss_sum / max(1, len(ids))) if with_loss else out
 
 
@@ -395,13 +430,21 @@ def train_detector(model, cfg, iou_thresholds, train, val, *, progress: bool, de
     val_pyramids, val_targets, val_ids = val
     device = pyramids.ctx.device
     loop, stopping, opt = cfg["train_loop"], cfg["train_loop"]["early_stopping"], cfg["optimizer"]
-    batch_size, patience, min_delta = int(loop["batch_size"]), int(stopping["patience"]), float(stopping["loss_min_delta"])
-    optimiser = torch.optim.AdamW(head_parameters(model), lr=opt["lr"], betas=tuple(opt["betas"]), weight_decay=opt["weight_decay"])
+    batch_size, patience, min_delta = (
+        int(loop["batch_size"]),
+        int(stopping["patience"]),
+        float(stopping["loss_min_delta"]),
+    )
+    optimiser = torch.optim.AdamW(
+        head_parameters(model), lr=opt["lr"], betas=tuple(opt["betas"]), weight_decay=opt["weight_decay"]
+    )
     generator = torch.Generator().manual_seed(int(cfg["randomness"]["seed"]))
     best = {"map": -1.0, "loss": float("inf"), "epoch": -1, "state": None}
     progress_epoch, progress_loss = -1, float("inf")  # the patience counter's reference
     history = []
-    bar = tqdm(range(int(loop["max_epochs"])), desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=not progress)
+    bar = tqdm(
+        range(int(loop["max_epochs"])), desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=not progress
+    )
     for epoch in bar:
         model.train()
         order = torch.randperm(len(ids), generator=generator).tolist()
@@ -418,7 +461,9 @@ def train_detector(model, cfg, iou_thresholds, train, val, *, progress: bool, de
             batches += 1
         val_preds, val_loss = predict(model, val_pyramids, val_targets, val_ids, max(16, batch_size), with_loss=True)
         val_map = detection_metrics(val_targets.original, val_preds, val_ids, iou_thresholds)["map"]
-        history.append({"epoch": epoch, "train_loss": total / max(1, batches), "val_loss": val_loss, "val_map": val_map})
+        history.append(
+            {"epoch": epoch, "train_loss": total / max(1, batches), "val_loss": val_loss, "val_map": val_map}
+        )
         bar.set_postfix(loss=f"{total / max(1, batches):.3f}", val_map=f"{val_map:.3f}")
         # early stopping on val mAP; an equal mAP (typically 0 while no box passes objectness
         # 0.5 yet) with a lower validation loss also counts as progress
@@ -428,26 +473,47 @@ def train_detector(model, cfg, iou_thresholds, train, val, *, progress: bool, de
         if made_progress(val_map, val_loss, best["map"], progress_loss, min_delta):
             progress_epoch, progress_loss = epoch, val_loss
         if (val_map, -val_loss) > (best["map"], -best["loss"]):
-            best = {"map": val_map, "loss": val_loss, "epoch": epoch,
-                    "state": {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("backbone.")}}
+            best = {
+                "map": val_map,
+                "loss": val_loss,
+                "epoch": epoch,
+                "state": {
+                    k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("backbone.")
+                },
+            }
         if epoch - progress_epoch >= patience:
             break
     model.load_state_dict(best["state"], strict=False)
-    return {"best_epoch": best["epoch"], "epochs_run": len(history), "best_val_map": best["map"], "best_val_loss": best["loss"],
-            "selection": SELECTION_RULE, "history": history}
+    return {
+        "best_epoch": best["epoch"],
+        "epochs_run": len(history),
+        "best_val_map": best["map"],
+        "best_val_loss": best["loss"],
+        "selection": SELECTION_RULE,
+        "history": history,
+    }
 
 
 # ---------------------------------------------------------------------------- unit
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids_hash: str) -> str:
-    return ctx.unit_key(data, unit, family="detection", feature_version=DETECTION_FEATURE_VERSION, train_ids=train_ids_hash,
-                        input_size=size, recipe=effective_recipe(data.task, ctx).model_dump(mode="json"),
-                        exact=ctx.feature_cache is None)
+    return ctx.unit_key(
+        data,
+        unit,
+        family="detection",
+        feature_version=DETECTION_FEATURE_VERSION,
+        train_ids=train_ids_hash,
+        input_size=size,
+        recipe=effective_recipe(data.task, ctx).model_dump(mode="json"),
+        exact=ctx.feature_cache is None,
+    )
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
     from ..splits import ids_hash
 
-    return unit_key(ctx, data, unit, input_size(data.task, ctx), ids_hash(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)))
+    return unit_key(
+        ctx, data, unit, input_size(data.task, ctx), ids_hash(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit))
+    )
 
 
 def predictions_table(test_ids: list[str], targets: Targets, preds: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -474,7 +540,11 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     ctx.encoder.eval()
 
     train_ids = unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)
-    ids = {"train": train_ids, "val": limited(data.split_ids["val"], ctx.limit), "test": limited(data.split_ids["test"], ctx.limit)}
+    ids = {
+        "train": train_ids,
+        "val": limited(data.split_ids["val"], ctx.limit),
+        "test": limited(data.split_ids["test"], ctx.limit),
+    }
     shapes = level_shapes(ctx.encoder, recipe.out_indices, size, ctx.device)
     pyramids, targets, cache_stats = {}, {}, {}
     for split, split_ids in ids.items():
@@ -497,12 +567,19 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         torch.set_num_threads(1)
     try:
         training = train_detector(
-            model, cfg, recipe.iou_thresholds, (pyramids["train"], targets["train"], train_ids), (pyramids["val"], targets["val"], ids["val"]),
-            progress=ctx.progress, desc=f"{unit.name} YOLOv3",
+            model,
+            cfg,
+            recipe.iou_thresholds,
+            (pyramids["train"], targets["train"], train_ids),
+            (pyramids["val"], targets["val"], ids["val"]),
+            progress=ctx.progress,
+            desc=f"{unit.name} YOLOv3",
         )
         timings["train"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        test_preds = predict(model, pyramids["test"], targets["test"], ids["test"], max(16, recipe.batch_size_for(unit.fraction)))
+        test_preds = predict(
+            model, pyramids["test"], targets["test"], ids["test"], max(16, recipe.batch_size_for(unit.fraction))
+        )
         timings["test"] = time.perf_counter() - t0
     finally:
         torch.set_num_threads(threads)
@@ -515,9 +592,14 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         **ctx.result_header(task, unit),
         value=float(metrics["map"]),
         metrics=metrics,
-        data={**data.describe(unit.fraction, unit.seed), "n_train": len(train_ids), "train_ids_sha256": ids_hash(train_ids),
-              "n_val": len(ids["val"]), "n_test": len(ids["test"]),
-              "n_train_with_boxes": int(sum(len(targets["train"].original[i]) > 0 for i in train_ids))},
+        data={
+            **data.describe(unit.fraction, unit.seed),
+            "n_train": len(train_ids),
+            "train_ids_sha256": ids_hash(train_ids),
+            "n_val": len(ids["val"]),
+            "n_test": len(ids["test"]),
+            "n_train_with_boxes": int(sum(len(targets["train"].original[i]) > 0 for i in train_ids)),
+        },
         hyperparameters={
             "recipe": recipe.model_dump(mode="json"),
             "recipe_overrides": {k: v for k, v in recipe.model_dump().items() if v != task.recipe.model_dump()[k]},
@@ -532,9 +614,12 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         },
         training={**training, "feature_cache": cache_stats},
         timings=timings,
-        flags={**ctx.flags, "exact_features": ctx.feature_cache is None or bn_drift(ctx),
-               "mgca_bn_drift": bn_drift(ctx),
-               **({"limit": ctx.limit} if ctx.limit is not None else {})},
+        flags={
+            **ctx.flags,
+            "exact_features": ctx.feature_cache is None or bn_drift(ctx),
+            "mgca_bn_drift": bn_drift(ctx),
+            **({"limit": ctx.limit} if ctx.limit is not None else {}),
+        },
         unit_key=unit_key(ctx, data, unit, size, ids_hash(train_ids)),
     )
     return result, predictions

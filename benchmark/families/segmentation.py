@@ -70,8 +70,14 @@ def plan_of(task: SegmentationTaskSpec, ctx: RunContext) -> SegmentationPlan:
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, train_ids: list[str]) -> str:
     plan = plan_of(data.task, ctx)
-    return ctx.unit_key(data, unit, family="segmentation", train_ids=ids_hash(train_ids),
-                        input_size=plan.input_size, max_epochs=plan.max_epochs)
+    return ctx.unit_key(
+        data,
+        unit,
+        family="segmentation",
+        train_ids=ids_hash(train_ids),
+        input_size=plan.input_size,
+        max_epochs=plan.max_epochs,
+    )
 
 
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
@@ -95,14 +101,18 @@ class _Decode(Dataset):
         grey = read_grey(record["path"])
         mask = full_mask(self.task, record, *grey.shape[:2])
         image = fit_square(grey, self.size, self.geometry)
-        small = fit_square(mask.astype(np.float32), self.size, self.geometry, stretch_interpolation=cv2.INTER_AREA) >= 0.5
+        small = (
+            fit_square(mask.astype(np.float32), self.size, self.geometry, stretch_interpolation=cv2.INTER_AREA) >= 0.5
+        )
         return index, torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(small)
 
 
 _DECODED: dict[tuple, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
 
 
-def load_images(ctx: RunContext, data: TaskData, ids: list[str], size: int, geometry: str) -> tuple[np.ndarray, np.ndarray]:
+def load_images(
+    ctx: RunContext, data: TaskData, ids: list[str], size: int, geometry: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, S, S) uint8 images and (N, S, S) bool masks of ``ids`` (decoded once per process)."""
     key = (str(data.adapter.folder), data.task.mask_source, size, geometry)
     for other in [k for k in _DECODED if k != key]:  # keep one dataset/size at a time
@@ -112,7 +122,9 @@ def load_images(ctx: RunContext, data: TaskData, ids: list[str], size: int, geom
     if todo:
         dataset = _Decode(data.task, data.records.loc[todo], size, geometry)
         loader = DataLoader(dataset, batch_size=16, num_workers=ctx.workers)
-        with tqdm(total=len(todo), desc=f"{data.task.id} decode", unit="img", leave=False, disable=not ctx.progress) as bar:
+        with tqdm(
+            total=len(todo), desc=f"{data.task.id} decode", unit="img", leave=False, disable=not ctx.progress
+        ) as bar:
             for index, images, masks in loader:
                 for k, i in enumerate(index.tolist()):
                     store[todo[i]] = (images[k].numpy(), masks[k].numpy())
@@ -136,7 +148,9 @@ def shift_scale_rotate(image: np.ndarray, mask: np.ndarray, aug: ShiftScaleRotat
     matrix[1, 2] += dy * height
     border = cv2.BORDER_REFLECT_101 if aug.border == "reflect_101" else cv2.BORDER_CONSTANT
     image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=border, borderValue=0)
-    mask = cv2.warpAffine(mask.astype(np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=border, borderValue=0)
+    mask = cv2.warpAffine(
+        mask.astype(np.uint8), matrix, (width, height), flags=cv2.INTER_NEAREST, borderMode=border, borderValue=0
+    )
     return image, mask.astype(bool)
 
 
@@ -155,7 +169,10 @@ def data_samples(masks: np.ndarray, device: torch.device) -> list:
 
     size = tuple(masks.shape[-2:])
     tensor = torch.from_numpy(np.ascontiguousarray(masks)).to(device).long()
-    return [SegDataSample(gt_sem_seg=PixelData(data=tensor[k : k + 1]), metainfo=dict(img_shape=size, ori_shape=size)) for k in range(len(tensor))]
+    return [
+        SegDataSample(gt_sem_seg=PixelData(data=tensor[k : k + 1]), metainfo=dict(img_shape=size, ori_shape=size))
+        for k in range(len(tensor))
+    ]
 
 
 # ---------------------------------------------------------------------------- pyramid store
@@ -190,7 +207,9 @@ class PyramidStore:
 
     @staticmethod
     def key(key_parts: dict) -> str:
-        return hashlib.sha256(json.dumps({"pyramid_version": PYRAMID_VERSION, **key_parts}, sort_keys=True, default=str).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps({"pyramid_version": PYRAMID_VERSION, **key_parts}, sort_keys=True, default=str).encode()
+        ).hexdigest()
 
     @staticmethod
     def folder(ctx: RunContext, key: str) -> Path | None:
@@ -198,14 +217,19 @@ class PyramidStore:
         return ctx.cache_dir / "pyramids" / key[:2] / key if ctx.feature_cache is not None else None
 
     @classmethod
-    def get(cls, ctx: RunContext, model, images: np.ndarray, key_parts: dict, batch_size: int, desc: str) -> "PyramidStore":
+    def get(
+        cls, ctx: RunContext, model, images: np.ndarray, key_parts: dict, batch_size: int, desc: str
+    ) -> "PyramidStore":
         key = cls.key(key_parts)
         if key in cls._MEMORY:
             return cls(cls._MEMORY[key][1], key, "memory (reused)")
         folder = cls.folder(ctx, key)
         if folder is not None and (folder / "meta.json").is_file():
             meta = json.loads((folder / "meta.json").read_text())
-            levels = [np.memmap(folder / f"level{k}.f16", dtype=np.float16, mode="r", shape=tuple(s)) for k, s in enumerate(meta["shapes"])]
+            levels = [
+                np.memmap(folder / f"level{k}.f16", dtype=np.float16, mode="r", shape=tuple(s))
+                for k, s in enumerate(meta["shapes"])
+            ]
             return cls(levels, key, "disk cache (reused)")
         started = time.perf_counter()
         with torch.inference_mode():
@@ -219,7 +243,10 @@ class PyramidStore:
                 return cls.get(ctx, model, images, key_parts, batch_size, desc)
             if on_disk:
                 folder.mkdir(parents=True, exist_ok=True)
-                levels = [np.memmap(folder / f"level{k}.f16", dtype=np.float16, mode="w+", shape=s) for k, s in enumerate(shapes)]
+                levels = [
+                    np.memmap(folder / f"level{k}.f16", dtype=np.float16, mode="w+", shape=s)
+                    for k, s in enumerate(shapes)
+                ]
             else:
                 levels = [np.empty(s, dtype=np.float16) for s in shapes]
             with tqdm(total=len(images), desc=desc, unit="img", leave=False, disable=not ctx.progress) as bar:
@@ -232,7 +259,9 @@ class PyramidStore:
             if on_disk:
                 for level in levels:
                     level.flush()
-                (folder / "meta.json").write_text(json.dumps({"key_parts": key_parts, "shapes": [list(s) for s in shapes]}, default=str))
+                (folder / "meta.json").write_text(
+                    json.dumps({"key_parts": key_parts, "shapes": [list(s) for s in shapes]}, default=str)
+                )
                 source = "disk cache (computed)"
             else:
                 group = {k: v for k, v in key_parts.items() if k not in ("split", "ids", "order", "content")}
@@ -245,11 +274,22 @@ class PyramidStore:
         return store
 
 
-def pyramid_key_parts(ctx: RunContext, data: TaskData, split: str, ids: list[str], size: int, geometry: str = "stretch") -> dict:
+def pyramid_key_parts(
+    ctx: RunContext, data: TaskData, split: str, ids: list[str], size: int, geometry: str = "stretch"
+) -> dict:
     """What a val/test pyramid store is keyed by (same ids, other image bytes: other maps)."""
-    return {"encoder": ctx.encoder_identity(), "size": size, "geometry": geometry, "dataset": data.task.dataset, "mask_source": data.task.mask_source,
-            "manifest": data.manifest.sha256, "split": split, "ids": ids_hash(ids), "order": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
-            "content": content_digest(data.records.loc[ids, "path"].tolist())}
+    return {
+        "encoder": ctx.encoder_identity(),
+        "size": size,
+        "geometry": geometry,
+        "dataset": data.task.dataset,
+        "mask_source": data.task.mask_source,
+        "manifest": data.manifest.sha256,
+        "split": split,
+        "ids": ids_hash(ids),
+        "order": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+        "content": content_digest(data.records.loc[ids, "path"].tolist()),
+    }
 
 
 def pyramid_disk_bytes(ctx: RunContext, data: TaskData, split: str, ids: list[str]) -> int:
@@ -303,8 +343,17 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
 
     # ---- model from the generated config
     spec = ctx.loaded.spec
-    config = segmentation_config(task, spec, tuple(ctx.encoder.pyramid_channels), input_size=size, seed=unit.seed,
-                                 bn_drift=drift, max_epochs=plan.max_epochs, patience=plan.patience, min_delta=plan.min_delta)
+    config = segmentation_config(
+        task,
+        spec,
+        tuple(ctx.encoder.pyramid_channels),
+        input_size=size,
+        seed=unit.seed,
+        bn_drift=drift,
+        max_epochs=plan.max_epochs,
+        patience=plan.patience,
+        min_delta=plan.min_delta,
+    )
     loop = config["train_loop"]  # what the loop below runs: read from the config the result stores
     epochs_cap, batch_size = int(loop["max_epochs"]), int(loop["batch_size"])
     stop_patience, stop_min_delta = int(loop["early_stopping"]["patience"]), float(loop["early_stopping"]["min_delta"])
@@ -326,11 +375,16 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         model.eval()
         for split, ids, images in (("val", val_ids, val_images), ("test", test_ids, test_images)):
             t0 = time.perf_counter()
-            stores[split] = PyramidStore.get(ctx, model, images, key_parts(split, ids), eval_batch, f"{task.id} {split} pyramid")
+            stores[split] = PyramidStore.get(
+                ctx, model, images, key_parts(split, ids), eval_batch, f"{task.id} {split} pyramid"
+            )
             timings[f"features_{split}"] = time.perf_counter() - t0
             # the validation pyramids are read every epoch; the test ones once (no copy for them)
-            cache_info[split] = {"source": stores[split].source, "key": stores[split].key,
-                                 "resident_bytes": stores[split].make_resident(device) if split == "val" else 0}
+            cache_info[split] = {
+                "source": stores[split].source,
+                "key": stores[split].key,
+                "resident_bytes": stores[split].make_resident(device) if split == "val" else 0,
+            }
 
     def eval_features(split: str, images: np.ndarray, index: np.ndarray) -> list[torch.Tensor]:
         if split in stores:
@@ -351,7 +405,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
                     logits = model.decode_head(feats)
                 for sub in range(0, len(index), batch_size):
                     part = index[sub : sub + batch_size]
-                    losses = model.decode_head.loss_by_feat(logits[sub : sub + batch_size].float(), data_samples(val_masks[part], device))
+                    losses = model.decode_head.loss_by_feat(
+                        logits[sub : sub + batch_size].float(), data_samples(val_masks[part], device)
+                    )
                     loss, _ = model.parse_losses(losses)
                     total += float(loss) * len(part)
         return total / max(1, len(val_ids))
@@ -363,7 +419,14 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     history = []
     t_train = time.perf_counter()
     phase = {"train_steps": 0.0, "validation": 0.0, "augment": 0.0}
-    bar = tqdm(range(epochs_cap), desc=f"{unit.name} U-Net", unit="epoch", disable=not ctx.progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        range(epochs_cap),
+        desc=f"{unit.name} U-Net",
+        unit="epoch",
+        disable=not ctx.progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     epochs_run = 0
     for epoch in bar:
         model.train()
@@ -371,13 +434,19 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         running, seen = 0.0, 0
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
-            if len(index) < 2 and len(order) > 1:  # batch norm needs two samples; fold a lone tail into the epoch's next use
+            if (
+                len(index) < 2 and len(order) > 1
+            ):  # batch norm needs two samples; fold a lone tail into the epoch's next use
                 continue
             ta = time.perf_counter()
             images, masks = [], []
             for k in index:
-                image, mask = shift_scale_rotate(train_images[k], train_masks[k], recipe.augmentation,
-                                                 np.random.default_rng(image_seed(unit.seed, epoch, train_ids[k])))
+                image, mask = shift_scale_rotate(
+                    train_images[k],
+                    train_masks[k],
+                    recipe.augmentation,
+                    np.random.default_rng(image_seed(unit.seed, epoch, train_ids[k])),
+                )
                 images.append(image)
                 masks.append(mask)
             phase["augment"] += time.perf_counter() - ta
@@ -421,7 +490,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             feats = eval_features("test", test_images, index)
             with autocast_context(device):
                 logits = model.decode_head(feats)
-            logits = torch.nn.functional.interpolate(logits.float(), size=(size, size), mode="bilinear", align_corners=False)
+            logits = torch.nn.functional.interpolate(
+                logits.float(), size=(size, size), mode="bilinear", align_corners=False
+            )
             probabilities = torch.sigmoid(logits[:, 0]).cpu().numpy()
             for name, values in mask_counts(probabilities, test_masks[index], recipe.threshold).items():
                 counts[name].extend(values.tolist())
@@ -431,7 +502,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     predictions = pd.DataFrame({"image_id": test_ids, **counts})
     from ..seg_metrics import per_image_dice
 
-    predictions["dice"] = per_image_dice(predictions["intersection"], predictions["pred_pixels"], predictions["true_pixels"])
+    predictions["dice"] = per_image_dice(
+        predictions["intersection"], predictions["pred_pixels"], predictions["true_pixels"]
+    )
     predictions[f"target:{task.label_column}"] = data.records.loc[test_ids, task.label_column].to_numpy()
 
     hyper = {
@@ -441,21 +514,36 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         "seed": unit.seed,
         "mmengine_config": json.loads(json.dumps(config, default=list)),
         "eval_features_cached": not drift,
-        "encoder_frozen": "requires_grad=False, eval mode" + ("; MGCA bn drift: batch-norm statistics updated while training" if drift else ""),
+        "encoder_frozen": "requires_grad=False, eval mode"
+        + ("; MGCA bn drift: batch-norm statistics updated while training" if drift else ""),
         "suite": ctx.suite.describe(),
     }
     result = Result(
         **ctx.result_header(task, unit),
         value=float(metrics["dice"]),
         metrics=metrics,
-        data={**data.describe(unit.fraction, unit.seed), "n_train": len(train_ids), "train_ids_sha256": ids_hash(train_ids),
-              "n_val": len(val_ids), "n_test": len(test_ids), "n_train_positive": int(train_masks.reshape(len(train_ids), -1).any(1).sum())},
+        data={
+            **data.describe(unit.fraction, unit.seed),
+            "n_train": len(train_ids),
+            "train_ids_sha256": ids_hash(train_ids),
+            "n_val": len(val_ids),
+            "n_test": len(test_ids),
+            "n_train_positive": int(train_masks.reshape(len(train_ids), -1).any(1).sum()),
+        },
         hyperparameters=hyper,
-        training={"best_epoch": best_epoch, "epochs_run": epochs_run, "best_val_loss": best_loss, "history": history,
-                  "feature_cache": cache_info},
+        training={
+            "best_epoch": best_epoch,
+            "epochs_run": epochs_run,
+            "best_val_loss": best_loss,
+            "history": history,
+            "feature_cache": cache_info,
+        },
         timings=timings,
-        flags={**ctx.flags, **({"limit": ctx.limit} if ctx.limit is not None else {}),
-               **({"max_epochs_capped": epochs_cap} if plan.epochs_capped else {})},
+        flags={
+            **ctx.flags,
+            **({"limit": ctx.limit} if ctx.limit is not None else {}),
+            **({"max_epochs_capped": epochs_cap} if plan.epochs_capped else {}),
+        },
         unit_key=unit_key(ctx, data, unit, train_ids),
     )
     return result, predictions

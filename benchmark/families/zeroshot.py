@@ -51,8 +51,10 @@ def drop_inapplicable(tasks: list, loaded, log=print) -> list:
     reason = applicability(loaded)
     if reason is None:
         return tasks
-    log(f"NOTE: zero-shot tasks not applicable ({', '.join(t.id for t in zs)}): {reason}. "
-        "They are skipped (no result files); zero-shot needs a checkpoint with a text encoder and projection heads.")
+    log(
+        f"NOTE: zero-shot tasks not applicable ({', '.join(t.id for t in zs)}): {reason}. "
+        "They are skipped (no result files); zero-shot needs a checkpoint with a text encoder and projection heads."
+    )
     return [t for t in tasks if t.family != "zeroshot"]
 
 
@@ -108,10 +110,20 @@ def _base_result(ctx, data, unit, vl, prompts, metrics, value, timings, extra_h,
         **header,
         value=float(value),
         metrics=metrics,
-        data={**{k: v for k, v in data.describe(100, 0).items() if k not in ("n_train_positive", "n_train_negative")},
-              "n_train": 0, "train_composition": "none (zero-shot: no training)", "train_ids_sha256": ids_hash([]), **n},
-        hyperparameters={"mode": task.mode, "prompts": prompts.describe(), "threshold_split": threshold_split(task, ctx),
-                         "suite": ctx.suite.describe(), **extra_h},
+        data={
+            **{k: v for k, v in data.describe(100, 0).items() if k not in ("n_train_positive", "n_train_negative")},
+            "n_train": 0,
+            "train_composition": "none (zero-shot: no training)",
+            "train_ids_sha256": ids_hash([]),
+            **n,
+        },
+        hyperparameters={
+            "mode": task.mode,
+            "prompts": prompts.describe(),
+            "threshold_split": threshold_split(task, ctx),
+            "suite": ctx.suite.describe(),
+            **extra_h,
+        },
         training={"best_epoch": None, "epochs_run": 0, "zero_shot": True, **training},
         timings=timings,
         flags={**ctx.flags, **({"limit": ctx.limit} if ctx.limit is not None else {})},
@@ -147,10 +159,14 @@ def _classification(ctx, data, unit, vl, prompts):
     probs, targets = {}, {}
     for split in ("val", "test") if split_of == "val" else ("test",):
         t0 = time.perf_counter()
-        probs[split] = scoring.pair_probabilities(_global_embeddings(ctx, data, vl, ids[split], spec), positive, negative)
+        probs[split] = scoring.pair_probabilities(
+            _global_embeddings(ctx, data, vl, ids[split], spec), positive, negative
+        )
         targets[split] = data.records.loc[ids[split], list(task.label_columns)].to_numpy().astype(int)
         timings[f"images_{split}"] = time.perf_counter() - t0
-    thresholds = np.array([scoring.best_f1_threshold(targets[split_of][:, c], probs[split_of][:, c]) for c in range(len(task.classes))])
+    thresholds = np.array(
+        [scoring.best_f1_threshold(targets[split_of][:, c], probs[split_of][:, c]) for c in range(len(task.classes))]
+    )
     names = list(task.classes)
     metrics = classification_metrics(targets["test"], probs["test"], True, names)
     metrics.update(scoring.threshold_metrics(targets["test"], probs["test"], thresholds, names))
@@ -160,10 +176,24 @@ def _classification(ctx, data, unit, vl, prompts):
         predictions[f"target:{column}"] = targets["test"][:, k]
     for k, name in enumerate(names):
         predictions[f"prob:{name}"] = probs["test"][:, k]
-    n = {"n_val": len(ids["val"]) if split_of == "val" else 0, "n_test": len(ids["test"]), "test_ids_sha256": ids_hash(ids["test"])}
-    result = _base_result(ctx, data, unit, vl, prompts, metrics, metrics[task.metric], timings,
-                          {"preprocess": spec.to_dict(), "score": "softmax over (positive, negative) cosine similarities"}, n,
-                          {"thresholds": dict(zip(names, thresholds.tolist()))})
+    n = {
+        "n_val": len(ids["val"]) if split_of == "val" else 0,
+        "n_test": len(ids["test"]),
+        "test_ids_sha256": ids_hash(ids["test"]),
+    }
+    result = _base_result(
+        ctx,
+        data,
+        unit,
+        vl,
+        prompts,
+        metrics,
+        metrics[task.metric],
+        timings,
+        {"preprocess": spec.to_dict(), "score": "softmax over (positive, negative) cosine similarities"},
+        n,
+        {"thresholds": dict(zip(names, thresholds.tolist()))},
+    )
     return result, predictions
 
 
@@ -175,11 +205,15 @@ def _grounding_counts(ctx, data, vl, ids, prompt: torch.Tensor, size: int, grid:
     counts = []
     batch = max(1, ctx.encode_batch_size)
     for start in range(0, len(ids), batch):
-        grey = torch.from_numpy(np.ascontiguousarray(images[start:start + batch])).float().div_(255.0).unsqueeze(1)
+        grey = torch.from_numpy(np.ascontiguousarray(images[start : start + batch])).float().div_(255.0).unsqueeze(1)
         _, local = vl.image_embeddings(ctx.encoder, _prepared(ctx, grey), want_local=True)
         sim = torch.einsum("bdhw,d->bhw", local.float(), prompt.to(local.device).float()).unsqueeze(1)
-        sim = torch.nn.functional.interpolate(sim, size=(size, size), mode="bilinear", align_corners=False)[:, 0].cpu().numpy()
-        counts += [scoring.map_counts(s, m, grid) for s, m in zip(sim, masks[start:start + batch])]
+        sim = (
+            torch.nn.functional.interpolate(sim, size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+            .cpu()
+            .numpy()
+        )
+        counts += [scoring.map_counts(s, m, grid) for s, m in zip(sim, masks[start : start + batch])]
     return counts
 
 
@@ -194,7 +228,10 @@ def _grounding(ctx, data, unit, vl, prompts):
     grid = scoring.threshold_grid(task.threshold_grid)
     split_of = threshold_split(task, ctx)
     records = data.records
-    positives = {s: [i for i in limited(data.split_ids[s], ctx.limit) if int(records.loc[i, column]) == 1] for s in ("val", "test")}
+    positives = {
+        s: [i for i in limited(data.split_ids[s], ctx.limit) if int(records.loc[i, column]) == 1]
+        for s in ("val", "test")
+    }
     counts = {}
     for split in ("val", "test") if split_of == "val" else ("test",):
         t0 = time.perf_counter()
@@ -217,13 +254,41 @@ def _grounding(ctx, data, unit, vl, prompts):
     }
     if split_of == "val" and not counts["val"]:
         metrics["threshold_note"] = "no validation positives: default threshold 0.5"
-    predictions = pd.DataFrame({"image_id": positives["test"], "intersection": inter, "pred_pixels": pred, "true_pixels": true,
-                                "dice": dice, "iou": iou, "pointing_hit": hits.astype(int)})
-    n = {"n_val": len(positives["val"]) if split_of == "val" else 0, "n_test": len(positives["test"]),
-         "test_ids_sha256": ids_hash(positives["test"]), "images": "positive images only"}
-    result = _base_result(ctx, data, unit, vl, prompts, metrics, metrics["dice"], timings,
-                          {"input_size": size, "map": "cosine(prompt, local embedding) upsampled bilinearly, min-max per image",
-                           "threshold_grid": task.threshold_grid, "mask_source": task.mask_source}, n, {"threshold": threshold})
+    predictions = pd.DataFrame(
+        {
+            "image_id": positives["test"],
+            "intersection": inter,
+            "pred_pixels": pred,
+            "true_pixels": true,
+            "dice": dice,
+            "iou": iou,
+            "pointing_hit": hits.astype(int),
+        }
+    )
+    n = {
+        "n_val": len(positives["val"]) if split_of == "val" else 0,
+        "n_test": len(positives["test"]),
+        "test_ids_sha256": ids_hash(positives["test"]),
+        "images": "positive images only",
+    }
+    result = _base_result(
+        ctx,
+        data,
+        unit,
+        vl,
+        prompts,
+        metrics,
+        metrics["dice"],
+        timings,
+        {
+            "input_size": size,
+            "map": "cosine(prompt, local embedding) upsampled bilinearly, min-max per image",
+            "threshold_grid": task.threshold_grid,
+            "mask_source": task.mask_source,
+        },
+        n,
+        {"threshold": threshold},
+    )
     return result, predictions
 
 

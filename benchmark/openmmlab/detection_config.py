@@ -44,8 +44,9 @@ def head_config(recipe: DetectionRecipe, *, num_classes: int, input_size: int, s
         num_classes=num_classes,
         in_channels=list(recipe.neck_out_channels),
         out_channels=list(recipe.head_out_channels),
-        anchor_generator=dict(type="YOLOAnchorGenerator", base_sizes=scaled_anchors(recipe, input_size),
-                              strides=strides_deep_first),
+        anchor_generator=dict(
+            type="YOLOAnchorGenerator", base_sizes=scaled_anchors(recipe, input_size), strides=strides_deep_first
+        ),
         bbox_coder=dict(type="YOLOBBoxCoder"),
         featmap_strides=strides_deep_first,
     )
@@ -61,9 +62,17 @@ def head_config(recipe: DetectionRecipe, *, num_classes: int, input_size: int, s
     )
 
 
-def detection_model_config(recipe: DetectionRecipe, *, encoder_spec: str, in_channels: tuple[int, int, int],
-                           strides: tuple[int, int, int], input_size: int, num_classes: int = 1,
-                           load_kwargs: dict | None = None, bn_drift: bool = False) -> dict:
+def detection_model_config(
+    recipe: DetectionRecipe,
+    *,
+    encoder_spec: str,
+    in_channels: tuple[int, int, int],
+    strides: tuple[int, int, int],
+    input_size: int,
+    num_classes: int = 1,
+    load_kwargs: dict | None = None,
+    bn_drift: bool = False,
+) -> dict:
     """The ``model`` section. ``in_channels`` / ``strides``: of the backbone levels, shallow to deep."""
     deep_first = list(reversed(in_channels))
     strides_deep_first = list(reversed(strides))
@@ -71,40 +80,74 @@ def detection_model_config(recipe: DetectionRecipe, *, encoder_spec: str, in_cha
         _scope_="mmdet",
         type="YOLOV3",
         # images arrive as 0-255 grey replicated to 3 channels; the backbone wants [0, 1] grey
-        data_preprocessor=dict(type="DetDataPreprocessor", mean=[0.0, 0.0, 0.0], std=[255.0, 255.0, 255.0],
-                               bgr_to_rgb=False, pad_size_divisor=32),
-        backbone=dict(type="FrozenEncoderBackbone", encoder=encoder_spec, out_indices=tuple(recipe.out_indices),
-                      load_kwargs=load_kwargs or {}, bn_drift=bn_drift),
+        data_preprocessor=dict(
+            type="DetDataPreprocessor",
+            mean=[0.0, 0.0, 0.0],
+            std=[255.0, 255.0, 255.0],
+            bgr_to_rgb=False,
+            pad_size_divisor=32,
+        ),
+        backbone=dict(
+            type="FrozenEncoderBackbone",
+            encoder=encoder_spec,
+            out_indices=tuple(recipe.out_indices),
+            load_kwargs=load_kwargs or {},
+            bn_drift=bn_drift,
+        ),
         neck=dict(type="YOLOV3Neck", num_scales=3, in_channels=deep_first, out_channels=list(recipe.neck_out_channels)),
-        bbox_head=head_config(recipe, num_classes=num_classes, input_size=input_size, strides_deep_first=strides_deep_first),
-        train_cfg=(dict(assigner=dict(type="GridAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0))
-                   if recipe.yolo == "mmdet" else None),
-        test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.0, conf_thr=recipe.objectness_threshold,
-                      nms=dict(type="nms", iou_threshold=recipe.nms_iou), max_per_img=recipe.max_per_image),
+        bbox_head=head_config(
+            recipe, num_classes=num_classes, input_size=input_size, strides_deep_first=strides_deep_first
+        ),
+        train_cfg=(
+            dict(assigner=dict(type="GridAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0))
+            if recipe.yolo == "mmdet"
+            else None
+        ),
+        test_cfg=dict(
+            nms_pre=1000,
+            min_bbox_size=0,
+            score_thr=0.0,
+            conf_thr=recipe.objectness_threshold,
+            nms=dict(type="nms", iou_threshold=recipe.nms_iou),
+            max_per_img=recipe.max_per_image,
+        ),
     )
 
 
-def detection_config(recipe: DetectionRecipe, *, fraction: int, seed: int, loss_min_delta: float = 0.0,
-                     **model_kwargs) -> "Config":
+def detection_config(
+    recipe: DetectionRecipe, *, fraction: int, seed: int, loss_min_delta: float = 0.0, **model_kwargs
+) -> "Config":
     """The whole resolved config of a unit (model, optimiser, training loop, seed) as an
     mmengine ``Config``; the training loop reads its settings from it."""
     from mmengine.config import Config
 
-    return Config(dict(
-        default_scope="mmdet",
-        model=detection_model_config(recipe, **model_kwargs),
-        optimizer=dict(type="AdamW", params="neck and bbox_head (the backbone is frozen)", lr=recipe.lr_for(fraction),
-                       betas=tuple(recipe.betas), weight_decay=recipe.weight_decay),
-        train_loop=dict(
-            kind="medvlp-bench explicit epoch loop",
-            batch_size=recipe.batch_size_for(fraction),
-            max_epochs=recipe.max_epochs,
-            early_stopping=dict(monitor="val map (all validation images: the sound rule)", rule="greater", patience=recipe.patience,
-                                tie_break="lower val loss", loss_min_delta=loss_min_delta),
-            checkpoint="best (val map, -val loss): neck and head state",
-        ),
-        randomness=dict(seed=seed, deterministic=False),
-    ))
+    return Config(
+        dict(
+            default_scope="mmdet",
+            model=detection_model_config(recipe, **model_kwargs),
+            optimizer=dict(
+                type="AdamW",
+                params="neck and bbox_head (the backbone is frozen)",
+                lr=recipe.lr_for(fraction),
+                betas=tuple(recipe.betas),
+                weight_decay=recipe.weight_decay,
+            ),
+            train_loop=dict(
+                kind="medvlp-bench explicit epoch loop",
+                batch_size=recipe.batch_size_for(fraction),
+                max_epochs=recipe.max_epochs,
+                early_stopping=dict(
+                    monitor="val map (all validation images: the sound rule)",
+                    rule="greater",
+                    patience=recipe.patience,
+                    tie_break="lower val loss",
+                    loss_min_delta=loss_min_delta,
+                ),
+                checkpoint="best (val map, -val loss): neck and head state",
+            ),
+            randomness=dict(seed=seed, deterministic=False),
+        )
+    )
 
 
 def build_detector(model_cfg: dict, loaded=None):

@@ -36,8 +36,15 @@ def with_encoder(model_cfg, loaded) -> dict:
 
 @MODELS.register_module(force=True)
 class FrozenEncoderBackbone(BaseModule):
-    def __init__(self, encoder: str, out_indices=(2, 3, 4), load_kwargs: dict | None = None,
-                 bn_drift: bool = False, init_cfg=None, loaded=None):
+    def __init__(
+        self,
+        encoder: str,
+        out_indices=(2, 3, 4),
+        load_kwargs: dict | None = None,
+        bn_drift: bool = False,
+        init_cfg=None,
+        loaded=None,
+    ):
         super().__init__(init_cfg=init_cfg)
         if loaded is None:  # rebuilding a model from a dumped config: load the encoder by its spec
             from models.loading import load_encoder

@@ -55,8 +55,16 @@ def reference_shape_iou(box_wh: np.ndarray, anchors_wh: np.ndarray) -> np.ndarra
     return inter / (box_area + anchor_area - inter + 1e-16)
 
 
-def level_targets(boxes: np.ndarray, labels: np.ndarray, anchors_px: np.ndarray, stride: float, height: int, width: int,
-                  num_classes: int, ignore_thr: float) -> dict[str, np.ndarray]:
+def level_targets(
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    anchors_px: np.ndarray,
+    stride: float,
+    height: int,
+    width: int,
+    num_classes: int,
+    ignore_thr: float,
+) -> dict[str, np.ndarray]:
     """Reference targets of ONE image at ONE level, in mmdet's (H, W, anchor) layout.
 
     ``boxes``: (n, 4) x1 y1 x2 y2 in input pixels; ``anchors_px``: (k, 2) anchor (w, h) in
@@ -90,8 +98,15 @@ class ReferenceYOLOV3Head(YOLOV3Head):
 
     loss_is_batch_mean = True  # its losses are means over the batch's predictions (mmdet's: sums)
 
-    def __init__(self, *args, xy_weight: float = 2.5, wh_weight: float = 2.5, noobj_weight: float = 0.5,
-                 ignore_thr: float = 0.5, **kwargs):
+    def __init__(
+        self,
+        *args,
+        xy_weight: float = 2.5,
+        wh_weight: float = 2.5,
+        noobj_weight: float = 0.5,
+        ignore_thr: float = 0.5,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.xy_weight, self.wh_weight = float(xy_weight), float(wh_weight)
         self.noobj_weight, self.ignore_thr = float(noobj_weight), float(ignore_thr)
@@ -103,12 +118,25 @@ class ReferenceYOLOV3Head(YOLOV3Head):
         for level, (height, width) in enumerate(featmap_sizes):
             stride = float(self.featmap_strides[level])  # square cells: one int per level
             anchors_px = np.asarray(self.prior_generator.base_sizes[level], np.float64)
-            per_image = [level_targets(gt.bboxes.detach().float().cpu().numpy().reshape(-1, 4),
-                                       gt.labels.detach().cpu().numpy().reshape(-1), anchors_px, stride,
-                                       int(height), int(width), self.num_classes, self.ignore_thr)
-                         for gt in batch_gt_instances]
-            out.append({name: torch.from_numpy(np.stack([t[name] for t in per_image])).to(device).flatten(1, 3)
-                        for name in per_image[0]})
+            per_image = [
+                level_targets(
+                    gt.bboxes.detach().float().cpu().numpy().reshape(-1, 4),
+                    gt.labels.detach().cpu().numpy().reshape(-1),
+                    anchors_px,
+                    stride,
+                    int(height),
+                    int(width),
+                    self.num_classes,
+                    self.ignore_thr,
+                )
+                for gt in batch_gt_instances
+            ]
+            out.append(
+                {
+                    name: torch.from_numpy(np.stack([t[name] for t in per_image])).to(device).flatten(1, 3)
+                    for name in per_image[0]
+                }
+            )
         return out
 
     def loss_by_feat(self, pred_maps, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> dict:
@@ -158,5 +186,7 @@ class ReferenceYOLOV3Head(YOLOV3Head):
                 bboxes, objectness, classes = bboxes[top], objectness[top], classes[top]
             labels = classes.argmax(dim=1) if len(classes) else torch.zeros(0, dtype=torch.long, device=bboxes.device)
             results = InstanceData(scores=objectness, labels=labels, bboxes=bboxes)
-            results_list.append(self._bbox_post_process(results=results, cfg=cfg, rescale=rescale, with_nms=with_nms, img_meta=img_meta))
+            results_list.append(
+                self._bbox_post_process(results=results, cfg=cfg, rescale=rescale, with_nms=with_nms, img_meta=img_meta)
+            )
         return results_list

@@ -36,10 +36,22 @@ def segmentation_config(
     levels = list(range(len(pyramid_channels)))
     model = dict(
         type="EncoderDecoder",
-        data_preprocessor=dict(type="SegDataPreProcessor", mean=None, std=None, bgr_to_rgb=False, pad_val=0, seg_pad_val=255,
-                               size=(input_size, input_size)),
-        backbone=dict(type="FrozenEncoderBackbone", encoder=encoder_spec, out_indices=tuple(levels),
-                      load_kwargs=dict(load_kwargs or {}), bn_drift=bn_drift),
+        data_preprocessor=dict(
+            type="SegDataPreProcessor",
+            mean=None,
+            std=None,
+            bgr_to_rgb=False,
+            pad_val=0,
+            seg_pad_val=255,
+            size=(input_size, input_size),
+        ),
+        backbone=dict(
+            type="FrozenEncoderBackbone",
+            encoder=encoder_spec,
+            out_indices=tuple(levels),
+            load_kwargs=dict(load_kwargs or {}),
+            bn_drift=bn_drift,
+        ),
         decode_head=dict(
             type="UNetDecodeHead",
             in_channels=[int(c) for c in pyramid_channels],
@@ -51,8 +63,13 @@ def segmentation_config(
             dropout_ratio=0.0,
             norm_cfg=dict(type="BN", requires_grad=True),
             align_corners=False,
-            loss_decode=dict(type="FocalLogDiceLoss", focal_weight=recipe.focal_weight, gamma=recipe.focal_gamma,
-                             smooth=recipe.dice_smooth, loss_weight=1.0),
+            loss_decode=dict(
+                type="FocalLogDiceLoss",
+                focal_weight=recipe.focal_weight,
+                gamma=recipe.focal_gamma,
+                smooth=recipe.dice_smooth,
+                loss_weight=1.0,
+            ),
         ),
         train_cfg=dict(),
         test_cfg=dict(mode="whole"),
@@ -61,18 +78,28 @@ def segmentation_config(
     return dict(
         default_scope="mmseg",
         model=model,
-        optim_wrapper=dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=recipe.lr, betas=list(recipe.betas),
-                                                                weight_decay=recipe.weight_decay)),
+        optim_wrapper=dict(
+            type="OptimWrapper",
+            optimizer=dict(type="AdamW", lr=recipe.lr, betas=list(recipe.betas), weight_decay=recipe.weight_decay),
+        ),
         randomness=dict(seed=seed, deterministic=False),
         train_loop=dict(
             kind="medvlp-bench explicit epoch loop",
             batch_size=recipe.batch_size,
             max_epochs=max_epochs or recipe.max_epochs,
-            early_stopping=dict(monitor="val_loss", rule="less", patience=patience or recipe.patience, min_delta=min_delta),
+            early_stopping=dict(
+                monitor="val_loss", rule="less", patience=patience or recipe.patience, min_delta=min_delta
+            ),
             checkpoint="best val_loss (decoder state; whole model under bn_drift)",
             input_size=input_size,
-            augmentation=dict(type="ShiftScaleRotate", shift_limit=aug.shift_limit, scale_limit=aug.scale_limit,
-                              rotate_limit=aug.rotate_limit, p=aug.p, border=aug.border),
+            augmentation=dict(
+                type="ShiftScaleRotate",
+                shift_limit=aug.shift_limit,
+                scale_limit=aug.scale_limit,
+                rotate_limit=aug.rotate_limit,
+                p=aug.p,
+                border=aug.border,
+            ),
         ),
     )
 

@@ -28,8 +28,14 @@ from torch import nn
 
 @MODELS.register_module(force=True)
 class FocalLogDiceLoss(nn.Module):
-    def __init__(self, focal_weight: float = 10.0, gamma: float = 2.0, smooth: float = 1.0,
-                 loss_weight: float = 1.0, loss_name: str = "loss_seg"):
+    def __init__(
+        self,
+        focal_weight: float = 10.0,
+        gamma: float = 2.0,
+        smooth: float = 1.0,
+        loss_weight: float = 1.0,
+        loss_name: str = "loss_seg",
+    ):
         super().__init__()
         self.focal_weight, self.gamma, self.smooth, self.loss_weight = focal_weight, gamma, smooth, loss_weight
         self._loss_name = loss_name
@@ -38,7 +44,9 @@ class FocalLogDiceLoss(nn.Module):
     def loss_name(self) -> str:
         return self._loss_name
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight=None, ignore_index: int = 255, **kwargs) -> torch.Tensor:
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, weight=None, ignore_index: int = 255, **kwargs
+    ) -> torch.Tensor:
         logits = pred.float()[:, 0] if pred.dim() == 4 else pred.float()
         valid = (target != ignore_index).float()
         t = (target == 1).float()
@@ -63,10 +71,22 @@ class UNetDecodeHead(BaseDecodeHead):
         blocks, previous = [], levels[-1]
         for i, out in enumerate(decoder_channels):
             skip = skips[i] if i < len(skips) else 0
-            blocks.append(nn.Sequential(
-                ConvModule(previous + skip, out, 3, padding=1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg),
-                ConvModule(out, out, 3, padding=1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg),
-            ))
+            blocks.append(
+                nn.Sequential(
+                    ConvModule(
+                        previous + skip,
+                        out,
+                        3,
+                        padding=1,
+                        conv_cfg=self.conv_cfg,
+                        norm_cfg=self.norm_cfg,
+                        act_cfg=self.act_cfg,
+                    ),
+                    ConvModule(
+                        out, out, 3, padding=1, conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg
+                    ),
+                )
+            )
             previous = out
         self.blocks = nn.ModuleList(blocks)
         # 3x3 output conv (segmentation_models_pytorch's head), replacing the base 1x1

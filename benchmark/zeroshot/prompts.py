@@ -32,7 +32,9 @@ class PromptSet:
 
     def pair(self, key: str) -> tuple[list[str], list[str]]:
         if key not in self.classes:
-            raise ConfigError(f"prompt set {self.name}-v{self.version} has no prompts for class {key!r} (it has {', '.join(self.classes)})")
+            raise ConfigError(
+                f"prompt set {self.name}-v{self.version} has no prompts for class {key!r} (it has {', '.join(self.classes)})"
+            )
         entry = self.classes[key]
         return list(entry["positive"]), list(entry["negative"])
 
@@ -61,5 +63,9 @@ def load_prompt_set(ref: str | Path) -> PromptSet:
         raise ConfigError(f"prompt set {path}: missing field(s) {sorted(missing)}")
     for key, entry in data["classes"].items():
         if not isinstance(entry, dict) or not entry.get("positive") or not entry.get("negative"):
-            raise ConfigError(f"prompt set {path}: class {key!r} needs non-empty 'positive' and 'negative' prompt lists")
-    return PromptSet(str(data["name"]), str(data["version"]), hashlib.sha256(raw).hexdigest(), path, dict(data["classes"]))
+            raise ConfigError(
+                f"prompt set {path}: class {key!r} needs non-empty 'positive' and 'negative' prompt lists"
+            )
+    return PromptSet(
+        str(data["name"]), str(data["version"]), hashlib.sha256(raw).hexdigest(), path, dict(data["classes"])
+    )

@@ -72,8 +72,12 @@ def map_counts(sim: np.ndarray, mask: np.ndarray, grid: np.ndarray) -> dict:
     all_sorted, in_sorted = np.sort(values), np.sort(values[inside])
     pred = len(values) - np.searchsorted(all_sorted, grid, side="right")
     inter = len(in_sorted) - np.searchsorted(in_sorted, grid, side="right")
-    return {"pred": pred.astype(np.int64), "inter": inter.astype(np.int64), "true": int(inside.sum()),
-            "hit": bool(inside[int(np.argmax(values))]) if inside.any() else False}
+    return {
+        "pred": pred.astype(np.int64),
+        "inter": inter.astype(np.int64),
+        "true": int(inside.sum()),
+        "hit": bool(inside[int(np.argmax(values))]) if inside.any() else False,
+    }
 
 
 def dice_iou(inter, pred, true) -> tuple[np.ndarray, np.ndarray]:

@@ -44,11 +44,19 @@ from torch import Tensor, nn
 
 from ..errors import BenchmarkError
 
-TEXT_PREFIX = {"mgca": "text_encoder_q.model.", "gloria": "gloria.text_encoder.model.", "convirt": "text_encoder.model."}
+TEXT_PREFIX = {
+    "mgca": "text_encoder_q.model.",
+    "gloria": "gloria.text_encoder.model.",
+    "convirt": "text_encoder.model.",
+}
 DETECT_ORDER = ("gloria", "mgca", "convirt")  # "text_encoder.model." is a suffix of the others' prefixes
 HEAD_KEYS = {
-    "mgca": {"image": "img_encoder_q.global_embed", "image_local": "img_encoder_q.local_embed",
-             "text": "text_encoder_q.global_embed", "text_local": "text_encoder_q.local_embed"},
+    "mgca": {
+        "image": "img_encoder_q.global_embed",
+        "image_local": "img_encoder_q.local_embed",
+        "text": "text_encoder_q.global_embed",
+        "text_local": "text_encoder_q.local_embed",
+    },
     "gloria": {"image": "gloria.img_encoder.global_embedder", "image_local": "gloria.img_encoder.local_embedder"},
     "convirt": {"image": "img_encoder.global_embed", "text": "text_encoder.global_embed"},
 }
@@ -69,8 +77,10 @@ def read_checkpoint(path: str) -> tuple[dict, dict | None]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as error:  # noqa: BLE001 - any unreadable file has no usable text side
-            raise NotApplicable(f"{path}: cannot be read as a weights-only checkpoint ({type(error).__name__}); "
-                                "zero-shot needs a Lightning-style checkpoint with text weights") from None
+            raise NotApplicable(
+                f"{path}: cannot be read as a weights-only checkpoint ({type(error).__name__}); "
+                "zero-shot needs a Lightning-style checkpoint with text weights"
+            ) from None
         if not isinstance(obj, dict):
             raise NotApplicable(f"{path}: not a state-dict checkpoint (e.g. TorchScript): no text side to read")
         state = obj.get("state_dict", obj)
@@ -101,13 +111,15 @@ def applicability(loaded) -> str | None:
     except NotApplicable as error:
         return str(error)
     if detect_method(state, record) is None:
-        return (f"{Path(spec).name} has no text encoder (no {', '.join(p + '*' for p in TEXT_PREFIX.values())} keys): "
-                "an image-only checkpoint")
+        return (
+            f"{Path(spec).name} has no text encoder (no {', '.join(p + '*' for p in TEXT_PREFIX.values())} keys): "
+            "an image-only checkpoint"
+        )
     return None
 
 
 def _sub(state: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _file_sha(folder: Path, names=("vocab.txt", "tokenizer.json")) -> str | None:
@@ -133,7 +145,9 @@ def _build_heads(method: str, state: dict) -> nn.ModuleDict:
     for role, key in HEAD_KEYS[method].items():
         sd = _sub(state, key + ".")
         if not sd:
-            raise BenchmarkError(f"zero-shot: the {method} checkpoint lacks its {role.replace('_', ' ')} projection ({key}.*)")
+            raise BenchmarkError(
+                f"zero-shot: the {method} checkpoint lacks its {role.replace('_', ' ')} projection ({key}.*)"
+            )
         if method == "gloria":
             w = sd["weight"]
             if role == "image":
@@ -177,14 +191,23 @@ class VisionLanguage:
         device = next(self.bert.parameters()).device
         cap = Captioner(self.tokenizer, self.max_words)
         items = [cap(p) for p in prompts]
-        batch = {k: torch.stack([it[k] for it in items]).to(device) for k in ("input_ids", "attention_mask", "token_type_ids", "word_slots")}
+        batch = {
+            k: torch.stack([it[k] for it in items]).to(device)
+            for k in ("input_ids", "attention_mask", "token_type_ids", "word_slots")
+        }
         n_slots = torch.tensor([it["n_slots"] for it in items], device=device)
-        out = self.bert(batch["input_ids"], attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"],
-                        output_hidden_states=True)
+        out = self.bert(
+            batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch["token_type_ids"],
+            output_hidden_states=True,
+        )
         if self.method == "gloria":
-            layers = torch.stack(out.hidden_states[-self.last_n_layers:]).sum(0)
+            layers = torch.stack(out.hidden_states[-self.last_n_layers :]).sum(0)
             words = merge_subwords(layers, batch["word_slots"])
-            sent = F.normalize(words.sum(1) / n_slots.unsqueeze(1), dim=-1)  # mean over the used slots (cosine: scale-free)
+            sent = F.normalize(
+                words.sum(1) / n_slots.unsqueeze(1), dim=-1
+            )  # mean over the used slots (cosine: scale-free)
             return sent, sent
         merged = merge_subwords(out.last_hidden_state, batch["word_slots"])
         glob = F.normalize(self.heads["text"](merged[:, 0]), dim=-1)
@@ -266,7 +289,8 @@ def _bert_config(method: str, state: dict, record: dict | None, text_dir: Path |
         raise BenchmarkError(
             f"zero-shot: this {method} checkpoint carries a text encoder but not its BERT configuration and tokenizer "
             "(an official release): pass the folder it was trained with, e.g. --text-encoder /models/Bio_ClinicalBERT "
-            "(a local Hugging Face folder with config.json and vocab), or leave the zero-shot tasks out with --tasks")
+            "(a local Hugging Face folder with config.json and vocab), or leave the zero-shot tasks out with --tasks"
+        )
     bert_sd = _sub(state, TEXT_PREFIX[method])
     layers = {int(k.split(".")[2]) for k in bert_sd if k.startswith("encoder.layer.")}
     if layers:
@@ -285,8 +309,10 @@ def _tokenizer_dir(record: dict | None, text_dir: Path | None) -> Path:
         if folder.is_dir() and (_file_sha(folder) or (folder / "tokenizer_config.json").is_file()):
             return folder
     tried = ", ".join(str(c) for c in candidates) or "none recorded"
-    raise BenchmarkError(f"zero-shot: no tokenizer folder found (tried: {tried}); pass --text-encoder DIR "
-                         "(the local Hugging Face tokenizer/BERT folder the checkpoint was trained with)")
+    raise BenchmarkError(
+        f"zero-shot: no tokenizer folder found (tried: {tried}); pass --text-encoder DIR "
+        "(the local Hugging Face tokenizer/BERT folder the checkpoint was trained with)"
+    )
 
 
 def load_vision_language(loaded, text_encoder_dir: str | None = None, device=None) -> VisionLanguage:
@@ -311,8 +337,10 @@ def load_vision_language(loaded, text_encoder_dir: str | None = None, device=Non
         missing, unexpected = bert.load_state_dict(bert_sd, strict=False)
         missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
         if missing or unexpected:
-            raise BenchmarkError(f"zero-shot: the checkpoint's text encoder does not fit the BERT configuration ({origin}): "
-                                 f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise BenchmarkError(
+                f"zero-shot: the checkpoint's text encoder does not fit the BERT configuration ({origin}): "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
         tok_dir = _tokenizer_dir(record, text_dir)
         conf = (record or {}).get("config") or {}
         hparams = conf.get("hparams") or {}
@@ -325,7 +353,9 @@ def load_vision_language(loaded, text_encoder_dir: str | None = None, device=Non
             local_layer=conf.get("local_layer", OFFICIAL_DEFAULTS["local_layer"]),
             resnet_input=int(image_input.get("resnet_upsample", OFFICIAL_DEFAULTS["resnet_input"]) or 0),
             # padded length does not change the masked outputs; capped by the position table
-            max_words=min(int((record or {}).get("max_words") or OFFICIAL_DEFAULTS["max_words"]), config.max_position_embeddings),
+            max_words=min(
+                int((record or {}).get("max_words") or OFFICIAL_DEFAULTS["max_words"]), config.max_position_embeddings
+            ),
             last_n_layers=int(hparams.get("last_n_layers", OFFICIAL_DEFAULTS["last_n_layers"])),
         )
         vl.source = {
@@ -335,7 +365,9 @@ def load_vision_language(loaded, text_encoder_dir: str | None = None, device=Non
             "heads": {role: k for role, k in HEAD_KEYS[method].items()},
             "bert_config_from": origin,
             "bert_layers": config.num_hidden_layers,
-            "bert_config_sha256": hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:16],
+            "bert_config_sha256": hashlib.sha256(
+                json.dumps(config.to_dict(), sort_keys=True, default=str).encode()
+            ).hexdigest()[:16],
             "tokenizer_sha256": _file_sha(tok_dir),
             "tokenizer_dir": str(tok_dir),
             "local_layer": vl.local_layer,

@@ -20,9 +20,15 @@ from benchmark.plugins import discover
 from models.architectures.base import ArchitectureFamily
 from models.encoder import Encoder
 
-_FAMILIES: list[ArchitectureFamily] = list(discover(
-    sys.modules[__name__], "ARCHITECTURE", key=lambda family: family.names[0],
-    check=lambda obj: isinstance(obj, ArchitectureFamily), skip=("base",)).values())
+_FAMILIES: list[ArchitectureFamily] = list(
+    discover(
+        sys.modules[__name__],
+        "ARCHITECTURE",
+        key=lambda family: family.names[0],
+        check=lambda obj: isinstance(obj, ArchitectureFamily),
+        skip=("base",),
+    ).values()
+)
 
 ARCHS: tuple[str, ...] = tuple(n for family in _FAMILIES for n in family.names)
 

@@ -47,8 +47,9 @@ class ResNetEncoder(Encoder):
 
     head_prefixes = ("fc.",)
 
-    def __init__(self, arch: str, config: ResNetConfig, in_chans: int = 3,
-                 contract: InputContract | None = None) -> None:
+    def __init__(
+        self, arch: str, config: ResNetConfig, in_chans: int = 3, contract: InputContract | None = None
+    ) -> None:
         super().__init__()
         block = tv_resnet.BasicBlock if config.block == "basic" else tv_resnet.Bottleneck
         net = tv_resnet.ResNet(block, list(config.layers))
@@ -72,9 +73,7 @@ class ResNetEncoder(Encoder):
         self.pyramid_channels = (64, 64 * e, 128 * e, 256 * e, 512 * e)
         self.pyramid_strides = (2, 4, 8, 16, 32)
         if contract is None:
-            contract = InputContract(
-                mean=(0.5,) * in_chans, std=(0.5,) * in_chans, channels=in_chans
-            )
+            contract = InputContract(mean=(0.5,) * in_chans, std=(0.5,) * in_chans, channels=in_chans)
         self.contract = contract
 
     def _stages(self, x: Tensor) -> list[Tensor]:
@@ -103,7 +102,7 @@ def _block_counts(state_dict: Mapping[str, Tensor]) -> tuple[int, int, int, int]
         pre = f"layer{layer}."
         for k in state_dict:
             if k.startswith(pre):
-                head = k[len(pre):].split(".", 1)[0]
+                head = k[len(pre) :].split(".", 1)[0]
                 if head.isdigit():
                     idx.add(int(head))
         counts.append(max(idx) + 1 if idx else 0)
@@ -136,4 +135,6 @@ def resnet_in_chans(state_dict: Mapping[str, Tensor]) -> int:
     return int(w.shape[1]) if w is not None and w.dim() == 4 else 3
 
 
-ARCHITECTURE = ArchitectureFamily(tuple(RESNET_CONFIGS), build_resnet, infer_resnet, resnet_in_chans)  # plug-in (benchmark/plugins.py)
+ARCHITECTURE = ArchitectureFamily(
+    tuple(RESNET_CONFIGS), build_resnet, infer_resnet, resnet_in_chans
+)  # plug-in (benchmark/plugins.py)

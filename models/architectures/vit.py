@@ -63,8 +63,7 @@ class ViTEncoder(Encoder):
 
     head_prefixes = ("head.", "head_dist.", "fc_norm.")
 
-    def __init__(self, arch: str, config: ViTConfig, in_chans: int = 3,
-                 contract: InputContract | None = None) -> None:
+    def __init__(self, arch: str, config: ViTConfig, in_chans: int = 3, contract: InputContract | None = None) -> None:
         super().__init__()
         from timm.models.vision_transformer import VisionTransformer
 
@@ -97,7 +96,9 @@ class ViTEncoder(Encoder):
         self.pyramid_blocks = pyramid_block_indices(config.depth)
         if contract is None:
             contract = InputContract(
-                mean=(0.5,) * in_chans, std=(0.5,) * in_chans, channels=in_chans,
+                mean=(0.5,) * in_chans,
+                std=(0.5,) * in_chans,
+                channels=in_chans,
                 input_size=config.img_size,
             )
         self.contract = contract
@@ -147,8 +148,7 @@ class ViTEncoder(Encoder):
 
     def explain_shape_mismatch(self, key, checkpoint_shape, model_shape):
         if key == "pos_embed" and len(checkpoint_shape) == 3:
-            return pos_embed_advice(checkpoint_shape[1], self.config.patch_size,
-                                    self.arch, self.config.img_size)
+            return pos_embed_advice(checkpoint_shape[1], self.config.patch_size, self.arch, self.config.img_size)
         return None
 
 
@@ -160,20 +160,26 @@ def pos_embed_grid(n_tokens: int) -> int | None:
 
 def pos_embed_advice(n_tokens: int, patch: int, arch: str | None, img_size: int | None) -> str:
     g = pos_embed_grid(n_tokens)
-    ckpt = (f"{n_tokens} tokens = a {g}x{g} patch grid + CLS, i.e. {g * patch}x{g * patch} "
-            f"inputs at patch size {patch}" if g else f"{n_tokens} tokens (not a square grid + CLS)")
-    want = (f"{arch} expects {img_size}x{img_size} inputs "
-            f"({(img_size // patch) ** 2 + 1} tokens)" if arch else "no registered ViT matches")
-    return (f"pos_embed size mismatch: the checkpoint's position embeddings have {ckpt}, but "
-            f"{want}. The benchmark does not resample position embeddings; use a checkpoint "
-            f"trained at the registered resolution, or load it through a `module:function` "
-            f"factory that builds the right model.")
+    ckpt = (
+        f"{n_tokens} tokens = a {g}x{g} patch grid + CLS, i.e. {g * patch}x{g * patch} inputs at patch size {patch}"
+        if g
+        else f"{n_tokens} tokens (not a square grid + CLS)"
+    )
+    want = (
+        f"{arch} expects {img_size}x{img_size} inputs ({(img_size // patch) ** 2 + 1} tokens)"
+        if arch
+        else "no registered ViT matches"
+    )
+    return (
+        f"pos_embed size mismatch: the checkpoint's position embeddings have {ckpt}, but "
+        f"{want}. The benchmark does not resample position embeddings; use a checkpoint "
+        f"trained at the registered resolution, or load it through a `module:function` "
+        f"factory that builds the right model."
+    )
 
 
 def looks_like_vit(state_dict: Mapping[str, Tensor]) -> bool:
-    return "patch_embed.proj.weight" in state_dict and any(
-        k.startswith("blocks.0.") for k in state_dict
-    )
+    return "patch_embed.proj.weight" in state_dict and any(k.startswith("blocks.0.") for k in state_dict)
 
 
 def infer_vit(state_dict: Mapping[str, Tensor]) -> tuple[str | None, str]:
@@ -182,17 +188,15 @@ def infer_vit(state_dict: Mapping[str, Tensor]) -> tuple[str | None, str]:
         return None, ""
     w = state_dict["patch_embed.proj.weight"]
     dim, patch = int(w.shape[0]), int(w.shape[-1])
-    depth = 1 + max(
-        int(k.split(".")[1]) for k in state_dict if k.startswith("blocks.") and k.split(".")[1].isdigit()
-    )
+    depth = 1 + max(int(k.split(".")[1]) for k in state_dict if k.startswith("blocks.") and k.split(".")[1].isdigit())
     pe = state_dict.get("pos_embed")
     n_tok = int(pe.shape[1]) if pe is not None and pe.dim() == 3 else None
     g = pos_embed_grid(n_tok) if n_tok else None
     img = g * patch if g else None
-    found = (f"timm-style ViT, depth {depth}, embed dim {dim}, patch {patch}"
-             + (f", pos_embed for {img}x{img} inputs" if img else ""))
-    same_body = [n for n, c in VIT_CONFIGS.items()
-                 if (c.depth, c.embed_dim, c.patch_size) == (depth, dim, patch)]
+    found = f"timm-style ViT, depth {depth}, embed dim {dim}, patch {patch}" + (
+        f", pos_embed for {img}x{img} inputs" if img else ""
+    )
+    same_body = [n for n, c in VIT_CONFIGS.items() if (c.depth, c.embed_dim, c.patch_size) == (depth, dim, patch)]
     for name in same_body:
         if img is None or VIT_CONFIGS[name].img_size == img:
             return name, found
@@ -211,4 +215,6 @@ def build_vit(arch: str, in_chans: int = 3) -> ViTEncoder:
     return ViTEncoder(arch, VIT_CONFIGS[arch], in_chans=in_chans)
 
 
-ARCHITECTURE = ArchitectureFamily(tuple(VIT_CONFIGS), build_vit, infer_vit, vit_in_chans)  # plug-in (benchmark/plugins.py)
+ARCHITECTURE = ArchitectureFamily(
+    tuple(VIT_CONFIGS), build_vit, infer_vit, vit_in_chans
+)  # plug-in (benchmark/plugins.py)

@@ -14,10 +14,12 @@ from benchmark.plugins import discover
 from models.formats.base import CheckpointFormat, LoadOptions, SourceResult, SpecSource, by_priority
 
 _PACKAGE = sys.modules[__name__]
-FORMATS: dict[str, CheckpointFormat] = discover(_PACKAGE, "FORMAT", key=lambda fmt: fmt.name,
-                                                check=lambda obj: isinstance(obj, CheckpointFormat), skip=("base",))
-SOURCES: dict[str, SpecSource] = discover(_PACKAGE, "SOURCE", key=lambda source: source.scheme,
-                                          check=lambda obj: isinstance(obj, SpecSource), skip=("base",))
+FORMATS: dict[str, CheckpointFormat] = discover(
+    _PACKAGE, "FORMAT", key=lambda fmt: fmt.name, check=lambda obj: isinstance(obj, CheckpointFormat), skip=("base",)
+)
+SOURCES: dict[str, SpecSource] = discover(
+    _PACKAGE, "SOURCE", key=lambda source: source.scheme, check=lambda obj: isinstance(obj, SpecSource), skip=("base",)
+)
 
 
 def formats_by_priority() -> list[CheckpointFormat]:
@@ -33,6 +35,12 @@ def detect_format(obj: Any) -> CheckpointFormat | None:
 
 
 __all__ = [
-    "FORMATS", "SOURCES", "CheckpointFormat", "LoadOptions", "SourceResult", "SpecSource",
-    "detect_format", "formats_by_priority",
+    "FORMATS",
+    "SOURCES",
+    "CheckpointFormat",
+    "LoadOptions",
+    "SourceResult",
+    "SpecSource",
+    "detect_format",
+    "formats_by_priority",
 ]

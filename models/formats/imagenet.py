@@ -94,12 +94,21 @@ class ImageNet(SpecSource):
         if found is None:
             raise CheckpointError(f"{path}: expected a torchvision ResNet state dict, found {type(obj).__name__}")
         encoder, report = encoder_from_state_dict(
-            strip_ddp(found[0]), where=f"{path} (imagenet:{arch})", arch=arch,
+            strip_ddp(found[0]),
+            where=f"{path} (imagenet:{arch})",
+            arch=arch,
             allow_partial=opts.allow_partial,
-            contract=InputContract.imagenet(), user_contract=opts.input_contract,
+            contract=InputContract.imagenet(),
+            user_contract=opts.input_contract,
         )
-        report.update(weights_file=str(path), weights_sha256=digest, weights_url=url,
-                      weights_name=weights.name, hash_matches_torchvision=hash_ok, read_with=how)
+        report.update(
+            weights_file=str(path),
+            weights_sha256=digest,
+            weights_url=url,
+            weights_name=weights.name,
+            hash_matches_torchvision=hash_ok,
+            read_with=how,
+        )
         return SourceResult(encoder, f"imagenet:{arch}@{weights.name}", self.scheme, "imagenet", report)
 
 

@@ -72,16 +72,20 @@ def method_for_nested_prefix(prefix: str) -> str | None:
 
 
 def _is_lightning(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and "state_dict" in obj and any(
-        k in obj for k in ("epoch", "global_step", "pytorch-lightning_version", "hyper_parameters")
+    return (
+        isinstance(obj, Mapping)
+        and "state_dict" in obj
+        and any(k in obj for k in ("epoch", "global_step", "pytorch-lightning_version", "hyper_parameters"))
     )
 
 
 class LightningPrefixed(CheckpointFormat):
     name = "lightning_prefixed"
     priority = 10
-    description = ("backbone under a method prefix (MGCA, ConVIRT, GLoRIA, BenchX, M-FLAG, "
-                   "G2D), Lightning checkpoint or plain state dict")
+    description = (
+        "backbone under a method prefix (MGCA, ConVIRT, GLoRIA, BenchX, M-FLAG, "
+        "G2D), Lightning checkpoint or plain state dict"
+    )
 
     def detect(self, obj: Any) -> bool:
         found = find_state_dict(obj)

@@ -33,9 +33,7 @@ def _import(modname: str, spec: str):
     except ModuleNotFoundError as e:
         cwd = os.getcwd()
         top = modname.split(".", 1)[0]
-        if e.name == top and cwd not in sys.path and (
-            Path(cwd, top + ".py").is_file() or Path(cwd, top).is_dir()
-        ):
+        if e.name == top and cwd not in sys.path and (Path(cwd, top + ".py").is_file() or Path(cwd, top).is_dir()):
             sys.path.insert(0, cwd)
             return _import(modname, spec)
         raise ConfigError(
@@ -43,9 +41,7 @@ def _import(modname: str, spec: str):
             f"importable: install it, run from its folder, or add its folder to PYTHONPATH."
         ) from e
     except Exception as e:  # noqa: BLE001 - user code
-        raise ConfigError(
-            f"encoder factory {spec!r}: importing {modname!r} failed ({type(e).__name__}: {e})"
-        ) from e
+        raise ConfigError(f"encoder factory {spec!r}: importing {modname!r} failed ({type(e).__name__}: {e})") from e
 
 
 def _contract(value: Any, spec: str) -> InputContract:
@@ -65,17 +61,19 @@ class ModuleFactory(SpecSource):
     implicit = True
 
     def matches(self, spec: str) -> bool:
-        return spec.startswith("module:") and bool(TARGET_RE.match(spec[len("module:"):]))
+        return spec.startswith("module:") and bool(TARGET_RE.match(spec[len("module:") :]))
 
     def matches_implicit(self, spec: str) -> bool:
         return bool(TARGET_RE.match(spec))
 
     def load(self, spec: str, opts: LoadOptions) -> SourceResult:
-        target = spec[len("module:"):] if self.matches(spec) else spec
+        target = spec[len("module:") :] if self.matches(spec) else spec
         modname, funcname = TARGET_RE.match(target).groups()
         if opts.arch is not None:
-            raise ConfigError(f"{spec!r}: --arch cannot be used with an encoder factory, which "
-                              f"builds its own architecture; drop --arch")
+            raise ConfigError(
+                f"{spec!r}: --arch cannot be used with an encoder factory, which "
+                f"builds its own architecture; drop --arch"
+            )
         mod = _import(modname, spec)
         factory: Any = mod
         for part in funcname.split("."):
@@ -87,8 +85,7 @@ class ModuleFactory(SpecSource):
         try:
             result = factory()
         except Exception as e:  # noqa: BLE001 - user code
-            raise CheckpointError(
-                f"encoder factory {spec!r} raised {type(e).__name__}: {e}") from e
+            raise CheckpointError(f"encoder factory {spec!r} raised {type(e).__name__}: {e}") from e
 
         contract = None
         if isinstance(result, tuple) and len(result) == 2:
@@ -100,8 +97,10 @@ class ModuleFactory(SpecSource):
             encoder.contract = merge_contract(encoder.contract, opts.input_contract)
         elif isinstance(result, nn.Module):
             encoder = ModuleEncoder(
-                result, arch=f"module:{target}",
-                contract=opts.input_contract or contract or InputContract(), source=spec,
+                result,
+                arch=f"module:{target}",
+                contract=opts.input_contract or contract or InputContract(),
+                source=spec,
             )
         else:
             raise ConfigError(

@@ -38,8 +38,15 @@ class RandomInit(SpecSource):
             raise ConfigError(f"{spec!r} names architecture {arch!r} but --arch {opts.arch} was given; drop one")
         encoder = build_arch(arch, seed=seed)
         encoder.contract = merge_contract(encoder.contract, opts.input_contract)
-        report = {"n_expected": 0, "n_loaded": 0, "missing": [], "unexpected": [],
-                  "arch": arch, "seed": seed, "note": "random initialisation, no weights loaded"}
+        report = {
+            "n_expected": 0,
+            "n_loaded": 0,
+            "missing": [],
+            "unexpected": [],
+            "arch": arch,
+            "seed": seed,
+            "note": "random initialisation, no weights loaded",
+        }
         return SourceResult(encoder, f"random:{arch}@{seed}", self.scheme, "random_init", report)
 
 

@@ -9,4 +9,12 @@ from models.text.bert import load_bert, load_tokenizer
 from models.text.heads import GlobalEmbedding, LocalEmbedding
 from models.text.words import Captioner, merge_subwords, word_groups
 
-__all__ = ["Captioner", "GlobalEmbedding", "LocalEmbedding", "load_bert", "load_tokenizer", "merge_subwords", "word_groups"]
+__all__ = [
+    "Captioner",
+    "GlobalEmbedding",
+    "LocalEmbedding",
+    "load_bert",
+    "load_tokenizer",
+    "merge_subwords",
+    "word_groups",
+]

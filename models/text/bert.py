@@ -15,7 +15,9 @@ def load_tokenizer(path: str | Path):
 
     path = Path(path)
     if not path.is_dir():
-        raise ConfigError(f"tokenizer directory {path} not found (a local Hugging Face tokenizer folder, e.g. Bio_ClinicalBERT)")
+        raise ConfigError(
+            f"tokenizer directory {path} not found (a local Hugging Face tokenizer folder, e.g. Bio_ClinicalBERT)"
+        )
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
@@ -35,7 +37,9 @@ def load_bert(path: str | Path, *, num_layers: int | None = None, attentions: bo
 
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise ConfigError(f"--text-encoder {path}: no config.json; expected a local Hugging Face BERT folder (e.g. Bio_ClinicalBERT)")
+        raise ConfigError(
+            f"--text-encoder {path}: no config.json; expected a local Hugging Face BERT folder (e.g. Bio_ClinicalBERT)"
+        )
     config = BertConfig.from_pretrained(str(path), local_files_only=True)
     total_layers = config.num_hidden_layers
     if num_layers:
@@ -46,8 +50,9 @@ def load_bert(path: str | Path, *, num_layers: int | None = None, attentions: bo
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        model, info = BertModel.from_pretrained(str(path), config=config, add_pooling_layer=False, local_files_only=True,
-                                                output_loading_info=True)
+        model, info = BertModel.from_pretrained(
+            str(path), config=config, add_pooling_layer=False, local_files_only=True, output_loading_info=True
+        )
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -55,17 +60,23 @@ def load_bert(path: str | Path, *, num_layers: int | None = None, attentions: bo
     missing = sorted(info.get("missing_keys") or [])
     mismatched = list(info.get("mismatched_keys") or [])
     if missing or mismatched:
-        raise ConfigError(f"--text-encoder {path}: the folder's weights do not fill the BERT its config.json describes: "
-                          f"{len(missing)} missing tensor(s) {missing[:4]}, {len(mismatched)} of another shape {mismatched[:2]}")
+        raise ConfigError(
+            f"--text-encoder {path}: the folder's weights do not fill the BERT its config.json describes: "
+            f"{len(missing)} missing tensor(s) {missing[:4]}, {len(mismatched)} of another shape {mismatched[:2]}"
+        )
     dropped_layers = {f"encoder.layer.{i}." for i in range(kept, total_layers)}
     leftover = sorted(info.get("unexpected_keys") or [])
     of_dropped = [k for k in leftover if any(k.startswith(prefix) for prefix in dropped_layers)]
     unused = [k for k in leftover if k.startswith(_UNUSED_BERT_PARTS)]
     strange = sorted(set(leftover) - set(of_dropped) - set(unused))
     if strange:
-        raise ConfigError(f"--text-encoder {path}: {len(strange)} tensor(s) in the folder belong to no part of a BERT encoder "
-                          f"(e.g. {strange[:4]}); is it a BERT checkpoint?")
+        raise ConfigError(
+            f"--text-encoder {path}: {len(strange)} tensor(s) in the folder belong to no part of a BERT encoder "
+            f"(e.g. {strange[:4]}); is it a BERT checkpoint?"
+        )
     if kept < total_layers:
-        log(f"text tower: kept {kept} of {total_layers} BERT layers as the method specifies "
-            f"({len(of_dropped)} tensors of layers {kept}-{total_layers - 1} not loaded)")
+        log(
+            f"text tower: kept {kept} of {total_layers} BERT layers as the method specifies "
+            f"({len(of_dropped)} tensors of layers {kept}-{total_layers - 1} not loaded)"
+        )
     return model

@@ -10,8 +10,13 @@ class GlobalEmbedding(nn.Module):
 
     def __init__(self, input_dim: int, hidden_dim: int, output_dim: int):
         super().__init__()
-        self.head = nn.Sequential(nn.Linear(input_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden_dim, output_dim), nn.BatchNorm1d(output_dim, affine=False))
+        self.head = nn.Sequential(
+            nn.Linear(input_dim, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, output_dim),
+            nn.BatchNorm1d(output_dim, affine=False),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(x)
@@ -22,8 +27,13 @@ class LocalEmbedding(nn.Module):
 
     def __init__(self, input_dim: int, hidden_dim: int, output_dim: int):
         super().__init__()
-        self.head = nn.Sequential(nn.Conv1d(input_dim, hidden_dim, 1), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True),
-                                  nn.Conv1d(hidden_dim, output_dim, 1), nn.BatchNorm1d(output_dim, affine=False))
+        self.head = nn.Sequential(
+            nn.Conv1d(input_dim, hidden_dim, 1),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(hidden_dim, output_dim, 1),
+            nn.BatchNorm1d(output_dim, affine=False),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(x.transpose(1, 2)).transpose(1, 2)

@@ -88,8 +88,11 @@ def pair_set(data_root: str | Path, *, limit: int | None = None) -> pd.DataFrame
     frame = frame[frame["caption_tokens"] >= MIN_CAPTION_TOKENS]
     frame = frame[frame["split"].isin(TRAIN_SPLITS + VALID_SPLITS)]
     prompts = [synthesis_prompt(i, f) for i, f in zip(frame["impression"], frame["findings"])]
-    frame = frame.assign(subset=np.where(frame["split"].isin(TRAIN_SPLITS), "train", "valid"),
-                         prompt=[p for p, _ in prompts], prompt_section=[s for _, s in prompts])
+    frame = frame.assign(
+        subset=np.where(frame["split"].isin(TRAIN_SPLITS), "train", "valid"),
+        prompt=[p for p, _ in prompts],
+        prompt_section=[s for _, s in prompts],
+    )
     frame = frame.reset_index(drop=True)
     if limit:
         keep = frame.groupby("subset", sort=False).cumcount() < int(limit)
@@ -104,10 +107,17 @@ def pair_set_summary(frame: pd.DataFrame) -> dict:
     lines = sorted(f"{d},{s}" for d, s in zip(frame["dicom_id"].astype(str), frame["subset"]))
     digest = hashlib.sha256(("\n".join(lines) + "\n").encode()).hexdigest()
     counts = frame["subset"].value_counts()
-    return {"train": int(counts.get("train", 0)), "valid": int(counts.get("valid", 0)), "pairs": len(frame), "sha256": digest}
+    return {
+        "train": int(counts.get("train", 0)),
+        "valid": int(counts.get("valid", 0)),
+        "pairs": len(frame),
+        "sha256": digest,
+    }
 
 
 def describe(summary: dict) -> str:
     """One line for logs: ``pair set: 174 train + 26 valid = 200 pairs, sha256 ab12cd34ef56``."""
-    return (f"pair set: {summary['train']} train + {summary['valid']} valid = {summary['pairs']} pairs, "
-            f"sha256 {summary['sha256'][:12]}")
+    return (
+        f"pair set: {summary['train']} train + {summary['valid']} valid = {summary['pairs']} pairs, "
+        f"sha256 {summary['sha256'][:12]}"
+    )

@@ -47,11 +47,17 @@ class MimicLayout:
         return self.reports / "files" / subject[:3] / subject / f"s{study_id}.txt"
 
     def check(self) -> None:
-        needed = [self.jpg / "mimic-cxr-2.0.0-metadata.csv.gz", self.jpg / "mimic-cxr-2.0.0-split.csv.gz", self.jpg / "files", self.reports / "files"]
+        needed = [
+            self.jpg / "mimic-cxr-2.0.0-metadata.csv.gz",
+            self.jpg / "mimic-cxr-2.0.0-split.csv.gz",
+            self.jpg / "files",
+            self.reports / "files",
+        ]
         missing = [str(p) for p in needed if not p.exists()]
         if missing:
             raise DatasetNotFoundError(
-                "MIMIC-CXR-JPG with its reports was not found. Missing:\n  " + "\n  ".join(missing)
+                "MIMIC-CXR-JPG with its reports was not found. Missing:\n  "
+                + "\n  ".join(missing)
                 + "\nExpected layout under the data root:\n"
                 "  mimic-cxr-jpg/2.0.0/{files/pXX/pXXXXXXXX/sXXXXXXXX/<dicom_id>.jpg, mimic-cxr-2.0.0-metadata.csv.gz, mimic-cxr-2.0.0-split.csv.gz}\n"
                 "  mimic-cxr/2.0.0/files/pXX/pXXXXXXXX/sXXXXXXXX.txt (unzipped mimic-cxr-reports.zip)\n"
@@ -63,7 +69,9 @@ def count_tokens(text: str) -> int:
     return len(TOKEN.findall(text or ""))
 
 
-def load_pairs(root: str | Path, *, frontal_only: bool = True, min_tokens: int = 3, section: str = "impression") -> pd.DataFrame:
+def load_pairs(
+    root: str | Path, *, frontal_only: bool = True, min_tokens: int = 3, section: str = "impression"
+) -> pd.DataFrame:
     """One row per image: ids, split, view, image path, report path and report sections.
 
     Rows whose ``section`` (default IMPRESSION) has fewer than ``min_tokens`` word tokens
@@ -80,10 +88,19 @@ def load_pairs(root: str | Path, *, frontal_only: bool = True, min_tokens: int =
         path = layout.report_path(subject, study)
         sections[(subject, study)] = read_report(path) if path.is_file() else {}
     frame = frame.assign(
-        image_path=[str(layout.image_path(s, t, d)) for s, t, d in frame[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)],
-        report_path=[str(layout.report_path(s, t)) for s, t in frame[["subject_id", "study_id"]].itertuples(index=False)],
-        impression=[sections[(s, t)].get("impression", "") for s, t in frame[["subject_id", "study_id"]].itertuples(index=False)],
-        findings=[sections[(s, t)].get("findings", "") for s, t in frame[["subject_id", "study_id"]].itertuples(index=False)],
+        image_path=[
+            str(layout.image_path(s, t, d))
+            for s, t, d in frame[["subject_id", "study_id", "dicom_id"]].itertuples(index=False)
+        ],
+        report_path=[
+            str(layout.report_path(s, t)) for s, t in frame[["subject_id", "study_id"]].itertuples(index=False)
+        ],
+        impression=[
+            sections[(s, t)].get("impression", "") for s, t in frame[["subject_id", "study_id"]].itertuples(index=False)
+        ],
+        findings=[
+            sections[(s, t)].get("findings", "") for s, t in frame[["subject_id", "study_id"]].itertuples(index=False)
+        ],
     )
     frame = frame[frame[section].map(count_tokens) >= min_tokens]
     return frame.sort_values(["subject_id", "study_id", "dicom_id"]).reset_index(drop=True)

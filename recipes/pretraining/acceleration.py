@@ -55,7 +55,9 @@ def compile_towers(method: nn.Module, backend: str = "inductor") -> int:
     return len(modules)
 
 
-def prepare(method: nn.Module, device: torch.device, *, channels_last: str = "auto", compile_backend: str | None = None) -> dict:
+def prepare(
+    method: nn.Module, device: torch.device, *, channels_last: str = "auto", compile_backend: str | None = None
+) -> dict:
     """Apply the options to ``method`` (already on ``device``); returns what was applied (logged)."""
     applied = {"channels_last": wants_channels_last(channels_last, device, method), "compile": compile_backend}
     if applied["channels_last"]:

@@ -40,43 +40,98 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEFAULT_SYNTHESIS = ("{python} -m recipes.synthesis generate --data-root {data_root} --model {synthesis_model} "
-                     "--output {synthetic_root} --preset {preset} --steps {steps} --generator-name {generator}")
+DEFAULT_SYNTHESIS = (
+    "{python} -m recipes.synthesis generate --data-root {data_root} --model {synthesis_model} "
+    "--output {synthetic_root} --preset {preset} --steps {steps} --generator-name {generator}"
+)
 STUDY_STEPS = 50  # Study A: 50 sampling steps for SD 2.1 and RoentGen alike (RoentGen's authors used 75)
 DEFAULT_BENCHMARK = "{python} {run_benchmark} --encoder {checkpoint} --data-root {data_root} {destination}"
 # one per pretraining preset (recipes.pretraining.presets.PRESET_NAMES; kept here so the chain imports no torch)
-METHOD_TITLES = {"convirt": "ConVIRT", "convirt-original": "ConVIRT (original code's settings)", "gloria": "GLoRIA",
-                 "gloria-caption": "GLoRIA (MGCA caption input)", "mgca": "MGCA"}
+METHOD_TITLES = {
+    "convirt": "ConVIRT",
+    "convirt-original": "ConVIRT (original code's settings)",
+    "gloria": "GLoRIA",
+    "gloria-caption": "GLoRIA (MGCA caption input)",
+    "mgca": "MGCA",
+}
 RUN_BENCHMARK = Path(__file__).resolve().parents[2] / "run_benchmark.py"
 KNOWN_GENERATORS = ("sd21", "roentgen")  # the submission schema's generator names; anything else is "other"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m recipes.pretraining.chain", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", required=True, choices=tuple(METHOD_TITLES), help="pretraining preset (docs/protocol.md, 'Recipes')")
-    p.add_argument("--generator", required=True, help="image generator name (roentgen, sd21, ...) or 'real' for real images")
+    p = argparse.ArgumentParser(
+        prog="python -m recipes.pretraining.chain",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--method", required=True, choices=tuple(METHOD_TITLES), help="pretraining preset (docs/protocol.md, 'Recipes')"
+    )
+    p.add_argument(
+        "--generator", required=True, help="image generator name (roentgen, sd21, ...) or 'real' for real images"
+    )
     p.add_argument("--data-root", required=True, help="MIMIC-CXR-JPG + reports root (and the benchmark datasets' root)")
     p.add_argument("--text-encoder", required=True, help="local BERT folder")
     p.add_argument("--work", required=True, help="folder for every step's output")
-    p.add_argument("--synthetic-root", default=None, help="existing synthetic image set (skips synthesis); default <work>/synthetic")
-    p.add_argument("--synthesis-model", default="", help="local diffusers pipeline folder for the synthesis step (SD 2.1 / RoentGen)")
-    p.add_argument("--preset", default=None, help="synthesis preset (default: the generator name if it is one, else sd21)")
-    p.add_argument("--synthesis-steps", type=int, default=STUDY_STEPS, metavar="N",
-                   help=f"sampling steps of the synthesis step (default {STUDY_STEPS}: the study's setting for both generators;\n"
-                   "75 = RoentGen's authors' sampling); recorded in SYNTHESIS.json and the checkpoint")
+    p.add_argument(
+        "--synthetic-root",
+        default=None,
+        help="existing synthetic image set (skips synthesis); default <work>/synthetic",
+    )
+    p.add_argument(
+        "--synthesis-model",
+        default="",
+        help="local diffusers pipeline folder for the synthesis step (SD 2.1 / RoentGen)",
+    )
+    p.add_argument(
+        "--preset", default=None, help="synthesis preset (default: the generator name if it is one, else sd21)"
+    )
+    p.add_argument(
+        "--synthesis-steps",
+        type=int,
+        default=STUDY_STEPS,
+        metavar="N",
+        help=f"sampling steps of the synthesis step (default {STUDY_STEPS}: the study's setting for both generators;\n"
+        "75 = RoentGen's authors' sampling); recorded in SYNTHESIS.json and the checkpoint",
+    )
     p.add_argument("--synthesis-cmd", default=DEFAULT_SYNTHESIS, help="synthesis command template")
     p.add_argument("--benchmark-cmd", default=DEFAULT_BENCHMARK, help="benchmark command template")
-    p.add_argument("--synthesis-args", default="", help="extra options (a template) appended to the synthesis command,\n"
-                   "e.g. \"--height 256 --width 256 --steps 25 --limit 100\" (they override the preset)")
-    p.add_argument("--benchmark-args", default="", help="extra options (a template) appended to the benchmark command,\n"
-                   "e.g. \"--suite demo --demo-root {data_root} --tasks rsna_cls --fractions 100\"")
-    p.add_argument("--submission", default=None, metavar="NAME", help="write the benchmark results into <submissions-dir>/NAME/, fill its\n"
-                   "submission.yaml and validate it (default: results go to <work>/results, no submission)")
-    p.add_argument("--submissions-dir", default=None, metavar="DIR", help="folder of submissions (default: the repository's submissions/)")
-    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="submission.yaml field, e.g. --meta licence=Apache-2.0\n"
-                   "--meta checkpoint.url=https://... (values are read as YAML scalars); repeatable")
-    p.add_argument("--submission-cmd", default=None, help="submission command template replacing the built-in fill + validate step")
+    p.add_argument(
+        "--synthesis-args",
+        default="",
+        help="extra options (a template) appended to the synthesis command,\n"
+        'e.g. "--height 256 --width 256 --steps 25 --limit 100" (they override the preset)',
+    )
+    p.add_argument(
+        "--benchmark-args",
+        default="",
+        help="extra options (a template) appended to the benchmark command,\n"
+        'e.g. "--suite demo --demo-root {data_root} --tasks rsna_cls --fractions 100"',
+    )
+    p.add_argument(
+        "--submission",
+        default=None,
+        metavar="NAME",
+        help="write the benchmark results into <submissions-dir>/NAME/, fill its\n"
+        "submission.yaml and validate it (default: results go to <work>/results, no submission)",
+    )
+    p.add_argument(
+        "--submissions-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of submissions (default: the repository's submissions/)",
+    )
+    p.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="submission.yaml field, e.g. --meta licence=Apache-2.0\n"
+        "--meta checkpoint.url=https://... (values are read as YAML scalars); repeatable",
+    )
+    p.add_argument(
+        "--submission-cmd", default=None, help="submission command template replacing the built-in fill + validate step"
+    )
     p.add_argument("--nproc", type=int, default=1, help="processes for pretraining (torchrun when > 1)")
     p.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     p.add_argument("pretrain_args", nargs=argparse.REMAINDER, help="after --: extra arguments for the pretraining CLI")
@@ -109,27 +164,71 @@ def plan(a: argparse.Namespace) -> list[tuple[str, list[str], Path | None]]:
         destination = f"--submission {shlex.quote(a.submission)} --submissions-dir {shlex.quote(str(submissions_dir))}"
     else:
         destination = f"--output {shlex.quote(str(work / 'results'))}"
-    values = dict(python=shlex.quote(sys.executable), data_root=shlex.quote(a.data_root), generator=shlex.quote(a.generator),
-                  synthetic_root=shlex.quote(str(synthetic_root)), checkpoint=shlex.quote(str(checkpoint)),
-                  results=shlex.quote(str(work / "results")), work=shlex.quote(str(work)), method=a.method,
-                  synthesis_model=shlex.quote(a.synthesis_model or "MODEL_DIR"), preset=shlex.quote(a.preset or _preset(a.generator)),
-                  run_benchmark=shlex.quote(str(RUN_BENCHMARK)), steps=str(int(a.synthesis_steps)), submission=shlex.quote(a.submission or ""), submissions_dir=shlex.quote(str(submissions_dir)), destination=destination)
+    values = dict(
+        python=shlex.quote(sys.executable),
+        data_root=shlex.quote(a.data_root),
+        generator=shlex.quote(a.generator),
+        synthetic_root=shlex.quote(str(synthetic_root)),
+        checkpoint=shlex.quote(str(checkpoint)),
+        results=shlex.quote(str(work / "results")),
+        work=shlex.quote(str(work)),
+        method=a.method,
+        synthesis_model=shlex.quote(a.synthesis_model or "MODEL_DIR"),
+        preset=shlex.quote(a.preset or _preset(a.generator)),
+        run_benchmark=shlex.quote(str(RUN_BENCHMARK)),
+        steps=str(int(a.synthesis_steps)),
+        submission=shlex.quote(a.submission or ""),
+        submissions_dir=shlex.quote(str(submissions_dir)),
+        destination=destination,
+    )
     steps = []
     if not real:
-        steps.append(("synthesis", shlex.split(a.synthesis_cmd.format(**values)) + shlex.split(a.synthesis_args.format(**values)),
-                      synthetic_root / "mimic-cxr-jpg"))
-    launcher = [sys.executable] if a.nproc <= 1 else [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(a.nproc)]
-    pre = [*launcher, "-m", "recipes.pretraining", "--method", a.method, "--data-root", a.data_root, "--text-encoder",
-           a.text_encoder, "--output", str(pre_out)]
+        steps.append(
+            (
+                "synthesis",
+                shlex.split(a.synthesis_cmd.format(**values)) + shlex.split(a.synthesis_args.format(**values)),
+                synthetic_root / "mimic-cxr-jpg",
+            )
+        )
+    launcher = (
+        [sys.executable]
+        if a.nproc <= 1
+        else [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(a.nproc)]
+    )
+    pre = [
+        *launcher,
+        "-m",
+        "recipes.pretraining",
+        "--method",
+        a.method,
+        "--data-root",
+        a.data_root,
+        "--text-encoder",
+        a.text_encoder,
+        "--output",
+        str(pre_out),
+    ]
     if not real:
         pre += ["--image-source", "synthetic", "--synthetic-root", str(synthetic_root), "--generator", a.generator]
     steps.append(("pretraining", pre + extra, checkpoint))
-    steps.append(("benchmark", shlex.split(a.benchmark_cmd.format(**values)) + shlex.split(a.benchmark_args.format(**values)), None))
+    steps.append(
+        (
+            "benchmark",
+            shlex.split(a.benchmark_cmd.format(**values)) + shlex.split(a.benchmark_args.format(**values)),
+            None,
+        )
+    )
     if a.submission_cmd:
         steps.append(("submission", shlex.split(a.submission_cmd.format(**values)), None))
     elif a.submission:
         # built-in step, run in this process (shown as the equivalent validation command)
-        steps.append(("submission", [sys.executable, str(RUN_BENCHMARK), "validate-submission", str(submissions_dir / a.submission)], None))
+        steps.append(
+            (
+                "submission",
+                [sys.executable, str(RUN_BENCHMARK), "validate-submission", str(submissions_dir / a.submission)],
+                None,
+            )
+        )
     return steps
 
 
@@ -164,7 +263,9 @@ def parse_meta(items: list[str]) -> dict:
 def _merge(base: dict, update: dict) -> dict:
     merged = dict(base)
     for key, value in update.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 
@@ -182,8 +283,12 @@ def fill_submission(folder: Path, method: str, generator: str, meta: dict | None
     known = {
         "method": METHOD_TITLES.get(method, method),
         "method_id": method,
-        "pretraining": {**(current.get("pretraining") or {}), "images": "real" if real else "synthetic",
-                        "generator": None if real else (generator if generator in KNOWN_GENERATORS else "other"), "mix_ratio": None},
+        "pretraining": {
+            **(current.get("pretraining") or {}),
+            "images": "real" if real else "synthetic",
+            "generator": None if real else (generator if generator in KNOWN_GENERATORS else "other"),
+            "mix_ratio": None,
+        },
     }
     merged = _merge(_merge(current, known), meta or {})
     atomic_write_text(path, yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
@@ -220,8 +325,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[chain] {name} failed with status {rc}", file=sys.stderr)
             return rc
     if not a.submission_cmd and not a.submission:
-        print("[chain] submission: no --submission NAME (or --submission-cmd) given; results are in "
-              f"{Path(a.work) / 'results'}", flush=True)
+        print(
+            "[chain] submission: no --submission NAME (or --submission-cmd) given; results are in "
+            f"{Path(a.work) / 'results'}",
+            flush=True,
+        )
     return 0
 
 

@@ -30,8 +30,11 @@ from torch.utils.data import Dataset
 from benchmark.errors import ConfigError, DatasetNotFoundError
 from benchmark.preprocess import centre_crop, random_crop
 from models.text import Captioner, word_groups  # noqa: F401  (the shared text side, models/text)
-from recipes.mimic.pair_set import (MIN_CAPTION_TOKENS, TRAIN_SPLITS, VALID_SPLITS, caption_sentences, make_caption,  # noqa: F401
-                                    pair_set)
+from recipes.mimic.pair_set import (
+    caption_sentences,
+    make_caption,  # noqa: F401
+    pair_set,
+)
 from recipes.pretraining.image_cache import CachedImages, decode_resized
 
 IMAGE_SOURCES = ("real", "synthetic", "mixed")
@@ -53,8 +56,21 @@ def synthetic_files_dir(root: str | Path) -> Path:
     )
 
 
-SYNTHESIS_SETTINGS = ("generator", "generator_fingerprint", "preset", "scheduler", "steps", "guidance", "seed", "seed_mode",
-                      "height", "width", "dtype", "images", "complete")
+SYNTHESIS_SETTINGS = (
+    "generator",
+    "generator_fingerprint",
+    "preset",
+    "scheduler",
+    "steps",
+    "guidance",
+    "seed",
+    "seed_mode",
+    "height",
+    "width",
+    "dtype",
+    "images",
+    "complete",
+)
 
 
 def synthesis_settings(root: str | Path | None) -> dict | None:
@@ -65,7 +81,10 @@ def synthesis_settings(root: str | Path | None) -> dict | None:
     import json
 
     root = Path(root)
-    for cand in (root / "SYNTHESIS.json", root.parent.parent / "SYNTHESIS.json"):  # the root, or its mimic-cxr-jpg/2.0.0
+    for cand in (
+        root / "SYNTHESIS.json",
+        root.parent.parent / "SYNTHESIS.json",
+    ):  # the root, or its mimic-cxr-jpg/2.0.0
         if cand.is_file():
             summary = json.loads(cand.read_text())
             return {k: summary.get(k) for k in SYNTHESIS_SETTINGS}
@@ -104,7 +123,9 @@ class SourceSpec:
         if self.kind not in IMAGE_SOURCES:
             raise ConfigError(f"--image-source must be one of {', '.join(IMAGE_SOURCES)}, got {self.kind!r}")
         if self.kind != "real" and not self.synthetic_root:
-            raise ConfigError(f"--image-source {self.kind} needs --synthetic-root DIR (a synthetic image set in the MIMIC-CXR-JPG layout)")
+            raise ConfigError(
+                f"--image-source {self.kind} needs --synthetic-root DIR (a synthetic image set in the MIMIC-CXR-JPG layout)"
+            )
         if self.kind == "mixed" and not 0.0 <= self.ratio <= 1.0:
             raise ConfigError(f"--synthetic-ratio must be in [0, 1], got {self.ratio}")
 
@@ -123,7 +144,9 @@ def assign_images(frame: pd.DataFrame, source: SourceSpec) -> pd.DataFrame:
     if source.kind == "real":
         return frame
     files_dir = synthetic_files_dir(source.synthetic_root)
-    use = [source.kind == "synthetic" or mixed_is_synthetic(d, source.ratio, source.mix_seed) for d in frame["dicom_id"]]
+    use = [
+        source.kind == "synthetic" or mixed_is_synthetic(d, source.ratio, source.mix_seed) for d in frame["dicom_id"]
+    ]
     paths, missing = list(frame["image_path"]), []
     for i, (flag, row) in enumerate(zip(use, frame[["subject_id", "study_id", "dicom_id"]].itertuples(index=False))):
         if not flag:
@@ -147,7 +170,9 @@ def assign_images(frame: pd.DataFrame, source: SourceSpec) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ pair table
-def load_pretraining_pairs(data_root: str | Path, source: SourceSpec | None = None, *, limit: int | None = None) -> pd.DataFrame:
+def load_pretraining_pairs(
+    data_root: str | Path, source: SourceSpec | None = None, *, limit: int | None = None
+) -> pd.DataFrame:
     """The pair set of ``data_root`` (:func:`recipes.mimic.pair_set.pair_set`) with ``image_path``
     and ``image_kind`` set for ``source``; the same rows, in the same order, for every source."""
     frame = pair_set(data_root, limit=limit)
@@ -215,10 +240,19 @@ class PairDataset(Dataset):
     (:mod:`recipes.pretraining.image_cache`, row i = ``frame`` row i) the resized images come
     from the cache instead of being decoded and resized at every access; the result is the same."""
 
-    def __init__(self, frame: pd.DataFrame, captioner: Captioner, image: ImageSpec, train: bool, text: TextInput | None = None,
-                 cached: CachedImages | None = None):
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        captioner: Captioner,
+        image: ImageSpec,
+        train: bool,
+        text: TextInput | None = None,
+        cached: CachedImages | None = None,
+    ):
         if cached is not None and (len(cached) != len(frame) or cached.resize != image.resize):
-            raise ConfigError(f"image cache: {len(cached)} images at {cached.resize} px for {len(frame)} pairs at {image.resize} px")
+            raise ConfigError(
+                f"image cache: {len(cached)} images at {cached.resize} px for {len(frame)} pairs at {image.resize} px"
+            )
         self.cached = cached
         self.paths = list(frame["image_path"])
         self.captions = list(frame["caption"])
@@ -269,8 +303,19 @@ class StepBatches:
     ``[r*B, (r+1)*B)`` part, so a DDP run and a single-process run with the same global
     batch see the same pairs. Incomplete last batches are dropped."""
 
-    def __init__(self, n: int, batch_size: int, *, world: int = 1, rank: int = 0, seed: int = 0,
-                 epoch: int = 0, start: int = 0, shuffle: bool = True, train: bool = True):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        world: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        epoch: int = 0,
+        start: int = 0,
+        shuffle: bool = True,
+        train: bool = True,
+    ):
         self.n, self.b, self.world, self.rank = n, batch_size, world, rank
         self.seed, self.epoch, self.start, self.shuffle, self.train = seed, epoch, start, shuffle, train
 
@@ -289,5 +334,5 @@ class StepBatches:
             order = list(range(self.n))
         g_size = self.b * self.world
         for m in range(self.start, self.steps_per_epoch(self.n, self.b, self.world)):
-            part = order[m * g_size + self.rank * self.b: m * g_size + (self.rank + 1) * self.b]
+            part = order[m * g_size + self.rank * self.b : m * g_size + (self.rank + 1) * self.b]
             yield [(i, item_seed(self.seed, self.epoch, i) if self.train else 0) for i in part]

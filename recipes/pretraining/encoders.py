@@ -22,6 +22,7 @@ from benchmark.errors import ConfigError
 from models.architectures import build_arch
 from models.architectures.resnet import ResNetEncoder
 from models.architectures.vit import ViTEncoder
+
 # the text side (BERT tower and tokenizer, word merging, MGCA's heads) is shared with the
 # harness's zero-shot side in models/text; re-exported here for the methods
 from models.text import GlobalEmbedding, LocalEmbedding, load_bert, load_tokenizer, merge_subwords  # noqa: F401
@@ -62,7 +63,9 @@ class ImageTower(nn.Module):
     """``.model`` = backbone; returns (global (B, C), local tokens (B, N, C_l), grid (h, w),
     CLS attention (B, N) or None)."""
 
-    def __init__(self, arch: str, init: str = "random", seed: int = 0, local_layer: str = "layer3", upsample: int = 299):
+    def __init__(
+        self, arch: str, init: str = "random", seed: int = 0, local_layer: str = "layer3", upsample: int = 299
+    ):
         super().__init__()
         self.model = build_image_model(arch, init, seed)
         self.arch = arch

@@ -93,8 +93,10 @@ class BuildReport:
 
     def line(self, resize: int) -> str:
         size = self.images * resize * resize / 1e9
-        return (f"image cache {self.folder}: {self.images} images at {resize} px ({size:.2f} GB), {self.cached} already cached, "
-                f"{self.built} decoded now")
+        return (
+            f"image cache {self.folder}: {self.images} images at {resize} px ({size:.2f} GB), {self.cached} already cached, "
+            f"{self.built} decoded now"
+        )
 
 
 class CachedImages:
@@ -136,8 +138,12 @@ class _Decode:
 
     def __getitem__(self, i: int) -> np.ndarray:
         image = decode_resized(self.paths[i], self.resize)
-        if image.shape != (self.resize, self.resize) or image.dtype != np.uint8:  # pragma: no cover - resize_and_pad's contract
-            raise ImageDecodeError(self.paths[i], f"decoded to {image.shape} {image.dtype}, expected ({self.resize}, {self.resize}) uint8")
+        if (
+            image.shape != (self.resize, self.resize) or image.dtype != np.uint8
+        ):  # pragma: no cover - resize_and_pad's contract
+            raise ImageDecodeError(
+                self.paths[i], f"decoded to {image.shape} {image.dtype}, expected ({self.resize}, {self.resize}) uint8"
+            )
         return image
 
 
@@ -170,8 +176,11 @@ class ImageCache:
                 shape = np.load(npy, mmap_mode="r").shape
             except (OSError, ValueError):
                 continue  # a shard being replaced or damaged: its images count as missing
-            if meta.get("version") != CACHE_VERSION or meta.get("resize") != self.resize or \
-                    shape != (len(meta.get("keys", [])), self.resize, self.resize):
+            if (
+                meta.get("version") != CACHE_VERSION
+                or meta.get("resize") != self.resize
+                or shape != (len(meta.get("keys", [])), self.resize, self.resize)
+            ):
                 continue
             self._seen.add(meta_path.name)
             for row, key in enumerate(meta["keys"]):
@@ -179,8 +188,17 @@ class ImageCache:
         return self._index
 
     # ------------------------------------------------------------------ build
-    def prepare(self, paths: Sequence[str | Path], *, workers: int = 0, progress: bool = True, rank: int = 0, world: int = 1,
-                barrier: Callable[[], None] | None = None, log: Callable[[str], None] | None = print) -> CachedImages:
+    def prepare(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        workers: int = 0,
+        progress: bool = True,
+        rank: int = 0,
+        world: int = 1,
+        barrier: Callable[[], None] | None = None,
+        log: Callable[[str], None] | None = print,
+    ) -> CachedImages:
         """Cache every image of ``paths`` that is not cached yet, then return a reader whose row
         ``i`` is ``paths[i]``. Under DDP every rank calls this with the same paths (and the
         process group's ``barrier``): ranks split the missing shards and wait for the others'."""
@@ -202,7 +220,11 @@ class ImageCache:
         if len(todo) and world > 1:
             self._wait_for([k for _, items in plan for k, _ in items], log if rank == 0 else None)
         if log is not None and rank == 0:
-            log(BuildReport(distinct, distinct - len(todo), sum(len(items) for _, items in mine), self.folder).line(self.resize))
+            log(
+                BuildReport(distinct, distinct - len(todo), sum(len(items) for _, items in mine), self.folder).line(
+                    self.resize
+                )
+            )
         return self.reader(paths, keys)
 
     def reader(self, paths: Sequence[str | Path], keys: Sequence[str] | None = None) -> CachedImages:
@@ -210,8 +232,10 @@ class ImageCache:
         index = self.index()
         missing = [str(p) for p, k in zip(paths, keys) if k not in index]
         if missing:
-            raise ConfigError(f"image cache {self.folder}: {len(missing)} image(s) are not cached (changed since the cache was built?), "
-                              f"e.g. {missing[0]}; rerun to cache them")
+            raise ConfigError(
+                f"image cache {self.folder}: {len(missing)} image(s) are not cached (changed since the cache was built?), "
+                f"e.g. {missing[0]}; rerun to cache them"
+            )
         files: dict[str, int] = {}
         shard = np.empty(len(keys), dtype=np.int32)
         offset = np.empty(len(keys), dtype=np.int64)
@@ -231,8 +255,10 @@ class ImageCache:
         need = n_images * self.resize * self.resize + (1 << 20)
         free = shutil.disk_usage(self.folder).free
         if free < need:
-            raise ConfigError(f"image cache {self.folder}: {n_images} images at {self.resize} px need {need / 1e9:.2f} GB, "
-                              f"only {free / 1e9:.2f} GB free; point --image-cache at a larger disk or run without it")
+            raise ConfigError(
+                f"image cache {self.folder}: {n_images} images at {self.resize} px need {need / 1e9:.2f} GB, "
+                f"only {free / 1e9:.2f} GB free; point --image-cache at a larger disk or run without it"
+            )
 
     def _build(self, shards: list[tuple[str, list[tuple[str, str]]]], workers: int, progress: bool) -> None:
         if not shards:
@@ -246,14 +272,29 @@ class ImageCache:
             for b in range(start, start + len(items), 32):
                 batches.append(list(range(b, min(b + 32, start + len(items)))))
             start += len(items)
-        loader = torch.utils.data.DataLoader(_Decode(paths, self.resize), batch_sampler=batches, num_workers=workers,
-                                             collate_fn=_stack, generator=torch.Generator())  # leaves torch's global RNG alone
+        loader = torch.utils.data.DataLoader(
+            _Decode(paths, self.resize),
+            batch_sampler=batches,
+            num_workers=workers,
+            collate_fn=_stack,
+            generator=torch.Generator(),
+        )  # leaves torch's global RNG alone
         stream = iter(loader)
         R = self.resize
-        with tqdm(total=len(paths), desc=f"image cache ({R} px)", unit="img", dynamic_ncols=True, disable=not progress) as bar:
+        with tqdm(
+            total=len(paths), desc=f"image cache ({R} px)", unit="img", dynamic_ncols=True, disable=not progress
+        ) as bar:
             for name, items in shards:
-                atomic_write(self.folder / f"{name}.npy", functools.partial(_fill_shard, n=len(items), resize=R, stream=stream, bar=bar))
-                meta = {"version": CACHE_VERSION, "resize": R, "keys": [k for k, _ in items], "sources": [p for _, p in items]}
+                atomic_write(
+                    self.folder / f"{name}.npy",
+                    functools.partial(_fill_shard, n=len(items), resize=R, stream=stream, bar=bar),
+                )
+                meta = {
+                    "version": CACHE_VERSION,
+                    "resize": R,
+                    "keys": [k for k, _ in items],
+                    "sources": [p for _, p in items],
+                }
                 atomic_write_text(self.folder / f"{name}.json", json.dumps(meta))
         del stream, loader
 
@@ -276,7 +317,7 @@ def _fill_shard(tmp: Path, *, n: int, resize: int, stream, bar) -> None:
     filled = 0
     while filled < n:
         block = next(stream)
-        array[filled:filled + len(block)] = block
+        array[filled : filled + len(block)] = block
         filled += len(block)
         bar.update(len(block))
     array.flush()
@@ -287,7 +328,7 @@ def _shards(items: list[tuple[str, str]]) -> list[tuple[str, list[tuple[str, str
     """Cut (key, path) items into shards named by a hash of their keys (the same plan on every rank)."""
     out = []
     for s in range(0, len(items), SHARD_IMAGES):
-        part = items[s:s + SHARD_IMAGES]
+        part = items[s : s + SHARD_IMAGES]
         name = "shard-" + hashlib.sha256("\n".join(k for k, _ in part).encode()).hexdigest()[:16]
         out.append((name, part))
     return out

@@ -32,8 +32,9 @@ def gloria_global_loss(img: Tensor, txt: Tensor, temp3: float = 10.0, eps: float
 
 
 # ------------------------------------------------------------------------------ GLoRIA local
-def gloria_word_region_similarity(words: Tensor, regions: Tensor, temp1: float = 4.0, temp2: float = 5.0,
-                                  eps: float = 1e-8) -> tuple[Tensor, Tensor]:
+def gloria_word_region_similarity(
+    words: Tensor, regions: Tensor, temp1: float = 4.0, temp2: float = 5.0, eps: float = 1e-8
+) -> tuple[Tensor, Tensor]:
     """Similarity of one caption's words (n, D) with every image's regions (B, D, R).
 
     Attention: for each region a softmax over the words, then (x ``temp1``) a softmax over
@@ -52,9 +53,17 @@ def gloria_word_region_similarity(words: Tensor, regions: Tensor, temp1: float =
 LOCAL_LOSS_BLOCK = 16  # captions per batched product in gloria_local_loss (memory: block x B x words x (regions + D))
 
 
-def gloria_local_loss(word_emb: Tensor, region_emb: Tensor, cap_lens: Sequence[int] | Tensor, temp1: float = 4.0,
-                      temp2: float = 5.0, temp3: float = 10.0, *, max_len: int | None = None,
-                      block: int = LOCAL_LOSS_BLOCK) -> tuple[Tensor, Tensor]:
+def gloria_local_loss(
+    word_emb: Tensor,
+    region_emb: Tensor,
+    cap_lens: Sequence[int] | Tensor,
+    temp1: float = 4.0,
+    temp2: float = 5.0,
+    temp3: float = 10.0,
+    *,
+    max_len: int | None = None,
+    block: int = LOCAL_LOSS_BLOCK,
+) -> tuple[Tensor, Tensor]:
     """GLoRIA's word-region loss. ``word_emb`` (B, D, T) merged words (position 0 is [CLS],
     as in GLoRIA, which takes the first ``cap_len`` = words + 1 positions); ``region_emb``
     (B, D, R). sim[j, i] = similarity of image j and caption i, x ``temp3``; cross entropy
@@ -72,15 +81,18 @@ def gloria_local_loss(word_emb: Tensor, region_emb: Tensor, cap_lens: Sequence[i
     t = max(1, min(int(max_len), T))
     words = word_emb[:, :, :t]
     keep = torch.arange(t, device=word_emb.device).unsqueeze(0) < lens.unsqueeze(1)  # (B, t)
-    cols = [_masked_word_region_similarity(words[i:i + block], keep[i:i + block], region_emb, temp1, temp2)
-            for i in range(0, B, block)]
+    cols = [
+        _masked_word_region_similarity(words[i : i + block], keep[i : i + block], region_emb, temp1, temp2)
+        for i in range(0, B, block)
+    ]
     sims = torch.cat(cols, dim=0).t() * temp3  # (images, captions)
     labels = torch.arange(B, device=sims.device)
     return F.cross_entropy(sims, labels), F.cross_entropy(sims.t(), labels)
 
 
-def _masked_word_region_similarity(words: Tensor, keep: Tensor, regions: Tensor, temp1: float, temp2: float,
-                                   eps: float = 1e-8) -> Tensor:
+def _masked_word_region_similarity(
+    words: Tensor, keep: Tensor, regions: Tensor, temp1: float, temp2: float, eps: float = 1e-8
+) -> Tensor:
     """:func:`gloria_word_region_similarity`'s first output for c captions at once: words
     (c, D, t) with ``keep`` (c, t) marking each caption's words, regions (B, D, R) -> (c, B)."""
     raw = torch.einsum("cdn,bdr->cbrn", words, regions)  # (c, B, R, t)
@@ -104,7 +116,9 @@ def clipped_weights(weights: Tensor, lo: float = 0.1, hi: float = 0.9, nonzero_o
     out = weights.detach().float()
     sel = out != 0 if nonzero_only else torch.ones_like(out, dtype=torch.bool)
     q = torch.tensor([lo, hi], dtype=out.dtype, device=out.device)
-    bounds = torch.nanquantile(out.masked_fill(~sel, float("nan")), q, dim=1, keepdim=True)  # (2, B, 1); NaN for empty rows
+    bounds = torch.nanquantile(
+        out.masked_fill(~sel, float("nan")), q, dim=1, keepdim=True
+    )  # (2, B, 1); NaN for empty rows
     out = torch.where(sel, out.clamp(bounds[0], bounds[1]), out)
     return out / out.sum(dim=1, keepdim=True).clamp(min=1e-12)
 
@@ -121,8 +135,15 @@ def _weighted_alignment(query: Tensor, attended: Tensor, weights: Tensor, temper
     return (l1 + l2) / 2
 
 
-def mgca_token_loss(word_emb: Tensor, patch_emb: Tensor, word_weights: Tensor, patch_weights: Tensor,
-                    word_pad: Tensor, temperature: float = 0.1, normalise_patch_output: bool = True) -> tuple[Tensor, Tensor]:
+def mgca_token_loss(
+    word_emb: Tensor,
+    patch_emb: Tensor,
+    word_weights: Tensor,
+    patch_weights: Tensor,
+    word_pad: Tensor,
+    temperature: float = 0.1,
+    normalise_patch_output: bool = True,
+) -> tuple[Tensor, Tensor]:
     """MGCA's cross-modal token alignment (bidirectional, no learned attention layer).
 
     word_emb (b, Nw, D) and patch_emb (b, Np, D) L2-normalised; word_weights (b, Nw) and
@@ -144,8 +165,9 @@ AllReduce = Callable[[Tensor], Tensor]
 
 
 @torch.no_grad()
-def sinkhorn(scores: Tensor, epsilon: float = 0.05, iterations: int = 3, all_reduce: AllReduce | None = None,
-             world_size: int = 1) -> Tensor:
+def sinkhorn(
+    scores: Tensor, epsilon: float = 0.05, iterations: int = 3, all_reduce: AllReduce | None = None, world_size: int = 1
+) -> Tensor:
     """Sinkhorn-Knopp codes (SwAV / MGCA) for prototype scores (B, K): equipartition over the
     K prototypes across the (global) batch; each sample's code is a distribution (rows sum
     to 1). Under DDP ``all_reduce`` sums the total mass and the prototype marginals across
@@ -164,8 +186,9 @@ def sinkhorn(scores: Tensor, epsilon: float = 0.05, iterations: int = 3, all_red
     return (Q / Q.sum(dim=0, keepdim=True)).t()
 
 
-def prototype_loss(img_scores: Tensor, txt_scores: Tensor, img_codes: Tensor, txt_codes: Tensor,
-                   temperature: float = 0.2) -> Tensor:
+def prototype_loss(
+    img_scores: Tensor, txt_scores: Tensor, img_codes: Tensor, txt_codes: Tensor, temperature: float = 0.2
+) -> Tensor:
     """Swapped prediction: image codes supervise text prototype probabilities and vice versa."""
     img_logp = F.log_softmax(img_scores / temperature, dim=1)
     txt_logp = F.log_softmax(txt_scores / temperature, dim=1)

@@ -23,11 +23,21 @@ def default_log_every(device: torch.device) -> int:
 
 
 class StepLog:
-    def __init__(self, every: int, images_per_step: int, world_size: int = 1,
-                 all_reduce: Callable[[Tensor], Tensor] | None = None):
+    def __init__(
+        self,
+        every: int,
+        images_per_step: int,
+        world_size: int = 1,
+        all_reduce: Callable[[Tensor], Tensor] | None = None,
+    ):
         if every < 1:
             raise ValueError(f"log every {every} steps: must be >= 1")
-        self.every, self.images_per_step, self.world_size, self.all_reduce = every, images_per_step, world_size, all_reduce
+        self.every, self.images_per_step, self.world_size, self.all_reduce = (
+            every,
+            images_per_step,
+            world_size,
+            all_reduce,
+        )
         self.sums: dict[str, Tensor] = {}
         self.pending: list[tuple[dict, dict[str, Tensor]]] = []
         self.t0 = time.perf_counter()

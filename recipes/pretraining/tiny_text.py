@@ -13,9 +13,18 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def write_tiny_bert(data_root: str | Path, directory: str | Path, *, vocab_size: int = 120, hidden_size: int = 32,
-                    layers: int = 2, heads: int = 2, intermediate_size: int = 64, max_positions: int = 64,
-                    seed: int = 0) -> Path:
+def write_tiny_bert(
+    data_root: str | Path,
+    directory: str | Path,
+    *,
+    vocab_size: int = 120,
+    hidden_size: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    intermediate_size: int = 64,
+    max_positions: int = 64,
+    seed: int = 0,
+) -> Path:
     """Train a lower-case WordPiece tokenizer on the reports under ``data_root`` and save it with a
     random ``layers``-layer, ``hidden_size``-wide BERT into ``directory``; return ``directory``.
 
@@ -30,16 +39,23 @@ def write_tiny_bert(data_root: str | Path, directory: str | Path, *, vocab_size:
     directory.mkdir(parents=True, exist_ok=True)
     frame = load_pairs(data_root, min_tokens=0)
     wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator((frame.impression + " " + frame.findings).tolist(), vocab_size=vocab_size, min_frequency=1,
-                                  show_progress=False)
+    wordpiece.train_from_iterator(
+        (frame.impression + " " + frame.findings).tolist(), vocab_size=vocab_size, min_frequency=1, show_progress=False
+    )
     wordpiece.save_model(str(directory))
     tokenizer = BertTokenizer(vocab=str(directory / "vocab.txt"), do_lower_case=True)
     tokenizer.save_pretrained(str(directory))
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden_size, num_hidden_layers=layers,
-                            num_attention_heads=heads, intermediate_size=intermediate_size, max_position_embeddings=max_positions)
+        config = BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=hidden_size,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=intermediate_size,
+            max_position_embeddings=max_positions,
+        )
         BertModel(config, add_pooling_layer=False).save_pretrained(str(directory))
     finally:
         torch.random.set_rng_state(state)

@@ -66,9 +66,30 @@ JPEG_QUALITY = 95
 MANIFEST = "synthesis_manifest.csv"
 SUMMARY = "SYNTHESIS.json"
 MANIFEST_COLUMNS = (
-    "dicom_id", "subject_id", "study_id", "split", "ViewPosition", "path", "prompt", "prompt_truncated", "prompt_tokens",
-    "generator", "generator_fingerprint", "preset", "scheduler", "steps", "guidance", "seed", "height", "width", "dtype", "batch", "sha256",
-    "image_seed", "retry", "bad",
+    "dicom_id",
+    "subject_id",
+    "study_id",
+    "split",
+    "ViewPosition",
+    "path",
+    "prompt",
+    "prompt_truncated",
+    "prompt_tokens",
+    "generator",
+    "generator_fingerprint",
+    "preset",
+    "scheduler",
+    "steps",
+    "guidance",
+    "seed",
+    "height",
+    "width",
+    "dtype",
+    "batch",
+    "sha256",
+    "image_seed",
+    "retry",
+    "bad",
 )
 # columns added later: manifests written before them read with these values
 LATER_COLUMNS = {"image_seed": None, "retry": "", "bad": ""}
@@ -228,7 +249,11 @@ def model_fingerprint(model: Path, chunk: int = 1 << 20) -> str:
     """sha256 over the pipeline's files: configs and tokenizer files in full; weight files by
     name, size, first and last MiB (hashing gigabytes of weights on every start would be slow)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in model.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(model).parts)):
+    for path in sorted(
+        p
+        for p in model.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(model).parts)
+    ):
         rel = path.relative_to(model).as_posix()
         size = path.stat().st_size
         digest.update(f"{rel}\0{size}\0".encode())
@@ -250,7 +275,9 @@ def resolve_device_dtype(device: str, dtype: str):
         device = f"cuda:{local or 0}" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu")
+        raise ConfigError(
+            f"--device {device}: CUDA is not available here (torch {torch.__version__}); use --device cpu"
+        )
     names = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
     if dtype == "auto":
         dtype = "fp16" if dev.type == "cuda" else "fp32"
@@ -307,7 +334,9 @@ def initial_latents(pipe, seeds: list[int], height: int, width: int):
     return latents, generators
 
 
-def synthesize_raw(pipe, prompts: list[str], seeds: list[int], *, height: int, width: int, steps: int, guidance: float) -> np.ndarray:
+def synthesize_raw(
+    pipe, prompts: list[str], seeds: list[int], *, height: int, width: int, steps: int, guidance: float
+) -> np.ndarray:
     """The pipeline's float RGB output, (B, H, W, 3) in [0, 1] (NaN where the sampler diverged)."""
     import torch
 
@@ -315,8 +344,14 @@ def synthesize_raw(pipe, prompts: list[str], seeds: list[int], *, height: int, w
     latents = latents.to(pipe.device, pipe.unet.dtype)
     with torch.inference_mode():
         return pipe(
-            prompt=list(prompts), height=height, width=width, num_inference_steps=steps, guidance_scale=guidance,
-            latents=latents, generator=generators, output_type="np",
+            prompt=list(prompts),
+            height=height,
+            width=width,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            latents=latents,
+            generator=generators,
+            output_type="np",
         ).images
 
 
@@ -344,7 +379,9 @@ def synthesize_checked(pipe, prompts: list[str], seeds: list[int], **settings) -
     return grey, [image_problem(r, g) for r, g in zip(raw, grey)]
 
 
-def synthesize(pipe, prompts: list[str], seeds: list[int], *, height: int, width: int, steps: int, guidance: float) -> list[np.ndarray]:
+def synthesize(
+    pipe, prompts: list[str], seeds: list[int], *, height: int, width: int, steps: int, guidance: float
+) -> list[np.ndarray]:
     """One grey uint8 (H, W) image per prompt."""
     return to_grey(synthesize_raw(pipe, prompts, seeds, height=height, width=width, steps=steps, guidance=guidance))
 
@@ -354,7 +391,9 @@ def retry_seed(seed: int) -> int:
     return (int(seed) + 1) % (1 << 63)
 
 
-def synthesize_with_retry(pipe, prompts: list[str], seeds: list[int], **settings) -> tuple[list[np.ndarray], list[dict]]:
+def synthesize_with_retry(
+    pipe, prompts: list[str], seeds: list[int], **settings
+) -> tuple[list[np.ndarray], list[dict]]:
     """Images plus, per image, ``image_seed`` (the seed that produced it), ``retry`` (why it was
     regenerated: '' / 'nonfinite' / 'constant') and ``bad`` (its problem after the one retry, '' if
     none). Every bad image of the batch is regenerated ONCE, together, with :func:`retry_seed`;
@@ -364,7 +403,9 @@ def synthesize_with_retry(pipe, prompts: list[str], seeds: list[int], **settings
     info = [{"image_seed": int(s), "retry": "", "bad": ""} for s in seeds]
     redo = [k for k, problem in enumerate(problems) if problem]
     if redo:
-        again, still = synthesize_checked(pipe, [prompts[k] for k in redo], [retry_seed(seeds[k]) for k in redo], **settings)
+        again, still = synthesize_checked(
+            pipe, [prompts[k] for k in redo], [retry_seed(seeds[k]) for k in redo], **settings
+        )
         for k, image, problem in zip(redo, again, still):
             images[k] = image
             info[k] = {"image_seed": retry_seed(seeds[k]), "retry": problems[k], "bad": problem}
@@ -414,8 +455,13 @@ def shard_manifest_path(output: Path, index: int, count: int) -> Path:
 def read_manifest_file(path: Path) -> pd.DataFrame:
     """A manifest, tolerant of a torn last line from a killed run."""
     try:
-        frame = pd.read_csv(path, dtype={"dicom_id": str, "sha256": str, "prompt": str, "generator_fingerprint": str},
-                            keep_default_na=False, on_bad_lines="skip", engine="python")
+        frame = pd.read_csv(
+            path,
+            dtype={"dicom_id": str, "sha256": str, "prompt": str, "generator_fingerprint": str},
+            keep_default_na=False,
+            on_bad_lines="skip",
+            engine="python",
+        )
     except (pd.errors.EmptyDataError, FileNotFoundError):
         return pd.DataFrame(columns=list(MANIFEST_COLUMNS))
     if not set(MANIFEST_COLUMNS) - set(LATER_COLUMNS) <= set(frame.columns):
@@ -431,7 +477,9 @@ def read_manifest(output: str | Path) -> pd.DataFrame:
     """The merged manifest of a synthetic data root (one row per generated image)."""
     path = Path(output) / MANIFEST
     if not path.is_file():
-        raise BenchmarkError(f"{path}: no synthesis manifest (run `python -m recipes.synthesis generate` first, or `merge`)")
+        raise BenchmarkError(
+            f"{path}: no synthesis manifest (run `python -m recipes.synthesis generate` first, or `merge`)"
+        )
     return read_manifest_file(path)
 
 
@@ -535,7 +583,9 @@ def finalize(output: Path, data_root: Path, *, reports: str = "symlink", summary
         place_reports(real, synth, merged, reports)
         if summary is not None:
             planned = set(summary.pop("_planned_ids", []))
-            summary.update(images=len(merged), complete=bool(planned) and planned <= ids, image_checks=image_checks(merged))
+            summary.update(
+                images=len(merged), complete=bool(planned) and planned <= ids, image_checks=image_checks(merged)
+            )
             atomic_write_text(output / SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
         fcntl.flock(lock, fcntl.LOCK_UN)
     return merged
@@ -549,7 +599,9 @@ def image_checks(manifest: pd.DataFrame) -> dict:
     retry = manifest["retry"].astype(str) if len(manifest) else pd.Series([], dtype=str)
     bad = manifest["bad"].astype(str) if len(manifest) else pd.Series([], dtype=str)
     prompt_repeats = int(len(manifest) - manifest["prompt"].nunique()) if len(manifest) else 0
-    same_study = int(len(manifest) - len(manifest.drop_duplicates(["subject_id", "study_id", "prompt"]))) if len(manifest) else 0
+    same_study = (
+        int(len(manifest) - len(manifest.drop_duplicates(["subject_id", "study_id", "prompt"]))) if len(manifest) else 0
+    )
     return {
         "regenerated": {"nonfinite": int((retry == "nonfinite").sum()), "constant": int((retry == "constant").sum())},
         "bad_after_retry": {"nonfinite": int((bad == "nonfinite").sum()), "constant": int((bad == "constant").sum())},
@@ -591,7 +643,9 @@ def place_reports(real: MimicLayout, synth: MimicLayout, merged: pd.DataFrame, m
 # ----------------------------------------------------------------------------------- driver
 def plan(cfg: GenerationConfig, tokenizer) -> pd.DataFrame:
     """Every image of the run (all shards): ids, prompt, truncation, seed; sorted by ids."""
-    pairs = pair_set(cfg.data_root)  # the pretraining pair set; prompt = IMPRESSION, or IMPRESSION + FINDINGS without one
+    pairs = pair_set(
+        cfg.data_root
+    )  # the pretraining pair set; prompt = IMPRESSION, or IMPRESSION + FINDINGS without one
     if cfg.splits:
         pairs = pairs[pairs["split"].isin(cfg.splits)]
     if cfg.limit is not None:
@@ -599,14 +653,15 @@ def plan(cfg: GenerationConfig, tokenizer) -> pd.DataFrame:
     pairs = pairs.reset_index(drop=True)
     prompts, truncated, counts = truncate_prompts(tokenizer, pairs["prompt"].tolist())
     return pairs.assign(
-        prompt=prompts, prompt_truncated=truncated, prompt_tokens=counts,
+        prompt=prompts,
+        prompt_truncated=truncated,
+        prompt_tokens=counts,
         seed=[image_seed(cfg.seed, cfg.seed_mode, d) for d in pairs["dicom_id"]],
     )
 
 
 def generate(cfg: GenerationConfig, log=print) -> dict:
     """Run (or resume) one shard; returns a summary dict. See the module docstring."""
-    import torch
 
     if cfg.preset not in PRESETS:
         raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {cfg.preset!r}")
@@ -633,24 +688,54 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
     n_truncated = int(everything["prompt_truncated"].sum())
     pairs_id = pair_set_summary(everything)
     n_fallback = int((everything["prompt_section"] != "impression").sum())
-    log(f"[synthesis] {describe(pairs_id)}" + (" (--limit/--splits: a part of the pretraining pair set)" if cfg.limit is not None or cfg.splits else "")
-        + f"; {n_fallback} prompts are IMPRESSION + FINDINGS (impression under 3 tokens)")
-    log(f"[synthesis] {len(everything)} frontal image/report pairs planned; {n_truncated} prompts truncated to "
+    log(
+        f"[synthesis] {describe(pairs_id)}"
+        + (" (--limit/--splits: a part of the pretraining pair set)" if cfg.limit is not None or cfg.splits else "")
+        + f"; {n_fallback} prompts are IMPRESSION + FINDINGS (impression under 3 tokens)"
+    )
+    log(
+        f"[synthesis] {len(everything)} frontal image/report pairs planned; {n_truncated} prompts truncated to "
         f"{pipe.tokenizer.model_max_length} tokens; shard {index}/{count}: {len(mine)} images; "
         f"{generator} ({scheduler_name}, {settings['steps']} steps, guidance {settings['guidance']}, "
-        f"{settings['height']}x{settings['width']}, {dtype_name} on {device})")
+        f"{settings['height']}x{settings['width']}, {dtype_name} on {device})"
+    )
 
     layout = MimicLayout(output)
     output.mkdir(parents=True, exist_ok=True)
     previous = existing_rows(output)
-    fixed = {"generator": generator, "generator_fingerprint": fingerprint, "preset": cfg.preset, "scheduler": scheduler_name,
-             "steps": int(settings["steps"]), "guidance": float(settings["guidance"]), "height": int(settings["height"]),
-             "width": int(settings["width"]), "dtype": dtype_name}
+    fixed = {
+        "generator": generator,
+        "generator_fingerprint": fingerprint,
+        "preset": cfg.preset,
+        "scheduler": scheduler_name,
+        "steps": int(settings["steps"]),
+        "guidance": float(settings["guidance"]),
+        "height": int(settings["height"]),
+        "width": int(settings["width"]),
+        "dtype": dtype_name,
+    }
     todo, kept, repaired = [], [], 0
     for rec in mine.to_dict("records"):
         rel = layout.image_path(rec["subject_id"], rec["study_id"], rec["dicom_id"]).relative_to(output).as_posix()
-        row = {"batch": int(rec["batch"]), **{k: rec[k] for k in ("dicom_id", "subject_id", "study_id", "split", "ViewPosition", "prompt", "prompt_truncated", "prompt_tokens")},
-               **fixed, "seed": int(rec["seed"]), "path": rel}
+        row = {
+            "batch": int(rec["batch"]),
+            **{
+                k: rec[k]
+                for k in (
+                    "dicom_id",
+                    "subject_id",
+                    "study_id",
+                    "split",
+                    "ViewPosition",
+                    "prompt",
+                    "prompt_truncated",
+                    "prompt_tokens",
+                )
+            },
+            **fixed,
+            "seed": int(rec["seed"]),
+            "path": rel,
+        }
         old = previous.get(str(rec["dicom_id"]))
         if old is not None:
             diffs = _same_settings(old, row)
@@ -660,36 +745,62 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
                     "Use another --output, or --overwrite to regenerate such images."
                 )
             if not diffs and not cfg.overwrite and image_ok(output / rel, str(old["sha256"])):
-                kept.append({**row, "dtype": old.get("dtype", dtype_name), "sha256": old["sha256"],
-                             **{k: old.get(k, v) for k, v in LATER_COLUMNS.items()}})
+                kept.append(
+                    {
+                        **row,
+                        "dtype": old.get("dtype", dtype_name),
+                        "sha256": old["sha256"],
+                        **{k: old.get(k, v) for k, v in LATER_COLUMNS.items()},
+                    }
+                )
                 continue
             repaired += 1
         todo.append(row)
-    log(f"[synthesis] shard {index}/{count}: {len(kept)} already done (verified), {len(todo)} to generate"
-        + (f" ({repaired} missing, corrupt or outdated)" if repaired else ""))
+    log(
+        f"[synthesis] shard {index}/{count}: {len(kept)} already done (verified), {len(todo)} to generate"
+        + (f" ({repaired} missing, corrupt or outdated)" if repaired else "")
+    )
 
     manifest_path = shard_manifest_path(output, index, count)
     write_manifest(manifest_path, pd.DataFrame(kept, columns=list(MANIFEST_COLUMNS)))
     appender = ManifestAppender(manifest_path)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(todo), unit="img", desc=f"shard {index}/{count}", disable=not cfg.progress, dynamic_ncols=True, smoothing=0.05)
+    bar = tqdm(
+        total=len(todo),
+        unit="img",
+        desc=f"shard {index}/{count}",
+        disable=not cfg.progress,
+        dynamic_ncols=True,
+        smoothing=0.05,
+    )
     gen_start, done = time.perf_counter(), 0
     try:
         needed = {r["dicom_id"]: r for r in todo}
         for _, group in mine[mine["batch"].isin({r["batch"] for r in todo})].groupby("batch", sort=True):
             # the whole global batch runs (same composition as in any other run); only missing images are written
-            images, checks = synthesize_with_retry(pipe, group["prompt"].tolist(), [int(v) for v in group["seed"]], height=fixed["height"],
-                                                   width=fixed["width"], steps=fixed["steps"], guidance=fixed["guidance"])
-            batch = [(needed[d], grey, check) for d, grey, check in zip(group["dicom_id"], images, checks) if d in needed]
+            images, checks = synthesize_with_retry(
+                pipe,
+                group["prompt"].tolist(),
+                [int(v) for v in group["seed"]],
+                height=fixed["height"],
+                width=fixed["width"],
+                steps=fixed["steps"],
+                guidance=fixed["guidance"],
+            )
+            batch = [
+                (needed[d], grey, check) for d, grey, check in zip(group["dicom_id"], images, checks) if d in needed
+            ]
             for row, grey, check in batch:
                 data = jpeg_bytes(grey)
                 write_image(output / row["path"], data)
                 appender.add({**row, **check, "sha256": hashlib.sha256(data).hexdigest()})
                 done += 1
                 if check["retry"]:
-                    log(f"[synthesis] {row['dicom_id']}: {check['retry']} image with seed {row['seed']}, regenerated with seed "
-                        f"{check['image_seed']}" + (f": still {check['bad']} (kept, counted)" if check["bad"] else ""))
+                    log(
+                        f"[synthesis] {row['dicom_id']}: {check['retry']} image with seed {row['seed']}, regenerated with seed "
+                        f"{check['image_seed']}" + (f": still {check['bad']} (kept, counted)" if check["bad"] else "")
+                    )
             bar.update(len(batch))
     finally:
         bar.close()
@@ -699,39 +810,92 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
     rows = rows.astype({"subject_id": int, "study_id": int}).sort_values(["subject_id", "study_id", "dicom_id"])
     write_manifest(manifest_path, rows)
     summary = {
-        "recipe": "recipes.synthesis.generate", "data_root": str(data_root.resolve()), "model": str(model.resolve()),
-        **fixed, "seed": cfg.seed, "seed_mode": cfg.seed_mode, "batch_size": cfg.batch_size, "jpeg_quality": JPEG_QUALITY, "image_mode": "L",
-        "planned": len(everything), "pair_set": pairs_id, "prompts_impression_findings": n_fallback, "prompts_truncated": n_truncated, "token_limit": int(pipe.tokenizer.model_max_length),
-        "limit": cfg.limit, "splits": list(cfg.splits) if cfg.splits else None,
-        "last_shard": {"index": index, "count": count, "generated": done, "kept": len(kept),
-                       "seconds": round(gen_seconds, 3), "images_per_s": round(done / gen_seconds, 4) if done and gen_seconds else None,
-                       "batch_size": cfg.batch_size, "device": str(device)},
-        "packages": package_versions(), "git": git_state(), "command": " ".join(sys.argv),
+        "recipe": "recipes.synthesis.generate",
+        "data_root": str(data_root.resolve()),
+        "model": str(model.resolve()),
+        **fixed,
+        "seed": cfg.seed,
+        "seed_mode": cfg.seed_mode,
+        "batch_size": cfg.batch_size,
+        "jpeg_quality": JPEG_QUALITY,
+        "image_mode": "L",
+        "planned": len(everything),
+        "pair_set": pairs_id,
+        "prompts_impression_findings": n_fallback,
+        "prompts_truncated": n_truncated,
+        "token_limit": int(pipe.tokenizer.model_max_length),
+        "limit": cfg.limit,
+        "splits": list(cfg.splits) if cfg.splits else None,
+        "last_shard": {
+            "index": index,
+            "count": count,
+            "generated": done,
+            "kept": len(kept),
+            "seconds": round(gen_seconds, 3),
+            "images_per_s": round(done / gen_seconds, 4) if done and gen_seconds else None,
+            "batch_size": cfg.batch_size,
+            "device": str(device),
+        },
+        "packages": package_versions(),
+        "git": git_state(),
+        "command": " ".join(sys.argv),
         "_planned_ids": everything["dicom_id"].astype(str).tolist(),
     }
     merged = finalize(output, data_root, reports=cfg.reports, summary=summary)
     checks = image_checks(merged)
-    log(f"[synthesis] image checks over {len(merged)} images: regenerated {checks['regenerated']}, still bad after the retry "
+    log(
+        f"[synthesis] image checks over {len(merged)} images: regenerated {checks['regenerated']}, still bad after the retry "
         f"{checks['bad_after_retry']}; {checks['duplicate_prompt_images']} images repeat another image's prompt "
-        f"({checks['duplicate_prompt_images_same_study']} within one study), {checks['byte_identical_images']} byte-identical")
-    log(f"[synthesis] shard {index}/{count} done: {done} generated in {gen_seconds:.1f} s"
+        f"({checks['duplicate_prompt_images_same_study']} within one study), {checks['byte_identical_images']} byte-identical"
+    )
+    log(
+        f"[synthesis] shard {index}/{count} done: {done} generated in {gen_seconds:.1f} s"
         + (f" ({done / gen_seconds:.2f} images/s)" if done else "")
-        + f"; {len(merged)}/{len(everything)} images in {output} (total {time.perf_counter() - start:.1f} s)")
+        + f"; {len(merged)}/{len(everything)} images in {output} (total {time.perf_counter() - start:.1f} s)"
+    )
     return {**summary, "shard": f"{index}/{count}", "generated": done, "kept": len(kept), "merged": len(merged)}
 
 
 def config_from_args(args) -> GenerationConfig:
     return GenerationConfig(
-        data_root=Path(args.data_root), model=Path(args.model), output=Path(args.output), preset=args.preset,
-        steps=args.steps, guidance=args.guidance, height=args.height, width=args.width, scheduler=args.scheduler,
-        seed=args.seed, seed_mode=args.seed_mode, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
-        shard=args.shard, limit=args.limit, splits=tuple(s for s in args.splits.split(",") if s) if args.splits else None,
-        reports=args.reports, generator_name=args.generator_name, overwrite=args.overwrite, progress=not args.no_progress,
+        data_root=Path(args.data_root),
+        model=Path(args.model),
+        output=Path(args.output),
+        preset=args.preset,
+        steps=args.steps,
+        guidance=args.guidance,
+        height=args.height,
+        width=args.width,
+        scheduler=args.scheduler,
+        seed=args.seed,
+        seed_mode=args.seed_mode,
+        batch_size=args.batch_size,
+        dtype=args.dtype,
+        device=args.device,
+        shard=args.shard,
+        limit=args.limit,
+        splits=tuple(s for s in args.splits.split(",") if s) if args.splits else None,
+        reports=args.reports,
+        generator_name=args.generator_name,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
     )
 
 
 __all__ = [
-    "GenerationConfig", "PRESETS", "SCHEDULERS", "generate", "finalize", "read_manifest", "truncate_prompts",
-    "image_seed", "effective_shard", "load_pipeline", "synthesize", "synthesize_with_retry", "image_checks", "MANIFEST",
+    "GenerationConfig",
+    "PRESETS",
+    "SCHEDULERS",
+    "generate",
+    "finalize",
+    "read_manifest",
+    "truncate_prompts",
+    "image_seed",
+    "effective_shard",
+    "load_pipeline",
+    "synthesize",
+    "synthesize_with_retry",
+    "image_checks",
+    "MANIFEST",
     "MANIFEST_COLUMNS",
 ]

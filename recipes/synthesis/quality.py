@@ -106,7 +106,17 @@ def _filter(x, g):
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def ms_ssim(a, b, *, data_range: float = 255.0, window: int = 11, sigma: float = 1.5, weights=MS_SSIM_WEIGHTS, k1: float = 0.01, k2: float = 0.03):
+def ms_ssim(
+    a,
+    b,
+    *,
+    data_range: float = 255.0,
+    window: int = 11,
+    sigma: float = 1.5,
+    weights=MS_SSIM_WEIGHTS,
+    k1: float = 0.01,
+    k2: float = 0.03,
+):
     """MS-SSIM of two images or batches: arrays (H, W) or tensors (B, 1, H, W). Returns a float
     for single images, else a (B,) tensor. ``scales`` used: as many of the five as the image
     size allows (the coarsest needs a side >= ``window``)."""
@@ -197,7 +207,9 @@ def load_square(path: str | Path, size: int) -> np.ndarray:
         return np.asarray(im)
 
 
-PREPROCESSING = "grey; centre crop to a square of the short side; bilinear resize to the input size; identical for both sets"
+PREPROCESSING = (
+    "grey; centre crop to a square of the short side; bilinear resize to the input size; identical for both sets"
+)
 
 
 class Features:
@@ -249,6 +261,7 @@ def load_strict(model, state: dict, what: str, path: Path) -> None:
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
     if missing or unexpected or shapes:
+
         def first(keys):
             return ", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")
 
@@ -279,15 +292,23 @@ def _clip_features(folder: Path, dev, image_size: int | None):
     import torch
 
     if not (folder / "config.json").is_file():
-        raise ConfigError(f"--features clip: {folder} is not a local Hugging Face CLIP folder (no config.json); "
-                          "pass it with --features-weights DIR; nothing is downloaded at run time.")
+        raise ConfigError(
+            f"--features clip: {folder} is not a local Hugging Face CLIP folder (no config.json); "
+            "pass it with --features-weights DIR; nothing is downloaded at run time."
+        )
     from transformers import CLIPModel
 
     model, info = CLIPModel.from_pretrained(folder, local_files_only=True, output_loading_info=True)
-    bad = {k: sorted(map(str, v)) for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    bad = {
+        k: sorted(map(str, v))
+        for k, v in info.items()
+        if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v
+    }
     if bad:
-        raise ConfigError(f"--features clip: {folder} does not fit its CLIP config: " +
-                          "; ".join(f"{k}: {', '.join(map(str, v[:4]))}" for k, v in bad.items()))
+        raise ConfigError(
+            f"--features clip: {folder} does not fit its CLIP config: "
+            + "; ".join(f"{k}: {', '.join(map(str, v[:4]))}" for k, v in bad.items())
+        )
     model = model.eval().to(dev)
     size = int(model.config.vision_config.image_size)
     if image_size and image_size != size:
@@ -304,12 +325,28 @@ def _clip_features(folder: Path, dev, image_size: int | None):
         out = model.get_image_features(pixel_values=(g.to(dev).expand(-1, 3, -1, -1) - m) / sd)
         return out if torch.is_tensor(out) else out.pooler_output
 
-    return Features("clip", size, run, {"features": "clip", "weights": str(folder), "dim": int(model.config.projection_dim),
-                                        "mean": list(mean), "std": list(std)})
+    return Features(
+        "clip",
+        size,
+        run,
+        {
+            "features": "clip",
+            "weights": str(folder),
+            "dim": int(model.config.projection_dim),
+            "mean": list(mean),
+            "std": list(std),
+        },
+    )
 
 
-def make_features(spec: str, *, weights: str | None = None, image_size: int | None = None, device: str = "cpu",
-                  trust_pickle: bool = False) -> Features:
+def make_features(
+    spec: str,
+    *,
+    weights: str | None = None,
+    image_size: int | None = None,
+    device: str = "cpu",
+    trust_pickle: bool = False,
+) -> Features:
     import torch
 
     dev = torch.device(device)
@@ -322,13 +359,19 @@ def make_features(spec: str, *, weights: str | None = None, image_size: int | No
                 f"--features inception: weights not found at {path}. Put torchvision's {INCEPTION_FILE} there "
                 "(or pass --features-weights FILE); nothing is downloaded at run time."
             )
-        model = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
+        model = torchvision.models.inception_v3(
+            weights=None, aux_logits=True, init_weights=False, transform_input=False
+        )
         load_strict(model, read_weights(path, "--features inception", trust_pickle), "--features inception", path)
         model.fc = torch.nn.Identity()
         model = model.eval().to(dev)
         # Google's Inception weights expect [-1, 1] inputs (what transform_input=True produces)
-        return Features("inception", image_size or 299, lambda g: model((g.to(dev).expand(-1, 3, -1, -1) - 0.5) / 0.5),
-                        {"features": "inception", "weights": str(path), "dim": 2048})
+        return Features(
+            "inception",
+            image_size or 299,
+            lambda g: model((g.to(dev).expand(-1, 3, -1, -1) - 0.5) / 0.5),
+            {"features": "inception", "weights": str(path), "dim": 2048},
+        )
     if spec == "xrv":
         path = Path(weights) if weights else Path.home() / ".torchxrayvision" / "models_data" / XRV_FILE
         if not path.is_file():
@@ -340,7 +383,9 @@ def make_features(spec: str, *, weights: str | None = None, image_size: int | No
 
         model = xrv_densenet121()
         state = dict(read_weights(path, "--features xrv", trust_pickle))
-        state.pop("op_threshs", None)  # torchxrayvision's operating-point buffer (classifier outputs only; not a weight)
+        state.pop(
+            "op_threshs", None
+        )  # torchxrayvision's operating-point buffer (classifier outputs only; not a weight)
         load_strict(model, state, "--features xrv", path)
         model = model.eval().to(dev)
 
@@ -351,16 +396,22 @@ def make_features(spec: str, *, weights: str | None = None, image_size: int | No
         return Features("xrv", image_size or 224, run, {"features": "xrv", "weights": str(path), "dim": 1024})
     if spec == "clip":
         if not weights:
-            raise ConfigError("--features clip needs --features-weights DIR: a local Hugging Face CLIP folder (e.g. a snapshot "
-                              "of openai/clip-vit-base-patch32); nothing is downloaded at run time.")
+            raise ConfigError(
+                "--features clip needs --features-weights DIR: a local Hugging Face CLIP folder (e.g. a snapshot "
+                "of openai/clip-vit-base-patch32); nothing is downloaded at run time."
+            )
         return _clip_features(Path(weights), dev, image_size)
     from models.loading import load_encoder
 
     loaded = load_encoder(spec)  # strict: the harness refuses a checkpoint that does not provide every backbone tensor
     encoder = loaded.encoder.eval().to(dev)
     size = encoder.contract.input_size or image_size or 224
-    return Features(spec, size, lambda g: encoder.forward_global(encoder.prepare(g.to(dev))),
-                    {"features": spec, "encoder": loaded.spec, "sha256": loaded.sha256, "dim": encoder.feature_dim})
+    return Features(
+        spec,
+        size,
+        lambda g: encoder.forward_global(encoder.prepare(g.to(dev))),
+        {"features": spec, "encoder": loaded.spec, "sha256": loaded.sha256, "dim": encoder.feature_dim},
+    )
 
 
 def extract(features: Features, paths: list[str], batch_size: int = 32) -> np.ndarray:
@@ -374,7 +425,9 @@ def extract(features: Features, paths: list[str], batch_size: int = 32) -> np.nd
 
 
 # ----------------------------------------------------------------------------------- grids
-def sample_grid(path: Path, rows: list[tuple[str, list[np.ndarray]]], column_titles: list[str] | None = None, cell: int = 160) -> Path:
+def sample_grid(
+    path: Path, rows: list[tuple[str, list[np.ndarray]]], column_titles: list[str] | None = None, cell: int = 160
+) -> Path:
     """A PNG grid (PIL): one row of images per (caption, images), the caption above the row."""
     from PIL import Image, ImageDraw
 
@@ -390,7 +443,9 @@ def sample_grid(path: Path, rows: list[tuple[str, list[np.ndarray]]], column_tit
         y = head + r * (band + cell + gap) + gap
         draw.text((gap, y), caption if len(caption) <= chars else caption[: chars - 3] + "...", fill=0)
         for c, image in enumerate(images):
-            tile = Image.fromarray(np.asarray(image, dtype=np.uint8), "L").resize((cell, cell), Image.NEAREST if min(np.shape(image)) < cell else Image.BILINEAR)
+            tile = Image.fromarray(np.asarray(image, dtype=np.uint8), "L").resize(
+                (cell, cell), Image.NEAREST if min(np.shape(image)) < cell else Image.BILINEAR
+            )
             canvas.paste(tile, (gap + c * (cell + gap), y + band))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path, format="PNG")
@@ -438,32 +493,60 @@ def quality_report(
     synth_paths = [str(synthetic / p) for p in rows["path"]]
     real_paths = [real_pairs.loc[d, "image_path"] for d in rows["dicom_id"]]
 
-    extractor = make_features(features, weights=features_weights, image_size=image_size, device=device, trust_pickle=features_trust_pickle)
+    extractor = make_features(
+        features, weights=features_weights, image_size=image_size, device=device, trust_pickle=features_trust_pickle
+    )
     f_syn, f_real = extract(extractor, synth_paths, batch_size), extract(extractor, real_paths, batch_size)
     value = fid(f_syn, f_real)
     log(f"[quality] FID ({extractor.name}, {len(rows)} vs {len(rows)} images, {f_syn.shape[1]}-d): {value:.4f}")
     result: dict = {
-        "synthetic": str(synthetic), "real": str(real), "images": len(rows),
-        "fid": {"value": value, **extractor.describe, "input_size": extractor.size, "feature_dim": int(f_syn.shape[1]),
-                "reliable": len(rows) > f_syn.shape[1]},
+        "synthetic": str(synthetic),
+        "real": str(real),
+        "images": len(rows),
+        "fid": {
+            "value": value,
+            **extractor.describe,
+            "input_size": extractor.size,
+            "feature_dim": int(f_syn.shape[1]),
+            "reliable": len(rows) > f_syn.shape[1],
+        },
         "duplicates": int(len(manifest) - manifest["sha256"].nunique()),
         "image_checks": image_checks(manifest),
-        "generation": {k: summary.get(k) for k in ("generator", "preset", "scheduler", "steps", "guidance", "seed", "seed_mode", "height", "width")},
+        "generation": {
+            k: summary.get(k)
+            for k in ("generator", "preset", "scheduler", "steps", "guidance", "seed", "seed_mode", "height", "width")
+        },
     }
 
-    grid = [(r.prompt, [load_square(real_pairs.loc[r.dicom_id, "image_path"], 256 if r.height > 256 else r.height), load_grey(synthetic / r.path)])
-            for r in rows.head(grid_rows).itertuples()]
+    grid = [
+        (
+            r.prompt,
+            [
+                load_square(real_pairs.loc[r.dicom_id, "image_path"], 256 if r.height > 256 else r.height),
+                load_grey(synthetic / r.path),
+            ],
+        )
+        for r in rows.head(grid_rows).itertuples()
+    ]
     sample_grid(report_dir / "samples.png", grid, ["real", "synthetic"])
     result["samples_png"] = "samples.png"
 
     # diversity of the REAL images (baseline): groups of k real images
     k = max(2, int(samples_per_prompt))
-    real_imgs = [load_square(p, int(rows["height"].iloc[0])) for p in real_paths[: k * max(1, min(diversity_prompts, len(real_paths) // k))]]
+    real_imgs = [
+        load_square(p, int(rows["height"].iloc[0]))
+        for p in real_paths[: k * max(1, min(diversity_prompts, len(real_paths) // k))]
+    ]
     real_groups = [real_imgs[i : i + k] for i in range(0, len(real_imgs) - k + 1, k)]
     real_scores = [s for g in real_groups for s in pairwise_ms_ssim(g)]
     side = int(min(rows["height"].iloc[0], rows["width"].iloc[0]))
-    result["ms_ssim"] = {"window": 11, "sigma": 1.5, "scales": ms_ssim_scales(side), "samples_per_prompt": k,
-                         "real_groups_mean": float(np.mean(real_scores)) if real_scores else None}
+    result["ms_ssim"] = {
+        "window": 11,
+        "sigma": 1.5,
+        "scales": ms_ssim_scales(side),
+        "samples_per_prompt": k,
+        "real_groups_mean": float(np.mean(real_scores)) if real_scores else None,
+    }
     if model is not None:
         result["ms_ssim"].update(_diversity(model, manifest, summary, diversity_prompts, k, device, report_dir, log))
     else:
@@ -482,15 +565,27 @@ def _diversity(model, manifest, summary, prompts_wanted, k, device, report_dir, 
     from .generate import load_pipeline, resolve_device_dtype, synthesize
 
     dev, dtype_name, torch_dtype = resolve_device_dtype(device, "auto")
-    scheduler = {"DDIMScheduler": "ddim", "PNDMScheduler": "pndm", "DPMSolverMultistepScheduler": "dpm",
-                 "EulerDiscreteScheduler": "euler", "DDPMScheduler": "ddpm"}.get(str(manifest["scheduler"].iloc[0]), "default")
+    scheduler = {
+        "DDIMScheduler": "ddim",
+        "PNDMScheduler": "pndm",
+        "DPMSolverMultistepScheduler": "dpm",
+        "EulerDiscreteScheduler": "euler",
+        "DDPMScheduler": "ddpm",
+    }.get(str(manifest["scheduler"].iloc[0]), "default")
     pipe = load_pipeline(Path(model), torch_dtype, dev, scheduler)
     first = manifest.drop_duplicates("prompt").head(prompts_wanted)
     scores, grid = [], []
     for row in first.itertuples():
         seeds = [int(row.seed) + j for j in range(k)]  # j = 0 is the dataset's own image
-        images = synthesize(pipe, [row.prompt] * k, seeds, height=int(row.height), width=int(row.width),
-                            steps=int(row.steps), guidance=float(row.guidance))
+        images = synthesize(
+            pipe,
+            [row.prompt] * k,
+            seeds,
+            height=int(row.height),
+            width=int(row.width),
+            steps=int(row.steps),
+            guidance=float(row.guidance),
+        )
         pair_scores = pairwise_ms_ssim(images)
         scores.append(float(np.mean(pair_scores)))
         grid.append((f"[MS-SSIM {scores[-1]:.3f}] {row.prompt}", images))
@@ -499,8 +594,14 @@ def _diversity(model, manifest, summary, prompts_wanted, k, device, report_dir, 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     log(f"[quality] diversity: mean pairwise MS-SSIM over {len(scores)} prompts x {k} samples = {np.mean(scores):.4f}")
-    return {"synthetic_mean": float(np.mean(scores)), "synthetic_std": float(np.std(scores)), "prompts": len(scores),
-            "per_prompt": scores, "diversity_png": "diversity.png", "dtype": dtype_name}
+    return {
+        "synthetic_mean": float(np.mean(scores)),
+        "synthetic_std": float(np.std(scores)),
+        "prompts": len(scores),
+        "per_prompt": scores,
+        "diversity_png": "diversity.png",
+        "dtype": dtype_name,
+    }
 
 
 def _fmt(v) -> str:
@@ -511,27 +612,35 @@ def _checks_line(c: dict) -> str:
     if not c:
         return "- image checks: not recorded"
     regen, bad = c["regenerated"], c["bad_after_retry"]
-    return (f"- image checks: regenerated once with seed + 1: {regen['nonfinite']} non-finite (NaN), {regen['constant']} constant; "
-            f"still bad after the retry: {bad['nonfinite']} non-finite, {bad['constant']} constant; "
-            f"{c['duplicate_prompt_images']} images repeat another image's prompt ({c['duplicate_prompt_images_same_study']} within one study)")
+    return (
+        f"- image checks: regenerated once with seed + 1: {regen['nonfinite']} non-finite (NaN), {regen['constant']} constant; "
+        f"still bad after the retry: {bad['nonfinite']} non-finite, {bad['constant']} constant; "
+        f"{c['duplicate_prompt_images']} images repeat another image's prompt ({c['duplicate_prompt_images_same_study']} within one study)"
+    )
 
 
 def _markdown(r: dict) -> str:
     g, m, f = r["generation"], r["ms_ssim"], r["fid"]
     lines = [
-        "# Synthetic set quality", "",
+        "# Synthetic set quality",
+        "",
         f"- synthetic: `{r['synthetic']}`; real: `{r['real']}`",
         f"- generator: {g.get('generator')} (preset {g.get('preset')}, {g.get('scheduler')}, {g.get('steps')} steps, "
         f"guidance {g.get('guidance')}, {g.get('height')}x{g.get('width')}, seed {g.get('seed')} {g.get('seed_mode')})",
         f"- images compared: {r['images']}; byte-identical synthetic duplicates: {r['duplicates']}",
-        _checks_line(r.get("image_checks") or {}), "",
-        "| metric | value | notes |", "| --- | --- | --- |",
+        _checks_line(r.get("image_checks") or {}),
+        "",
+        "| metric | value | notes |",
+        "| --- | --- | --- |",
         f"| FID ({f['features']}) | {_fmt(f['value'])} | {f['feature_dim']}-d features at {f['input_size']} px"
-        + ("" if f["reliable"] else "; fewer images than feature dimensions: biased, smoke only") + " |",
+        + ("" if f["reliable"] else "; fewer images than feature dimensions: biased, smoke only")
+        + " |",
         f"| MS-SSIM synthetic (same prompt, {m['samples_per_prompt']} seeds) | {_fmt(m.get('synthetic_mean'))} | lower = more diverse; "
         f"{m.get('prompts', 0)} prompts; window 11, sigma 1.5, {m['scales']} scales |",
-        f"| MS-SSIM real (groups of {m['samples_per_prompt']} images) | {_fmt(m.get('real_groups_mean'))} | baseline |", "",
-        "![real vs synthetic](samples.png)", "",
+        f"| MS-SSIM real (groups of {m['samples_per_prompt']} images) | {_fmt(m.get('real_groups_mean'))} | baseline |",
+        "",
+        "![real vs synthetic](samples.png)",
+        "",
     ]
     if m.get("diversity_png"):
         lines += ["![samples per prompt](diversity.png)", ""]
@@ -541,22 +650,41 @@ def _markdown(r: dict) -> str:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("quality", help="FID and MS-SSIM diversity report of a synthetic set",
-                       description="FID between synthetic and real images (pluggable features) and MS-SSIM diversity; "
-                       "writes quality.md, quality.json and PNG grids.")
+    p = sub.add_parser(
+        "quality",
+        help="FID and MS-SSIM diversity report of a synthetic set",
+        description="FID between synthetic and real images (pluggable features) and MS-SSIM diversity; "
+        "writes quality.md, quality.json and PNG grids.",
+    )
     p.add_argument("--synthetic", required=True, help="the synthetic data root written by `generate` (--output)")
     p.add_argument("--real", help="the real data root (default: the one recorded in SYNTHESIS.json)")
-    p.add_argument("--features", default="inception",
-                   help="inception (local torchvision weights), xrv (local torchxrayvision DenseNet weights), clip (a local Hugging "
-                   "Face CLIP folder given as --features-weights), or a harness encoder spec (checkpoint path, random:ARCH, "
-                   "imagenet:ARCH, module:function)")
-    p.add_argument("--features-weights", help="weights file for --features inception/xrv (default: their usual cache paths); "
-                   "the CLIP folder for --features clip")
-    p.add_argument("--features-trust-pickle", action="store_true", help="allow a weights file that holds pickled objects (e.g. "
-                   "torchxrayvision's release file, a whole saved model); default: state dicts only (weights_only=True)")
-    p.add_argument("--image-size", type=int, help="feature input size (default: 299 inception, 224 xrv, the encoder's own or 224)")
-    p.add_argument("--max-images", type=int, default=10_000, help="at most this many synthetic/real pairs for FID (default 10000)")
-    p.add_argument("--model", help="the generator's local pipeline directory, to sample several images per prompt for diversity")
+    p.add_argument(
+        "--features",
+        default="inception",
+        help="inception (local torchvision weights), xrv (local torchxrayvision DenseNet weights), clip (a local Hugging "
+        "Face CLIP folder given as --features-weights), or a harness encoder spec (checkpoint path, random:ARCH, "
+        "imagenet:ARCH, module:function)",
+    )
+    p.add_argument(
+        "--features-weights",
+        help="weights file for --features inception/xrv (default: their usual cache paths); "
+        "the CLIP folder for --features clip",
+    )
+    p.add_argument(
+        "--features-trust-pickle",
+        action="store_true",
+        help="allow a weights file that holds pickled objects (e.g. "
+        "torchxrayvision's release file, a whole saved model); default: state dicts only (weights_only=True)",
+    )
+    p.add_argument(
+        "--image-size", type=int, help="feature input size (default: 299 inception, 224 xrv, the encoder's own or 224)"
+    )
+    p.add_argument(
+        "--max-images", type=int, default=10_000, help="at most this many synthetic/real pairs for FID (default 10000)"
+    )
+    p.add_argument(
+        "--model", help="the generator's local pipeline directory, to sample several images per prompt for diversity"
+    )
     p.add_argument("--diversity-prompts", type=int, default=20, help="prompts for the diversity estimate (default 20)")
     p.add_argument("--samples-per-prompt", type=int, default=4, help="samples per prompt (RoentGen: 4)")
     p.add_argument("--report-dir", help="where to write the report (default SYNTHETIC/quality)")
@@ -566,8 +694,17 @@ def add_parser(sub) -> None:
 
 def run_from_args(args) -> dict:
     return quality_report(
-        args.synthetic, real=args.real, features=args.features, features_weights=args.features_weights,
-        features_trust_pickle=args.features_trust_pickle, image_size=args.image_size,
-        max_images=args.max_images, model=args.model, diversity_prompts=args.diversity_prompts,
-        samples_per_prompt=args.samples_per_prompt, report_dir=args.report_dir, device=args.device, batch_size=args.batch_size,
+        args.synthetic,
+        real=args.real,
+        features=args.features,
+        features_weights=args.features_weights,
+        features_trust_pickle=args.features_trust_pickle,
+        image_size=args.image_size,
+        max_images=args.max_images,
+        model=args.model,
+        diversity_prompts=args.diversity_prompts,
+        samples_per_prompt=args.samples_per_prompt,
+        report_dir=args.report_dir,
+        device=args.device,
+        batch_size=args.batch_size,
     )

@@ -66,12 +66,18 @@ def write_clip_tokenizer(directory: str | Path, text: str = FIXTURE_TEXT, merges
             splits[word] = merged
     vocab += ["".join(pair) for pair in merge_list] + ["<|startoftext|>", "<|endoftext|>"]
     vocab = list(dict.fromkeys(vocab))
-    (directory / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False), encoding="utf-8")
-    (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merge_list), encoding="utf-8")
+    (directory / "vocab.json").write_text(
+        json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False), encoding="utf-8"
+    )
+    (directory / "merges.txt").write_text(
+        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merge_list), encoding="utf-8"
+    )
     return directory
 
 
-def build_pipeline(architecture: str = "tiny", seed: int = 0, tokenizer_dir: str | Path | None = None, scheduler: str = "ddim"):
+def build_pipeline(
+    architecture: str = "tiny", seed: int = 0, tokenizer_dir: str | Path | None = None, scheduler: str = "ddim"
+):
     """A random ``StableDiffusionPipeline`` (no safety checker)."""
     import tempfile
 
@@ -82,45 +88,107 @@ def build_pipeline(architecture: str = "tiny", seed: int = 0, tokenizer_dir: str
     torch.manual_seed(seed)
     if tokenizer_dir is None:
         tokenizer_dir = write_clip_tokenizer(tempfile.mkdtemp(prefix="clip-tok-"))
-    tokenizer = CLIPTokenizer(str(Path(tokenizer_dir) / "vocab.json"), str(Path(tokenizer_dir) / "merges.txt"), model_max_length=77)
+    tokenizer = CLIPTokenizer(
+        str(Path(tokenizer_dir) / "vocab.json"), str(Path(tokenizer_dir) / "merges.txt"), model_max_length=77
+    )
     vocab_size = len(tokenizer)
     if architecture == "tiny":
         unet = UNet2DConditionModel(
-            sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
+            sample_size=8,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=1,
+            block_out_channels=(8, 16),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=16,
+            attention_head_dim=2,
+            norm_num_groups=4,
         )
         vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4, sample_size=32,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            down_block_types=("DownEncoderBlock2D",) * 2,
+            up_block_types=("UpDecoderBlock2D",) * 2,
+            norm_num_groups=4,
+            sample_size=32,
         )
-        text = CLIPTextConfig(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                              max_position_embeddings=77, projection_dim=16, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1)
+        text = CLIPTextConfig(
+            vocab_size=vocab_size,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=77,
+            projection_dim=16,
+            bos_token_id=vocab_size - 2,
+            eos_token_id=vocab_size - 1,
+            pad_token_id=vocab_size - 1,
+        )
     elif architecture in ("sd1", "sd2"):
         sd2 = architecture == "sd2"
         unet = UNet2DConditionModel(
-            sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",), up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            cross_attention_dim=1024 if sd2 else 768, attention_head_dim=(5, 10, 20, 20) if sd2 else 8, use_linear_projection=sd2,
+            sample_size=64,
+            in_channels=4,
+            out_channels=4,
+            layers_per_block=2,
+            block_out_channels=(320, 640, 1280, 1280),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            cross_attention_dim=1024 if sd2 else 768,
+            attention_head_dim=(5, 10, 20, 20) if sd2 else 8,
+            use_linear_projection=sd2,
         )
         vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
-            down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512,
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            sample_size=512,
         )
-        text = CLIPTextConfig(vocab_size=vocab_size, hidden_size=1024 if sd2 else 768, intermediate_size=4096 if sd2 else 3072,
-                              num_hidden_layers=23 if sd2 else 12, num_attention_heads=16 if sd2 else 12, hidden_act="gelu" if sd2 else "quick_gelu",
-                              max_position_embeddings=77, projection_dim=512 if sd2 else 768, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1)
+        text = CLIPTextConfig(
+            vocab_size=vocab_size,
+            hidden_size=1024 if sd2 else 768,
+            intermediate_size=4096 if sd2 else 3072,
+            num_hidden_layers=23 if sd2 else 12,
+            num_attention_heads=16 if sd2 else 12,
+            hidden_act="gelu" if sd2 else "quick_gelu",
+            max_position_embeddings=77,
+            projection_dim=512 if sd2 else 768,
+            bos_token_id=vocab_size - 2,
+            eos_token_id=vocab_size - 1,
+            pad_token_id=vocab_size - 1,
+        )
     else:
         raise ValueError(f"unknown architecture {architecture!r}: tiny, sd1 or sd2")
     text_encoder = CLIPTextModel(text).eval()
     common = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
-    sched = (DDIMScheduler(clip_sample=False, set_alpha_to_one=False, steps_offset=1, **common) if scheduler == "ddim"
-             else PNDMScheduler(skip_prk_steps=True, steps_offset=1, **common))
-    return StableDiffusionPipeline(vae=vae.eval(), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet.eval(), scheduler=sched,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    sched = (
+        DDIMScheduler(clip_sample=False, set_alpha_to_one=False, steps_offset=1, **common)
+        if scheduler == "ddim"
+        else PNDMScheduler(skip_prk_steps=True, steps_offset=1, **common)
+    )
+    return StableDiffusionPipeline(
+        vae=vae.eval(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet.eval(),
+        scheduler=sched,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
 
 
-def write_tiny_pipeline(directory: str | Path, architecture: str = "tiny", seed: int = 0, scheduler: str = "ddim") -> Path:
+def write_tiny_pipeline(
+    directory: str | Path, architecture: str = "tiny", seed: int = 0, scheduler: str = "ddim"
+) -> Path:
     """Build :func:`build_pipeline` and ``save_pretrained`` it to ``directory``."""
     directory = Path(directory)
     tok = write_clip_tokenizer(directory / "_fixture_tokenizer")

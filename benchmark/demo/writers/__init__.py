@@ -35,7 +35,14 @@ WRITERS: tuple[DatasetWriter, ...] = (
     DatasetWriter(covidx.FOLDER, ("covidx",), covidx.plan, covidx.write),
     DatasetWriter(siim.FOLDER, ("siim", "siim_acr", "siim-acr"), siim.plan, siim.write),
     DatasetWriter(object_cxr.FOLDER, ("object_cxr", "object-cxr", "objectcxr"), object_cxr.plan, object_cxr.write),
-    DatasetWriter(mimic.FOLDER, ("mimic", "mimic_cxr", "mimic-cxr"), mimic.plan, mimic.write, (mimic.REPORTS_FOLDER,), mimic.count_images),
+    DatasetWriter(
+        mimic.FOLDER,
+        ("mimic", "mimic_cxr", "mimic-cxr"),
+        mimic.plan,
+        mimic.write,
+        (mimic.REPORTS_FOLDER,),
+        mimic.count_images,
+    ),
 )
 
 __all__ = ["WRITERS", "DatasetWriter", "DemoContext"]

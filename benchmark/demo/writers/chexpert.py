@@ -47,7 +47,13 @@ COMPETITION_FINDINGS = {
     "Edema": "edema",
     "Pleural Effusion": "effusion",
 }
-POSITIVE_SHARE = {"Atelectasis": 0.20, "Cardiomegaly": 0.17, "Consolidation": 0.15, "Edema": 0.22, "Pleural Effusion": 0.27}
+POSITIVE_SHARE = {
+    "Atelectasis": 0.20,
+    "Cardiomegaly": 0.17,
+    "Consolidation": 0.15,
+    "Edema": 0.22,
+    "Pleural Effusion": 0.27,
+}
 UNCERTAIN_SHARE = 0.05  # train only: drawn faintly
 EXPLICIT_NEGATIVE_SHARE = 0.15  # train: 0.0 (the rest is blank = not mentioned)
 LATERAL_SHARE = 0.10
@@ -92,7 +98,12 @@ def _competition_states(rng: np.random.Generator, n: int, valid: bool) -> dict[s
         if valid:
             shares = {1.0: share, 0.0: 1.0 - share}
         else:
-            shares = {1.0: share, -1.0: UNCERTAIN_SHARE, 0.0: EXPLICIT_NEGATIVE_SHARE, None: 1.0 - share - UNCERTAIN_SHARE - EXPLICIT_NEGATIVE_SHARE}
+            shares = {
+                1.0: share,
+                -1.0: UNCERTAIN_SHARE,
+                0.0: EXPLICIT_NEGATIVE_SHARE,
+                None: 1.0 - share - UNCERTAIN_SHARE - EXPLICIT_NEGATIVE_SHARE,
+            }
         states[label] = quota_choice(rng, n, shares)
     return states
 
@@ -119,7 +130,14 @@ def _other_labels(rng: np.random.Generator, labels: dict[str, float | None]) -> 
 
 def _plan_split(rng: np.random.Generator, split: str, patients: int, first_patient: int) -> list[ChexpertImage]:
     valid = split == "valid"
-    study_counts = [1] * patients if valid else [2 if two else 1 for two in quota_choice(rng, patients, {True: SECOND_STUDY_SHARE, False: 1 - SECOND_STUDY_SHARE})]
+    study_counts = (
+        [1] * patients
+        if valid
+        else [
+            2 if two else 1
+            for two in quota_choice(rng, patients, {True: SECOND_STUDY_SHARE, False: 1 - SECOND_STUDY_SHARE})
+        ]
+    )
     keys = [(first_patient + p, s + 1) for p, count in enumerate(study_counts) for s in range(count)]
     states = _competition_states(rng, len(keys), valid)
     laterals = quota_choice(rng, len(keys), {True: LATERAL_SHARE, False: 1 - LATERAL_SHARE})
@@ -131,7 +149,9 @@ def _plan_split(rng: np.random.Generator, split: str, patients: int, first_patie
         if valid:  # valid.csv has no blanks and no uncertain labels
             labels = {k: 1.0 if v == 1.0 else 0.0 for k, v in labels.items()}
         sex, age = demographics[patient]
-        study = Study(split, patient, number, sex, age + number - 1, "AP" if rng.uniform() < 0.7 else "PA", labels, laterals[i])
+        study = Study(
+            split, patient, number, sex, age + number - 1, "AP" if rng.uniform() < 0.7 else "PA", labels, laterals[i]
+        )
         images.append(ChexpertImage(study, "frontal"))
         if study.has_lateral:
             images.append(ChexpertImage(study, "lateral"))

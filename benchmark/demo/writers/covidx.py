@@ -29,7 +29,13 @@ SOURCES = {
     "COVID-19": {"cohen": 0.3, "sirm": 0.15, "ricord": 0.4, "actmed": 0.15},
 }
 # (suffix, stored mode) -> share of the images
-FORMATS = {(".png", "L"): 0.50, (".png", "RGB"): 0.12, (".png", "I;16"): 0.13, (".jpg", "L"): 0.20, (".jpg", "RGB"): 0.05}
+FORMATS = {
+    (".png", "L"): 0.50,
+    (".png", "RGB"): 0.12,
+    (".png", "I;16"): 0.13,
+    (".jpg", "L"): 0.20,
+    (".jpg", "RGB"): 0.05,
+}
 TRAIN_IMAGES, TEST_IMAGES_PER_CLASS = 600, 30
 
 
@@ -118,7 +124,11 @@ def write(ctx: DemoContext, images: list[CovidxImage]) -> dict:
         picture = draw_radiograph(rng, ctx.image_size, _findings(rng, image.label))
         suffix = "." + image.filename.rsplit(".", 1)[1]
         write_atomic(ctx.root / FOLDER / image.split / image.filename, raster_bytes(picture.pixels, suffix, image.mode))
-        truth[f"{image.split}/{image.filename}"] = {"label": image.label, "mode": image.mode, **radiograph_truth(picture)}
+        truth[f"{image.split}/{image.filename}"] = {
+            "label": image.label,
+            "mode": image.mode,
+            **radiograph_truth(picture),
+        }
         ctx.advance(1)
     for split in ("train", "test"):
         text = "".join(image.line() for image in images if image.split == split)

@@ -132,7 +132,9 @@ def plan(ctx: DemoContext) -> list[MimicStudy]:
     split_of = dict(zip(unique_subjects, quota_choice(rng, len(unique_subjects), SPLIT_SHARES)))
     study_ids = rng.choice(np.arange(50_000_000, 60_000_000), size=n, replace=False)
     states = {
-        name: quota_choice(rng, n, {"stated": share, "uncertain": UNCERTAIN_SHARE, "absent": 1 - share - UNCERTAIN_SHARE})
+        name: quota_choice(
+            rng, n, {"stated": share, "uncertain": UNCERTAIN_SHARE, "absent": 1 - share - UNCERTAIN_SHARE}
+        )
         for name, (_, share) in FINDING_LABELS.items()
     }
     laterals = quota_choice(rng, n, {True: 0.3, False: 0.7})
@@ -191,21 +193,45 @@ def _sentence(name: str, state: str, severity: float, sides: list[str]) -> tuple
         return {
             "cardiomegaly": ("The heart size is borderline enlarged.", "Possible mild cardiomegaly."),
             "effusion": (f"Possible trace {side} pleural effusion.", f"Possible trace {side} pleural effusion."),
-            "atelectasis": (f"Minimal {side} basilar opacity may reflect atelectasis.", "Possible minimal atelectasis."),
-            "consolidation": (f"Subtle opacity in the {side} lung could represent early consolidation.", "Possible early consolidation."),
+            "atelectasis": (
+                f"Minimal {side} basilar opacity may reflect atelectasis.",
+                "Possible minimal atelectasis.",
+            ),
+            "consolidation": (
+                f"Subtle opacity in the {side} lung could represent early consolidation.",
+                "Possible early consolidation.",
+            ),
             "edema": ("Mild perihilar haziness may reflect mild pulmonary edema.", "Possible mild pulmonary edema."),
-            "pneumonia": (f"Faint opacity in the {side} lung; early pneumonia cannot be excluded.", "Pneumonia cannot be excluded."),
+            "pneumonia": (
+                f"Faint opacity in the {side} lung; early pneumonia cannot be excluded.",
+                "Pneumonia cannot be excluded.",
+            ),
             "pneumothorax": (f"Possible tiny {side} apical pneumothorax.", f"Possible tiny {side} pneumothorax."),
         }[name]
     plural = "s" if side == "bilateral" else ""
     return {
         "cardiomegaly": (f"The heart is {'markedly' if severity > 0.85 else 'moderately'} enlarged.", "Cardiomegaly."),
-        "effusion": (f"There {'are' if plural else 'is a'} {size} {side} pleural effusion{plural}.", f"{size.capitalize()} {side} pleural effusion{plural}."),
-        "atelectasis": (f"Linear opacity at the {side} lung base is compatible with subsegmental atelectasis.", f"{side.capitalize()} basilar atelectasis."),
-        "consolidation": (f"There is a focal consolidation in the {side} lung.", f"{side.capitalize()} lung consolidation."),
+        "effusion": (
+            f"There {'are' if plural else 'is a'} {size} {side} pleural effusion{plural}.",
+            f"{size.capitalize()} {side} pleural effusion{plural}.",
+        ),
+        "atelectasis": (
+            f"Linear opacity at the {side} lung base is compatible with subsegmental atelectasis.",
+            f"{side.capitalize()} basilar atelectasis.",
+        ),
+        "consolidation": (
+            f"There is a focal consolidation in the {side} lung.",
+            f"{side.capitalize()} lung consolidation.",
+        ),
         "edema": ("Bilateral perihilar haziness is consistent with pulmonary edema.", "Pulmonary edema."),
-        "pneumonia": (f"Rounded opacit{'ies' if len(sides) > 1 else 'y'} in the {side} lung{plural} concerning for pneumonia.", "Findings concerning for pneumonia."),
-        "pneumothorax": (f"There is a {size} {side} pneumothorax along the lateral chest wall and apex.", f"{size.capitalize()} {side} pneumothorax."),
+        "pneumonia": (
+            f"Rounded opacit{'ies' if len(sides) > 1 else 'y'} in the {side} lung{plural} concerning for pneumonia.",
+            "Findings concerning for pneumonia.",
+        ),
+        "pneumothorax": (
+            f"There is a {size} {side} pneumothorax along the lateral chest wall and apex.",
+            f"{size.capitalize()} {side} pneumothorax.",
+        ),
     }[name]
 
 
@@ -223,7 +249,9 @@ def _wrap(text: str) -> str:
     return "\n".join(" " + line for line in textwrap.wrap(text, width=76))
 
 
-def write_report(study: MimicStudy, picture: Radiograph, severities: dict[str, float], rng: np.random.Generator) -> tuple[str, dict[str, float | None]]:
+def write_report(
+    study: MimicStudy, picture: Radiograph, severities: dict[str, float], rng: np.random.Generator
+) -> tuple[str, dict[str, float | None]]:
     """The report text and the CheXpert labels a labeler reads from it."""
     labels: dict[str, float | None] = dict.fromkeys(LABELS)
     sentences, impressions = [], []
@@ -256,11 +284,23 @@ def write_report(study: MimicStudy, picture: Radiograph, severities: dict[str, f
         f" COMPARISON:  {'None.' if rng.uniform() < 0.5 else '___.'}",
         " ",
     ]
-    impression = "As above." if study.report_style == "short_impression" and labels["No Finding"] is None else " ".join(impressions)
+    impression = (
+        "As above."
+        if study.report_style == "short_impression" and labels["No Finding"] is None
+        else " ".join(impressions)
+    )
     if study.report_style == "no_findings_section":
         body = [" IMPRESSION: ", " ", _wrap(" ".join(sentences) or impression)]
     else:
-        body = [" FINDINGS: ", " ", _wrap(" ".join(sentences) or "The lungs are clear."), " ", " IMPRESSION: ", " ", _wrap(impression)]
+        body = [
+            " FINDINGS: ",
+            " ",
+            _wrap(" ".join(sentences) or "The lungs are clear."),
+            " ",
+            " IMPRESSION: ",
+            " ",
+            _wrap(impression),
+        ]
     return "\n".join(header + body) + "\n", labels
 
 
@@ -278,7 +318,20 @@ def _findings(rng: np.random.Generator, study: MimicStudy) -> list[Finding]:
 
 def _metadata_row(study: MimicStudy, dicom_id: str, view: str, size: int) -> list[object]:
     orientation = "Erect" if view != "AP" else ("Recumbent" if study.study_id % 2 else "")
-    return [dicom_id, study.subject_id, study.study_id, study.procedure, view, size, size, study.study_date, study.study_time, study.procedure, VIEW_MEANING[view], orientation]
+    return [
+        dicom_id,
+        study.subject_id,
+        study.study_id,
+        study.procedure,
+        view,
+        size,
+        size,
+        study.study_date,
+        study.study_time,
+        study.procedure,
+        VIEW_MEANING[view],
+        orientation,
+    ]
 
 
 def write(ctx: DemoContext, studies: list[MimicStudy]) -> dict:

@@ -52,7 +52,9 @@ def write(ctx: DemoContext, images: list[ObjectCxrImage]) -> dict:
         write_atomic(ctx.root / FOLDER / image.split / image.name, jpeg_bytes(picture.pixels))
         rows[image.split].append([image.name, ";".join(obj.annotation() for obj in picture.objects)])
         truth[f"{image.split}/{image.name}"] = {
-            "objects": [{"type": obj.kind, "points": list(obj.points), "box": list(obj.box())} for obj in picture.objects],
+            "objects": [
+                {"type": obj.kind, "points": list(obj.points), "box": list(obj.box())} for obj in picture.objects
+            ],
             **radiograph_truth(picture),
         }
         ctx.advance(1)

@@ -22,7 +22,15 @@ from pydicom.uid import generate_uid
 
 from ..drawing import Finding, draw_radiograph
 from ..files import DEMO_UID_ROOT, csv_text, dicom_bytes, write_atomic
-from .common import DemoContext, block_means, kaggle_dicom_attributes, quota_choice, radiograph_truth, sample_sex_age, uuid_like
+from .common import (
+    DemoContext,
+    block_means,
+    kaggle_dicom_attributes,
+    quota_choice,
+    radiograph_truth,
+    sample_sex_age,
+    uuid_like,
+)
 
 FOLDER = "rsna-pneumonia-detection-challenge"
 LABELS_FILE = "stage_2_train_labels.csv"

@@ -21,7 +21,15 @@ import numpy as np
 from ..drawing import Finding, draw_radiograph
 from ..files import dicom_bytes, write_atomic
 from ..rle import EMPTY, rle_encode
-from .common import DemoContext, block_means, kaggle_dicom_attributes, quota_choice, radiograph_truth, sample_sex_age, uuid_like
+from .common import (
+    DemoContext,
+    block_means,
+    kaggle_dicom_attributes,
+    quota_choice,
+    radiograph_truth,
+    sample_sex_age,
+    uuid_like,
+)
 
 FOLDER = "siim-acr-pneumothorax"
 RLE_FILE = "train-rle.csv"
@@ -61,10 +69,16 @@ def plan(ctx: DemoContext) -> list[SiimImage]:
     numbers = rng.choice(np.arange(1000, 14000), size=n, replace=False)
     images = []
     for i in range(n):
-        image_id, study_uid, series_uid = _uids(int(numbers[i]), int(rng.integers(150, 250)), int(rng.integers(100000, 999999)))
+        image_id, study_uid, series_uid = _uids(
+            int(numbers[i]), int(rng.integers(150, 250)), int(rng.integers(100000, 999999))
+        )
         sex, age = sample_sex_age(rng)
         view = "PA" if rng.uniform() < 0.6 else "AP"
-        images.append(SiimImage(image_id, study_uid, series_uid, uuid_like(rng), sex, age, view, next(regions) if positive[i] else 0))
+        images.append(
+            SiimImage(
+                image_id, study_uid, series_uid, uuid_like(rng), sex, age, view, next(regions) if positive[i] else 0
+            )
+        )
     return images
 
 

@@ -29,18 +29,69 @@ from torch import Tensor, nn
 # gradient clipping 0.25, ReduceLROnPlateau factor 0.5 patience 5, patience 10, last 4 BERT
 # layers summed, 768-d embeddings = BERT width).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "convirt": dict(lr=2e-5, weight_decay=0.05, betas=(0.9, 0.999), optimizer="adamw", batch_size=72, epochs=50,
-                    scheduler="cosine_warmup", warmup=0.4, min_lr=1e-8, grad_clip=0.0, patience=5,
-                    text_layers=6, emb_dim=128, proj_hidden=2048, temperature=0.07),
-    "gloria": dict(lr=5e-5, weight_decay=1e-6, betas=(0.5, 0.999), optimizer="adam", batch_size=48, epochs=50,
-                   scheduler="plateau", plateau_factor=0.5, plateau_patience=5, grad_clip=0.25, patience=10,
-                   text_layers=0, last_n_layers=4, temp1=4.0, temp2=5.0, temp3=10.0,
-                   local_weight=1.0, global_weight=1.0),
-    "mgca": dict(lr=2e-5, weight_decay=0.05, betas=(0.9, 0.999), optimizer="adamw", batch_size=72, epochs=50,
-                 scheduler="cosine_warmup", warmup=0.4, min_lr=1e-8, grad_clip=0.0, patience=5,
-                 text_layers=6, emb_dim=128, proj_hidden=2048, temperature=0.07, local_temperature=0.1,
-                 proto_temperature=0.2, num_prototypes=500, freeze_prototypes_epochs=1, sinkhorn_iterations=3,
-                 epsilon=0.05, lambda_1=1.0, lambda_2=1.0, lambda_3=1.0),
+    "convirt": dict(
+        lr=2e-5,
+        weight_decay=0.05,
+        betas=(0.9, 0.999),
+        optimizer="adamw",
+        batch_size=72,
+        epochs=50,
+        scheduler="cosine_warmup",
+        warmup=0.4,
+        min_lr=1e-8,
+        grad_clip=0.0,
+        patience=5,
+        text_layers=6,
+        emb_dim=128,
+        proj_hidden=2048,
+        temperature=0.07,
+    ),
+    "gloria": dict(
+        lr=5e-5,
+        weight_decay=1e-6,
+        betas=(0.5, 0.999),
+        optimizer="adam",
+        batch_size=48,
+        epochs=50,
+        scheduler="plateau",
+        plateau_factor=0.5,
+        plateau_patience=5,
+        grad_clip=0.25,
+        patience=10,
+        text_layers=0,
+        last_n_layers=4,
+        temp1=4.0,
+        temp2=5.0,
+        temp3=10.0,
+        local_weight=1.0,
+        global_weight=1.0,
+    ),
+    "mgca": dict(
+        lr=2e-5,
+        weight_decay=0.05,
+        betas=(0.9, 0.999),
+        optimizer="adamw",
+        batch_size=72,
+        epochs=50,
+        scheduler="cosine_warmup",
+        warmup=0.4,
+        min_lr=1e-8,
+        grad_clip=0.0,
+        patience=5,
+        text_layers=6,
+        emb_dim=128,
+        proj_hidden=2048,
+        temperature=0.07,
+        local_temperature=0.1,
+        proto_temperature=0.2,
+        num_prototypes=500,
+        freeze_prototypes_epochs=1,
+        sinkhorn_iterations=3,
+        epsilon=0.05,
+        lambda_1=1.0,
+        lambda_2=1.0,
+        lambda_3=1.0,
+    ),
 }
 IMAGE_PREFIX = {"convirt": "img_encoder.model.", "gloria": "gloria.img_encoder.model.", "mgca": "img_encoder_q.model."}
 
@@ -67,7 +118,7 @@ def split_batch(batch: dict[str, Any], chunks: int) -> list[dict[str, Any]]:
     if n % chunks:
         raise ValueError(f"batch of {n} does not split into {chunks} chunks")
     size = n // chunks
-    return [{k: v[i * size:(i + 1) * size] for k, v in batch.items()} for i in range(chunks)]
+    return [{k: v[i * size : (i + 1) * size] for k, v in batch.items()} for i in range(chunks)]
 
 
 class Method(nn.Module):
@@ -88,7 +139,9 @@ class Method(nn.Module):
             torch.manual_seed(chunk_seed(ctx.seed, ctx.step, ctx.rank * ctx.chunks + i))
             with ctx.autocast():
                 enc = self.encode(chunk)
-            encs.append({k: (v.float() if isinstance(v, Tensor) and v.is_floating_point() else v) for k, v in enc.items()})
+            encs.append(
+                {k: (v.float() if isinstance(v, Tensor) and v.is_floating_point() else v) for k, v in enc.items()}
+            )
         per_chunk = self.combine(encs, ctx)
         return {k: torch.stack([p[k] for p in per_chunk]).mean() for k in per_chunk[0]}
 

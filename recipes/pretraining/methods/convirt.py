@@ -61,10 +61,27 @@ class TextTower(nn.Module):
 class ConVIRT(Method):
     name = "convirt"
 
-    def __init__(self, *, arch: str, text_encoder: str, image_init: str = "random", seed: int = 0, upsample: int = 299,
-                 local_layer: str = "layer3", text_layers: int = 6, emb_dim: int = 128, proj_hidden: int = 2048,
-                 temperature: float = 0.07, projection: str = "mgca", text_pooling: str = "cls", freeze_text_layers: int = 0,
-                 i2t_weight: float = 1.0, t2i_weight: float = 1.0, text_projection_no_grad: bool = False, **_):
+    def __init__(
+        self,
+        *,
+        arch: str,
+        text_encoder: str,
+        image_init: str = "random",
+        seed: int = 0,
+        upsample: int = 299,
+        local_layer: str = "layer3",
+        text_layers: int = 6,
+        emb_dim: int = 128,
+        proj_hidden: int = 2048,
+        temperature: float = 0.07,
+        projection: str = "mgca",
+        text_pooling: str = "cls",
+        freeze_text_layers: int = 0,
+        i2t_weight: float = 1.0,
+        t2i_weight: float = 1.0,
+        text_projection_no_grad: bool = False,
+        **_,
+    ):
         super().__init__()
         if projection not in PROJECTIONS:
             raise ConfigError(f"--hp projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}")
@@ -81,17 +98,26 @@ class ConVIRT(Method):
             layer.requires_grad_(False)
         self.text_encoder = TextTower(bert, emb_dim, proj_hidden, projection)
         self.temperature = temperature
-        self.emb_dim, self.proj_hidden, self.projection, self.text_pooling = emb_dim, proj_hidden, projection, text_pooling
+        self.emb_dim, self.proj_hidden, self.projection, self.text_pooling = (
+            emb_dim,
+            proj_hidden,
+            projection,
+            text_pooling,
+        )
         self.weights = (float(i2t_weight), float(t2i_weight))
         self.frozen_text_layers = n_frozen
         self.text_projection_no_grad = bool(text_projection_no_grad)
 
     def image_head(self) -> nn.Module:
-        return self.img_encoder.global_embed if hasattr(self.img_encoder, "global_embed") else self.img_encoder.projection
+        return (
+            self.img_encoder.global_embed if hasattr(self.img_encoder, "global_embed") else self.img_encoder.projection
+        )
 
     def encode(self, chunk):
         glob, _, _, _ = self.img_encoder(chunk["image"])
-        out = self.text_encoder.model(chunk["input_ids"], attention_mask=chunk["attention_mask"], token_type_ids=chunk["token_type_ids"])
+        out = self.text_encoder.model(
+            chunk["input_ids"], attention_mask=chunk["attention_mask"], token_type_ids=chunk["token_type_ids"]
+        )
         ctx = torch.no_grad() if self.text_projection_no_grad else contextlib.nullcontext()
         with ctx:
             states = out.last_hidden_state
@@ -107,9 +133,27 @@ class ConVIRT(Method):
     def record(self):
         key = "global_embed" if self.projection == "mgca" else "projection"
         hidden = self.proj_hidden if self.projection == "mgca" else "input width"
-        feature = "[CLS] of the last kept BERT layer" if self.text_pooling == "cls" else "attention-masked mean of the last BERT layer"
-        return {"image_projection": {"key": f"img_encoder.{key}", "dim": self.emb_dim, "hidden": hidden, "kind": self.projection},
-                "text_projection": {"key": f"text_encoder.{key}", "dim": self.emb_dim, "hidden": hidden, "kind": self.projection},
-                "text_feature": feature, "temperature": self.temperature,
-                "loss_weights": {"image_to_text": self.weights[0], "text_to_image": self.weights[1]},
-                "frozen_text_layers": self.frozen_text_layers, "text_projection_no_grad": self.text_projection_no_grad}
+        feature = (
+            "[CLS] of the last kept BERT layer"
+            if self.text_pooling == "cls"
+            else "attention-masked mean of the last BERT layer"
+        )
+        return {
+            "image_projection": {
+                "key": f"img_encoder.{key}",
+                "dim": self.emb_dim,
+                "hidden": hidden,
+                "kind": self.projection,
+            },
+            "text_projection": {
+                "key": f"text_encoder.{key}",
+                "dim": self.emb_dim,
+                "hidden": hidden,
+                "kind": self.projection,
+            },
+            "text_feature": feature,
+            "temperature": self.temperature,
+            "loss_weights": {"image_to_text": self.weights[0], "text_to_image": self.weights[1]},
+            "frozen_text_layers": self.frozen_text_layers,
+            "text_projection_no_grad": self.text_projection_no_grad,
+        }

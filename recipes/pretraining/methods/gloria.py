@@ -26,9 +26,13 @@ class TextTower(nn.Module):
         self.last_n_layers = last_n_layers
 
     def forward(self, chunk):
-        out = self.model(chunk["input_ids"], attention_mask=chunk["attention_mask"], token_type_ids=chunk["token_type_ids"],
-                         output_hidden_states=True)
-        layers = torch.stack(out.hidden_states[-self.last_n_layers:]).sum(0)  # (B, T, D)
+        out = self.model(
+            chunk["input_ids"],
+            attention_mask=chunk["attention_mask"],
+            token_type_ids=chunk["token_type_ids"],
+            output_hidden_states=True,
+        )
+        layers = torch.stack(out.hidden_states[-self.last_n_layers :]).sum(0)  # (B, T, D)
         words = merge_subwords(layers, chunk["word_slots"])
         return words, words.mean(dim=1)
 
@@ -45,9 +49,24 @@ class Core(nn.Module):
 class GLoRIA(Method):
     name = "gloria"
 
-    def __init__(self, *, arch: str, text_encoder: str, image_init: str = "random", seed: int = 0, upsample: int = 299,
-                 local_layer: str = "layer3", text_layers: int = 0, last_n_layers: int = 4, temp1: float = 4.0,
-                 temp2: float = 5.0, temp3: float = 10.0, local_weight: float = 1.0, global_weight: float = 1.0, **_):
+    def __init__(
+        self,
+        *,
+        arch: str,
+        text_encoder: str,
+        image_init: str = "random",
+        seed: int = 0,
+        upsample: int = 299,
+        local_layer: str = "layer3",
+        text_layers: int = 0,
+        last_n_layers: int = 4,
+        temp1: float = 4.0,
+        temp2: float = 5.0,
+        temp3: float = 10.0,
+        local_weight: float = 1.0,
+        global_weight: float = 1.0,
+        **_,
+    ):
         super().__init__()
         bert = load_bert(text_encoder, num_layers=text_layers or None)
         image = ImageTower(arch, image_init, seed, local_layer, upsample)
@@ -63,8 +82,14 @@ class GLoRIA(Method):
         regions = img.local_embedder(local.transpose(1, 2).reshape(local.shape[0], -1, h, w)).flatten(2)  # (B, D, R)
         words, sent = self.gloria.text_encoder(chunk)
         host = chunk.get("host_n_words")  # the lengths known on the host (collate): no device read
-        return {"img_g": img.global_embedder(glob), "img_l": regions, "txt_g": sent, "txt_l": words.transpose(1, 2),
-                "cap_lens": chunk["n_words"] + 1, "max_cap_len": max(host) + 1 if host else None}
+        return {
+            "img_g": img.global_embedder(glob),
+            "img_l": regions,
+            "txt_g": sent,
+            "txt_l": words.transpose(1, 2),
+            "cap_lens": chunk["n_words"] + 1,
+            "max_cap_len": max(host) + 1 if host else None,
+        }
 
     def chunk_losses(self, enc, ctx):
         t1, t2, t3 = self.temps
@@ -74,7 +99,10 @@ class GLoRIA(Method):
         return {"loss": (l0 + l1) * lw + (g0 + g1) * gw, "loss_local": l0 + l1, "loss_global": g0 + g1}
 
     def record(self):
-        return {"image_projection": {"key": "gloria.img_encoder.global_embedder", "dim": self.dim},
-                "image_local_projection": {"key": "gloria.img_encoder.local_embedder", "dim": self.dim},
-                "text_projection": None, "text_feature": f"sum of the last {self.last_n_layers} BERT layers, words merged, mean over positions",
-                "temperatures": dict(zip(("temp1", "temp2", "temp3"), self.temps))}
+        return {
+            "image_projection": {"key": "gloria.img_encoder.global_embedder", "dim": self.dim},
+            "image_local_projection": {"key": "gloria.img_encoder.local_embedder", "dim": self.dim},
+            "text_projection": None,
+            "text_feature": f"sum of the last {self.last_n_layers} BERT layers, words merged, mean over positions",
+            "temperatures": dict(zip(("temp1", "temp2", "temp3"), self.temps)),
+        }

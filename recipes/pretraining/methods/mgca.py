@@ -38,20 +38,48 @@ class TextTower(nn.Module):
 class MGCA(Method):
     name = "mgca"
 
-    def __init__(self, *, arch: str, text_encoder: str, image_init: str = "random", seed: int = 0, upsample: int = 299,
-                 local_layer: str = "layer3", text_layers: int = 6, emb_dim: int = 128, proj_hidden: int = 2048,
-                 temperature: float = 0.07, local_temperature: float = 0.1, proto_temperature: float = 0.2,
-                 num_prototypes: int = 500, freeze_prototypes_epochs: int = 1, sinkhorn_iterations: int = 3,
-                 epsilon: float = 0.05, lambda_1: float = 1.0, lambda_2: float = 1.0, lambda_3: float = 1.0, **_):
+    def __init__(
+        self,
+        *,
+        arch: str,
+        text_encoder: str,
+        image_init: str = "random",
+        seed: int = 0,
+        upsample: int = 299,
+        local_layer: str = "layer3",
+        text_layers: int = 6,
+        emb_dim: int = 128,
+        proj_hidden: int = 2048,
+        temperature: float = 0.07,
+        local_temperature: float = 0.1,
+        proto_temperature: float = 0.2,
+        num_prototypes: int = 500,
+        freeze_prototypes_epochs: int = 1,
+        sinkhorn_iterations: int = 3,
+        epsilon: float = 0.05,
+        lambda_1: float = 1.0,
+        lambda_2: float = 1.0,
+        lambda_3: float = 1.0,
+        **_,
+    ):
         super().__init__()
         self.img_encoder_q = ImageTower(arch, image_init, seed, local_layer, upsample)
         self.img_encoder_q.global_embed = GlobalEmbedding(self.img_encoder_q.feature_dim, proj_hidden, emb_dim)
         self.img_encoder_q.local_embed = LocalEmbedding(self.img_encoder_q.local_dim, proj_hidden, emb_dim)
-        self.text_encoder_q = TextTower(load_bert(text_encoder, num_layers=text_layers, attentions=True), emb_dim, proj_hidden)
+        self.text_encoder_q = TextTower(
+            load_bert(text_encoder, num_layers=text_layers, attentions=True), emb_dim, proj_hidden
+        )
         self.prototype_layer = nn.Linear(emb_dim, num_prototypes, bias=False)
-        self.hp = dict(temperature=temperature, local_temperature=local_temperature, proto_temperature=proto_temperature,
-                       num_prototypes=num_prototypes, freeze_prototypes_epochs=freeze_prototypes_epochs,
-                       sinkhorn_iterations=sinkhorn_iterations, epsilon=epsilon, lambdas=(lambda_1, lambda_2, lambda_3))
+        self.hp = dict(
+            temperature=temperature,
+            local_temperature=local_temperature,
+            proto_temperature=proto_temperature,
+            num_prototypes=num_prototypes,
+            freeze_prototypes_epochs=freeze_prototypes_epochs,
+            sinkhorn_iterations=sinkhorn_iterations,
+            epsilon=epsilon,
+            lambdas=(lambda_1, lambda_2, lambda_3),
+        )
         self.emb_dim, self.proj_hidden = emb_dim, proj_hidden
 
     def encode(self, chunk):
@@ -61,8 +89,12 @@ class MGCA(Method):
         img_emb = F.normalize(img.global_embed(glob), dim=-1)
 
         txt = self.text_encoder_q
-        out = txt.model(chunk["input_ids"], attention_mask=chunk["attention_mask"], token_type_ids=chunk["token_type_ids"],
-                        output_attentions=True)
+        out = txt.model(
+            chunk["input_ids"],
+            attention_mask=chunk["attention_mask"],
+            token_type_ids=chunk["token_type_ids"],
+            output_attentions=True,
+        )
         slots = chunk["word_slots"]
         merged = merge_subwords(out.last_hidden_state, slots)  # (B, T, D); slot 0 = [CLS]
         cls_attn = merge_subwords(out.attentions[-1][:, :, 0, :].mean(1).detach(), slots)  # (B, T)
@@ -75,8 +107,15 @@ class MGCA(Method):
             patch_w = torch.full(patch_emb.shape[:2], 1.0 / patch_emb.shape[1], device=patch_emb.device)
         else:
             patch_w = clipped_weights(patch_attn, nonzero_only=False)
-        return {"img": img_emb, "txt": report_emb, "words": word_emb, "patches": patch_emb, "word_w": word_w,
-                "patch_w": patch_w, "word_pad": word_pad}
+        return {
+            "img": img_emb,
+            "txt": report_emb,
+            "words": word_emb,
+            "patches": patch_emb,
+            "word_w": word_w,
+            "patch_w": patch_w,
+            "word_pad": word_pad,
+        }
 
     def combine(self, encs, ctx):
         hp = self.hp
@@ -86,20 +125,31 @@ class MGCA(Method):
         img_scores = [self.prototype_layer(e["img"]) for e in encs]
         txt_scores = [self.prototype_layer(e["txt"]) for e in encs]
         # codes over every chunk of this process and (under DDP) every rank
-        img_codes = sinkhorn(torch.cat(img_scores), hp["epsilon"], hp["sinkhorn_iterations"], ctx.all_reduce, ctx.world_size).split(
-            [s.shape[0] for s in img_scores])
-        txt_codes = sinkhorn(torch.cat(txt_scores), hp["epsilon"], hp["sinkhorn_iterations"], ctx.all_reduce, ctx.world_size).split(
-            [s.shape[0] for s in txt_scores])
+        img_codes = sinkhorn(
+            torch.cat(img_scores), hp["epsilon"], hp["sinkhorn_iterations"], ctx.all_reduce, ctx.world_size
+        ).split([s.shape[0] for s in img_scores])
+        txt_codes = sinkhorn(
+            torch.cat(txt_scores), hp["epsilon"], hp["sinkhorn_iterations"], ctx.all_reduce, ctx.world_size
+        ).split([s.shape[0] for s in txt_scores])
         l1, l2, l3 = hp["lambdas"]
         out = []
         for e, si, st, ci, ct in zip(encs, img_scores, txt_scores, img_codes, txt_codes):
             i2t, t2i = info_nce(e["img"], e["txt"], hp["temperature"])
             ita = i2t + t2i
-            lw, lp = mgca_token_loss(e["words"], e["patches"], e["word_w"], e["patch_w"], e["word_pad"],
-                                     hp["local_temperature"], normalise_patch_output=not self.img_encoder_q.is_vit)
+            lw, lp = mgca_token_loss(
+                e["words"],
+                e["patches"],
+                e["word_w"],
+                e["patch_w"],
+                e["word_pad"],
+                hp["local_temperature"],
+                normalise_patch_output=not self.img_encoder_q.is_vit,
+            )
             local = lw + lp
             proto = prototype_loss(si.float(), st.float(), ci, ct, hp["proto_temperature"])
-            out.append({"loss": l1 * ita + l2 * local + l3 * proto, "loss_ita": ita, "loss_local": local, "loss_proto": proto})
+            out.append(
+                {"loss": l1 * ita + l2 * local + l3 * proto, "loss_ita": ita, "loss_local": local, "loss_proto": proto}
+            )
         return out
 
     def after_backward(self, epoch: int) -> None:
@@ -108,9 +158,12 @@ class MGCA(Method):
                 p.grad = None
 
     def record(self):
-        return {"image_projection": {"key": "img_encoder_q.global_embed", "dim": self.emb_dim, "hidden": self.proj_hidden},
-                "image_local_projection": {"key": "img_encoder_q.local_embed", "dim": self.emb_dim},
-                "text_projection": {"key": "text_encoder_q.global_embed", "dim": self.emb_dim, "hidden": self.proj_hidden},
-                "text_local_projection": {"key": "text_encoder_q.local_embed", "dim": self.emb_dim},
-                "prototypes": {"key": "prototype_layer", "count": self.hp["num_prototypes"]},
-                "text_feature": "[CLS] of the last kept BERT layer", "temperature": self.hp["temperature"]}
+        return {
+            "image_projection": {"key": "img_encoder_q.global_embed", "dim": self.emb_dim, "hidden": self.proj_hidden},
+            "image_local_projection": {"key": "img_encoder_q.local_embed", "dim": self.emb_dim},
+            "text_projection": {"key": "text_encoder_q.global_embed", "dim": self.emb_dim, "hidden": self.proj_hidden},
+            "text_local_projection": {"key": "text_encoder_q.local_embed", "dim": self.emb_dim},
+            "prototypes": {"key": "prototype_layer", "count": self.hp["num_prototypes"]},
+            "text_feature": "[CLS] of the last kept BERT layer",
+            "temperature": self.hp["temperature"],
+        }
