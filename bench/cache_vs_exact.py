@@ -61,7 +61,10 @@ class Comparison:
         return f"speed-up: {self.exact / self.cold:.1f}x (cold cache), {self.exact / self.warm:.1f}x (warm cache)"
 
     def difference_line(self, metric: str) -> str:
-        return f"{metric} difference (cached - exact): {100 * (self.mean(self.cached) - self.mean(self.exact_results)):+.2f} points"
+        return (
+            f"{metric} difference (cached - exact): "
+            f"{100 * (self.mean(self.cached) - self.mean(self.exact_results)):+.2f} points"
+        )
 
 
 def compare(args: argparse.Namespace) -> Comparison:

@@ -114,12 +114,14 @@ def main() -> None:
         probe *= 186_027 / 20_000
 
     print(
-        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), encoder {args.encoder}, batch {batch}"
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
+        f"encoder {args.encoder}, batch {batch}"
     )
     for name, r in decode.items():
         print(f"decode + {args.views} train views, one process, {name}: {r:7.1f} images/s")
     print(
-        f"encoder forward (input {round(224 * upsample)} px, {'bf16' if device.type == 'cuda' else 'fp32'}): {rate:9.1f} images/s"
+        f"encoder forward (input {round(224 * upsample)} px, {'bf16' if device.type == 'cuda' else 'fp32'}): "
+        f"{rate:9.1f} images/s"
     )
     print(f"linear probe, CheXpert-size epoch (186,027 x {encoder.feature_dim}, batch 48): {probe:6.2f} s")
 
@@ -135,7 +137,8 @@ def main() -> None:
         probes = 3 * 50 * epoch * (1.0 + 0.1 + 0.01)
         total += extract + probes
         print(
-            f"  {task:13s} features {extract:7.1f} s (decode {decode_s:7.1f}, encode {encode_s:7.1f}); probes (9 units, <= 50 epochs) {probes:7.1f} s"
+            f"  {task:13s} features {extract:7.1f} s (decode {decode_s:7.1f}, encode {encode_s:7.1f}); "
+            f"probes (9 units, <= 50 epochs) {probes:7.1f} s"
         )
     print(f"  total <= {total / 60:.1f} min")
 

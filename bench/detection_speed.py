@@ -20,7 +20,8 @@ def main() -> None:
     run = compare(args)
     first = run.cached[0]
     print(
-        f"task {args.task} at {args.fraction}% labels, encoder {args.encoder}, device {first.provenance['device']}, seeds {run.seeds}"
+        f"task {args.task} at {args.fraction}% labels, encoder {args.encoder}, "
+        f"device {first.provenance['device']}, seeds {run.seeds}"
     )
     print(
         f"train / val / test images {first.data['n_train']} / {first.data['n_val']} / {first.data['n_test']}, "
@@ -32,7 +33,8 @@ def main() -> None:
         ("exact (no cache)  ", run.exact, run.exact_results),
     ):
         print(
-            f"{label}: {seconds:8.1f} s   (mAP {100 * run.mean(results):.2f}, epochs {[r.training['epochs_run'] for r in results]}, "
+            f"{label}: {seconds:8.1f} s   (mAP {100 * run.mean(results):.2f}, "
+            f"epochs {[r.training['epochs_run'] for r in results]}, "
             f"best {[r.training['best_epoch'] for r in results]})"
         )
     print(run.speed_up_line())

@@ -20,14 +20,17 @@ def main() -> None:
     cached_result = run.cached[0]
     metric = cached_result.metric
     print(
-        f"task {args.task} at {args.fraction}% labels, encoder {args.encoder}, device {cached_result.provenance['device']}"
+        f"task {args.task} at {args.fraction}% labels, encoder {args.encoder}, "
+        f"device {cached_result.provenance['device']}"
     )
     print(
-        f"train images {cached_result.data['n_train']}, cached views per image {cached_result.hyperparameters['train_views_cached']}"
+        f"train images {cached_result.data['n_train']}, "
+        f"cached views per image {cached_result.hyperparameters['train_views_cached']}"
     )
     print(f"seeds {run.seeds}; metrics are means over seeds")
     print(
-        f"cached, cold cache : {run.cold:8.1f} s   ({metric} {100 * run.mean(run.cached):.2f}, best epochs {[r.training['best_epoch'] for r in run.cached]})"
+        f"cached, cold cache : {run.cold:8.1f} s   ({metric} {100 * run.mean(run.cached):.2f}, "
+        f"best epochs {[r.training['best_epoch'] for r in run.cached]})"
     )
     print(f"cached, warm cache : {run.warm:8.1f} s")
     print(

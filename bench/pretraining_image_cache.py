@@ -100,7 +100,8 @@ def main() -> None:
         paths = write_layout(work / "data", a.images, a.size)
         jpeg_mb = sum(Path(x).stat().st_size for x in paths) / a.images / 1e6
         print(
-            f"wrote {a.images} JPEGs of {a.size} x {a.size} (q95, {jpeg_mb:.2f} MB each) in {time.perf_counter() - t0:.1f} s"
+            f"wrote {a.images} JPEGs of {a.size} x {a.size} (q95, {jpeg_mb:.2f} MB each) "
+            f"in {time.perf_counter() - t0:.1f} s"
         )
         spec = ImageSpec(a.resize, a.crop)
 
@@ -117,8 +118,9 @@ def main() -> None:
         from_cache = rate(lambda i: spec.augment(cached[i], True, i), a.images, a.passes)
 
         print(
-            f"cache build ({a.workers} workers): {build_s:.1f} s = {a.images / build_s:.1f} images/s; {disk / a.images / 1e3:.1f} kB "
-            f"per image on disk ({disk / 1e6:.1f} MB here; {MIMIC_IMAGES * a.resize**2 / 1e9:.1f} GB for {MIMIC_IMAGES:,} images)"
+            f"cache build ({a.workers} workers): {build_s:.1f} s = {a.images / build_s:.1f} images/s; "
+            f"{disk / a.images / 1e3:.1f} kB per image on disk ({disk / 1e6:.1f} MB here; "
+            f"{MIMIC_IMAGES * a.resize**2 / 1e9:.1f} GB for {MIMIC_IMAGES:,} images)"
         )
         print(f"(a) decode + resize per access : {decode:10.1f} images/s (one process)")
         print(f"(b) read from the cache        : {from_cache:10.1f} images/s (one process)")

@@ -215,7 +215,8 @@ def main() -> None:
     precision = a.precision if a.precision != "auto" else ("bf16" if cuda else "fp32")
     print(
         f"code: {Path(recipes.__file__).resolve().parents[1]}; torch {torch.__version__}; device {device}"
-        f"{' (' + torch.cuda.get_device_name(device) + ')' if cuda else ''}; size {a.size}; threads {torch.get_num_threads()}"
+        f"{' (' + torch.cuda.get_device_name(device) + ')' if cuda else ''}; size {a.size}; "
+        f"threads {torch.get_num_threads()}"
     )
     with tempfile.TemporaryDirectory(prefix="medvlp-throughput-") as tmp:
         bert_dir = write_bert(Path(tmp) / "bert", 512, **SIZES[a.size]["bert"])
@@ -223,8 +224,9 @@ def main() -> None:
             r = measure(preset, a, device, bert_dir)
             print(
                 f"{preset:16s} {device.type:4s} batch {a.batch:3d} {precision:4s}: {r['images_s']:8.1f} images/s "
-                f"({r['step_ms']:7.1f} ms/step; {SIZES[a.size]['arch']} upsample {r['upsample'] or 'off'}, BERT {r['bert_layers']} layers, "
-                f"{r['max_words']} tokens; {r['log']}; channels_last {({True: 'on', False: 'off'}).get(r['applied']['channels_last'], 'n/a')}, "
+                f"({r['step_ms']:7.1f} ms/step; {SIZES[a.size]['arch']} upsample {r['upsample'] or 'off'}, "
+                f"BERT {r['bert_layers']} layers, {r['max_words']} tokens; {r['log']}; "
+                f"channels_last {({True: 'on', False: 'off'}).get(r['applied']['channels_last'], 'n/a')}, "
                 f"compile {r['applied']['compile'] or 'off'})",
                 flush=True,
             )

@@ -115,7 +115,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     lines = [
         f"encoder {args.encoder}; full demo suite (scale {args.demo_scale}); {args.fraction}% labels; seeds {seeds}",
-        f"{'task':14s} {'variant':38s} {'sound metric per seed':>26s} {'mean':>7s} {'range':>6s} {'ref. rule mean':>14s} {'minutes':>7s}",
+        f"{'task':14s} {'variant':38s} {'sound metric per seed':>26s} {'mean':>7s} {'range':>6s} "
+        f"{'ref. rule mean':>14s} {'minutes':>7s}",
     ]
     table = []
     for family, variants in VARIANTS.items():
@@ -144,7 +145,8 @@ def main() -> None:
                 per_seed = " / ".join(f"{v:5.1f}" for v in main_values)
                 lines.append(
                     f"{task:14s} {name:38s} {per_seed:>26s} {statistics.mean(main_values):7.2f} "
-                    f"{max(main_values) - min(main_values):6.2f} {statistics.mean(v[1] for v in values):14.2f} {minutes:7.1f}"
+                    f"{max(main_values) - min(main_values):6.2f} "
+                    f"{statistics.mean(v[1] for v in values):14.2f} {minutes:7.1f}"
                 )
             print("\n".join(lines[-len(family_tasks) :]), flush=True)
     text = "\n".join(lines)

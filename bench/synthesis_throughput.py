@@ -109,11 +109,13 @@ def main(argv=None) -> int:
         if device.type == "cuda":
             torch.cuda.empty_cache()
     print(
-        f"\n{'preset':<10} {'pipeline':<14} {'scheduler':<16} {'steps':>5} {'size':>9} {'batch':>5} {'img/s':>8}  device"
+        f"\n{'preset':<10} {'pipeline':<14} {'scheduler':<16} {'steps':>5} {'size':>9} {'batch':>5} "
+        f"{'img/s':>8}  device"
     )
     for r in results:
         print(
-            f"{r['preset']:<10} {r['pipeline'][:14]:<14} {r['scheduler']:<16} {r['steps']:>5} {r['height']}x{r['width']:<5} "
+            f"{r['preset']:<10} {r['pipeline'][:14]:<14} {r['scheduler']:<16} {r['steps']:>5} "
+            f"{r['height']}x{r['width']:<5} "
             f"{r['batch_size']:>5} {r['images_per_s']:>8.3f}  {r['device']} {r['dtype']}"
         )
     if args.json:

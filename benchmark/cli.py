@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--data-root",
         metavar="DIR",
-        help="folder holding the datasets' official folders\n(else $MEDVLP_DATA_ROOT, else data_root in ./medvlp-bench.toml or ~/.config/medvlp-bench/config.toml)",
+        help="folder holding the datasets' official folders\n(else $MEDVLP_DATA_ROOT, else data_root in "
+        "./medvlp-bench.toml or ~/.config/medvlp-bench/config.toml)",
     )
     data.add_argument(
         "--chexpert-release",
@@ -152,12 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--shard",
         metavar="I/N",
-        help="run only shard I of N (0-based) of the task x fraction x seed grid, e.g. a Slurm array:\n--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT",
+        help="run only shard I of N (0-based) of the task x fraction x seed grid, e.g. a Slurm array:\n"
+        "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT",
     )
     data.add_argument(
         "--submission",
         metavar="NAME",
-        help="write results into submissions/NAME/ (plus a metadata file to fill in);\nsee `run_benchmark.py validate-submission --help`",
+        help="write results into submissions/NAME/ (plus a metadata file to fill in);\n"
+        "see `run_benchmark.py validate-submission --help`",
     )
     data.add_argument(
         "--submissions-dir",
@@ -171,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--skip-bad-rows",
         action="store_true",
-        help="leave out the images of bad label-file rows (listed in a warning) instead of stopping\n(recorded in results and rejected by submissions)",
+        help="leave out the images of bad label-file rows (listed in a warning) instead of stopping\n"
+        "(recorded in results and rejected by submissions)",
     )
 
     enc = parser.add_argument_group("encoder loading")
@@ -187,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument(
         "--text-encoder",
         metavar="DIR",
-        help="zero-shot tasks: local Hugging Face BERT/tokenizer folder the checkpoint's text tower was trained with\n(needed for official MGCA/GLoRIA/ConVIRT releases; our pretraining exports record it)",
+        help="zero-shot tasks: local Hugging Face BERT/tokenizer folder the checkpoint's text tower was trained with\n"
+        "(needed for official MGCA/GLoRIA/ConVIRT releases; our pretraining exports record it)",
     )
     enc.add_argument(
         "--trust-checkpoint",
@@ -247,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--mgca-bn-drift",
         action="store_true",
-        help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\nas MGCA's code did (for comparison with published numbers; recorded in results)",
+        help="segmentation/detection: let the frozen encoder's batch-norm statistics drift while training,\n"
+        "as MGCA's code did (for comparison with published numbers; recorded in results)",
     )
     run.add_argument(
         "--yolo-semantics",
@@ -266,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--zeroshot-threshold-on-test",
         action="store_true",
-        help="zero-shot: choose the F1/accuracy and grounding thresholds on the TEST split, as earlier papers did\n(compatibility switch, recorded in results; default: the validation split)",
+        help="zero-shot: choose the F1/accuracy and grounding thresholds on the TEST split, as earlier papers did\n"
+        "(compatibility switch, recorded in results; default: the validation split)",
     )
     parser.add_argument("--version", action="version", version=f"medvlp-bench {__version__}")
     return parser
@@ -316,7 +323,8 @@ def make_suite(args, cache_dir: Path):
         root = Path(args.demo_root) if args.demo_root else cache_dir / "demo-suite"
         if os.path.lexists(root) and not root.is_dir():
             raise BenchmarkError(
-                f"--demo-root {root} is a file, not a folder: give the folder the demo suite is (or will be) generated in"
+                f"--demo-root {root} is a file, not a folder: "
+                "give the folder the demo suite is (or will be) generated in"
             )
         if not root.exists() and not args.list_tasks:
             from .runner import check_writable_folder
@@ -463,7 +471,8 @@ def run(args) -> int:
     if not suite.comparable:
         print("NOTE: demo (smoke) suite: synthetic images; numbers are NOT comparable with published results.")
     print(
-        f"encoder: {args.encoder} ({loaded.format}, {loaded.encoder.arch}, sha256 {str(loaded.sha256)[:12]}) on {device}; "
+        f"encoder: {args.encoder} ({loaded.format}, {loaded.encoder.arch}, sha256 {str(loaded.sha256)[:12]}) "
+        f"on {device}; "
         f"{len(units)} units -> {output}"
     )
     torch.manual_seed(0)
@@ -509,7 +518,8 @@ def validate_main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="run_benchmark.py validate-submission",
-        description="Check a submission folder: metadata schema, every task x fraction x seed unit, checkpoint hash, split manifests, compatibility switches and --limit.",
+        description="Check a submission folder: metadata schema, every task x fraction x seed unit, checkpoint hash, "
+        "split manifests, compatibility switches and --limit.",
     )
     parser.add_argument("folder", type=Path)
     parser.add_argument("--suites", default=None, help="suites to check (default: those with results)")

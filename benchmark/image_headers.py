@@ -59,7 +59,10 @@ def _dicom_problem(path: str, size: int) -> str | None:
         with open(path, "rb") as handle:
             handle.seek(max(0, size - len(SEQUENCE_DELIMITER)))
             if handle.read() != SEQUENCE_DELIMITER:
-                return f"truncated or corrupted DICOM ({size} bytes; its compressed pixel data does not end with the sequence delimiter)"
+                return (
+                    f"truncated or corrupted DICOM ({size} bytes; "
+                    "its compressed pixel data does not end with the sequence delimiter)"
+                )
         return None
     try:
         expected = (

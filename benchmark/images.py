@@ -56,7 +56,10 @@ def dicom_failure(path, error: BaseException, syntax=None) -> str:
         return f"truncated or corrupted DICOM ({size} bytes; its pixel data is incomplete) [pydicom: {text}]"
     name = getattr(syntax, "name", None)
     if "exceptions were raised by all available plugins" in text:  # a handler is there and failed on the data
-        return f"corrupted compressed pixel data{f' ({name})' if name else ''}: the decoder failed ({size} bytes) [pydicom: {text}]"
+        return (
+            f"corrupted compressed pixel data{f' ({name})' if name else ''}: "
+            f"the decoder failed ({size} bytes) [pydicom: {text}]"
+        )
     if (
         syntax is not None
         and getattr(syntax, "is_compressed", False)

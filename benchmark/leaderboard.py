@@ -139,9 +139,10 @@ DATASET_ORDER = ("chexpert", "rsna", "covidx", "siim", "object_cxr")  # as in th
 def column_title(task, fraction: int) -> str:
     """``CheXpert 10%``; zero-shot columns have no label fraction: ``RSNA grounding Dice``."""
     if task.family == "zeroshot":
-        return f"{DATASET_TITLES[task.dataset]} {getattr(task, 'mode', '')} {task.metric.upper() if task.metric == 'auc' else task.metric.capitalize()}".replace(
-            "  ", " "
-        )
+        return (
+            f"{DATASET_TITLES[task.dataset]} {getattr(task, 'mode', '')} "
+            f"{task.metric.upper() if task.metric == 'auc' else task.metric.capitalize()}"
+        ).replace("  ", " ")
     return f"{DATASET_TITLES[task.dataset]} {fraction}%"
 
 
@@ -235,7 +236,8 @@ def measured_rows(
             metadata = load_metadata(folder)
         except Exception as error:  # validate-submission lists the details
             skipped.append(
-                f"{folder.name}: invalid submission.yaml ({type(error).__name__}); run `run_benchmark.py validate-submission {folder}`"
+                f"{folder.name}: invalid submission.yaml ({type(error).__name__}); "
+                f"run `run_benchmark.py validate-submission {folder}`"
             )
             continue
         if not (results_dir(folder, suite)).is_dir():
@@ -552,7 +554,9 @@ def family_page(
         parts.append(WHY_TWO_TABLES + "\n")
         trivial = trivial_rows(suite, rows, tasks)
         rule = {
-            "segmentation": "per-image Dice; an image with an empty ground truth scores 1 if the prediction is empty, else 0",
+            "segmentation": (
+                "per-image Dice; an image with an empty ground truth scores 1 if the prediction is empty, else 0"
+            ),
             "detection": "mAP over only the images that have a ground-truth box and at least one surviving prediction",
         }[family]
         parts.append(f"## Reference rule (MGCA's {rule}; comparable with the reported rows)\n")
@@ -562,12 +566,19 @@ def family_page(
         if suite == "paper":
             parts.append("\n\n### Reported by Liu et al. (not measured by this harness)\n")
             parts.append(
-                "Values as printed in Tables 1-3 of the paper (ResNet-50), under the reference rule; `-` = printed as '-'.\n"
+                "Values as printed in Tables 1-3 of the paper (ResNet-50), under the reference rule; "
+                "`-` = printed as '-'.\n"
             )
             parts.append(reported_table(family, tasks))
         sound = {
-            "segmentation": "ranked by Dice over the test images with a finding (`dice_positive`); `spec` = share of negative test images predicted empty",
-            "detection": "ranked by mAP over ALL test images (a box on a negative image is a false positive; a missed image counts)",
+            "segmentation": (
+                "ranked by Dice over the test images with a finding (`dice_positive`); "
+                "`spec` = share of negative test images predicted empty"
+            ),
+            "detection": (
+                "ranked by mAP over ALL test images (a box on a negative image is a false positive; "
+                "a missed image counts)"
+            ),
         }[family]
         parts.append(f"\n\n## Sound metrics ({sound})\n")
         beside = "specificity" if family == "segmentation" else None
@@ -625,7 +636,8 @@ def render_suite(
         index.extend(f"- {line}" for line in own_skipped)
     index.append("\n## Label efficiency\n")
     index.append(
-        "Mean of the tasks' sound metrics (segmentation `dice_positive`, detection `map`) at each label fraction (measured rows):\n"
+        "Mean of the tasks' sound metrics (segmentation `dice_positive`, detection `map`) "
+        "at each label fraction (measured rows):\n"
     )
     index.append(summary_table(rows) if rows else "_No submissions yet._")
     for task in all_tasks().values():
@@ -664,7 +676,8 @@ def render_all(
             written += render_suite(suite, submissions_root, stage, skipped)
         top = stage / "README.md"
         top.write_text(
-            "# Leaderboards\n\nGenerated from `submissions/` and the reported numbers by `run_benchmark.py leaderboard`; "
+            "# Leaderboards\n\nGenerated from `submissions/` and the reported numbers by "
+            "`run_benchmark.py leaderboard`; "
             "never edited by hand.\n\n"
             + "\n".join(f"- [{suite} suite]({suite}/README.md)" for suite in suites)
             + "\n\n"

@@ -105,8 +105,9 @@ def check_targets(task, result: Result, table: pd.DataFrame, path: Path, ids: li
     if bad:
         first = bad[0]
         raise ResultCheckError(
-            f"{path}: the targets of {len(bad)} of {len(expected_ids)} test images differ from the labels the harness derives "
-            f"({rt.reference_path(result.suite, task).name} in benchmark/data/reference_targets/{result.suite}); e.g. {first}: "
+            f"{path}: the targets of {len(bad)} of {len(expected_ids)} test images differ from the labels "
+            f"the harness derives ({rt.reference_path(result.suite, task).name} in "
+            f"benchmark/data/reference_targets/{result.suite}); e.g. {first}: "
             f"the file says {rt.describe(task, found, first)}, the labels say {rt.describe(task, expected, first)}"
         )
 
@@ -149,6 +150,7 @@ def _checked_scores(task, result: Result, folder: Path) -> UnitScores:
     same = abs(recomputed - result.value) <= VALUE_TOLERANCE or (np.isnan(recomputed) and np.isnan(result.value))
     if not same:
         raise ResultCheckError(
-            f"{json_path}: its {headline} {result.value:.6f} disagrees with {recomputed:.6f} recomputed from {path.name}"
+            f"{json_path}: its {headline} {result.value:.6f} disagrees with {recomputed:.6f} "
+            f"recomputed from {path.name}"
         )
     return scores

@@ -26,7 +26,8 @@ def plan_units(tasks: list[TaskSpec], fractions: list[int] | None, seeds: list[i
         for fraction in fractions or task.fractions:
             if fraction not in task.fractions:
                 raise BenchmarkError(
-                    f"--fractions {fraction}: {task.id} has no {fraction}% label fraction (it has {', '.join(map(str, task.fractions))})"
+                    f"--fractions {fraction}: {task.id} has no {fraction}% label fraction "
+                    f"(it has {', '.join(map(str, task.fractions))})"
                 )
             for seed in seeds:
                 units.append((task, UnitId(task=task.id, fraction=fraction, seed=seed)))
@@ -123,8 +124,9 @@ def check_images(ctx: RunContext, todo: list[tuple[TaskSpec, UnitId]], task_data
             missing = [p for p in paths if not os.path.exists(p)]
             if missing:
                 raise BenchmarkError(
-                    f"{task_id}: {len(missing)} of the {len(paths)} {split} image file(s) this run reads are missing, e.g. "
-                    f"{', '.join(missing[:3])} (checked before encoding; is the dataset at {data.adapter.folder} complete?)"
+                    f"{task_id}: {len(missing)} of the {len(paths)} {split} image file(s) this run reads "
+                    f"are missing, e.g. {', '.join(missing[:3])} (checked before encoding; "
+                    f"is the dataset at {data.adapter.folder} complete?)"
                 )
             bad = header_problems(paths)
             if bad:
@@ -190,7 +192,8 @@ def feature_cache_bytes(
             if size:
                 total += size
                 lines.append(
-                    f"{task_id} {split}: {len(rows):,} images x {views} view(s) x {dim} dims x 2 B = {size / 1e6:,.1f} MB"
+                    f"{task_id} {split}: {len(rows):,} images x {views} view(s) x {dim} dims x 2 B = "
+                    f"{size / 1e6:,.1f} MB"
                 )
     return total, lines
 
@@ -235,8 +238,9 @@ def check_single_encoder(ctx: RunContext) -> None:
         path, encoder = foreign[0]
         raise BenchmarkError(
             f"{ctx.output} already holds results of a different encoder ({len(foreign)} file(s), e.g. {path}: "
-            f"{encoder.get('spec')}, sha256 {str(encoder.get('sha256'))[:12]}, {encoder.get('arch')}); this run's encoder is "
-            f"{ctx.loaded.spec} (sha256 {str(ctx.loaded.sha256)[:12]}, {ctx.encoder.arch}). One results folder holds one encoder: "
+            f"{encoder.get('spec')}, sha256 {str(encoder.get('sha256'))[:12]}, {encoder.get('arch')}); "
+            f"this run's encoder is {ctx.loaded.spec} (sha256 {str(ctx.loaded.sha256)[:12]}, {ctx.encoder.arch}). "
+            "One results folder holds one encoder: "
             "use another --output (--overwrite only replaces units of the same encoder)."
         )
 

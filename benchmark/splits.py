@@ -336,7 +336,8 @@ def read_manifest(path: Path, dataset: str) -> Manifest:
     digest = sha256_bytes(data)
     if meta.get("sha256") and meta["sha256"] != digest:
         raise BenchmarkError(
-            f"Manifest {path} does not match the hash in its sidecar ({meta['sha256'][:12]}): it was edited by hand. Rebuild it with tasks/build_manifests.py."
+            f"Manifest {path} does not match the hash in its sidecar ({meta['sha256'][:12]}): "
+            "it was edited by hand. Rebuild it with tasks/build_manifests.py."
         )
     return Manifest(dataset, frame, digest, path, meta)
 

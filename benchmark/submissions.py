@@ -258,7 +258,8 @@ def validate_submission(
                 continue
             if path.name != f"{result.unit.name}.json" or path.parent.name != result.unit.task:
                 problems.append(
-                    f"{path}: holds the unit {result.unit.name}, which belongs in {result.unit.task}/{result.unit.name}.json"
+                    f"{path}: holds the unit {result.unit.name}, "
+                    f"which belongs in {result.unit.task}/{result.unit.name}.json"
                 )
                 continue
             pairs.append((result, base))
@@ -287,7 +288,8 @@ def validate_submission(
                 problems.append(other_protocol)
             if declared_sha and result.encoder.get("sha256") != declared_sha:
                 problems.append(
-                    f"{name}: checkpoint sha256 {str(result.encoder.get('sha256'))[:12]}... differs from the declared {declared_sha[:12]}..."
+                    f"{name}: checkpoint sha256 {str(result.encoder.get('sha256'))[:12]}... "
+                    f"differs from the declared {declared_sha[:12]}..."
                 )
             if result.flags.get("limit") is not None:
                 problems.append(f"{name}: produced with --limit {result.flags['limit']} (debug runs are not accepted)")
@@ -300,7 +302,8 @@ def validate_submission(
             by_dataset.setdefault(result.dataset, set()).add(digest)
             if suite == "paper" and result.dataset in manifests and digest != manifests[result.dataset]:
                 problems.append(
-                    f"{name}: split manifest {str(digest)[:12]}... no longer matches the current {result.dataset} manifest {manifests[result.dataset][:12]}...: rerun this unit"
+                    f"{name}: split manifest {str(digest)[:12]}... no longer matches the current {result.dataset} "
+                    f"manifest {manifests[result.dataset][:12]}...: rerun this unit"
                 )
             task = tasks.get(result.unit.task)
             if task is None:

@@ -125,7 +125,8 @@ def _ensure_current_demo_suite(root: Path, progress: bool) -> None:
     elif marker[0].version != GENERATOR_VERSION:
         old = marker[0]
         print(
-            f"demo suite at {root} was drawn by generator version {old.version}; redrawing it with version {GENERATOR_VERSION}"
+            f"demo suite at {root} was drawn by generator version {old.version}; "
+            f"redrawing it with version {GENERATOR_VERSION}"
         )
         generate_demo_suite(root, seed=old.seed, image_size=old.image_size, scale=old.scale, progress=progress)
 

@@ -87,7 +87,8 @@ class TaskData:
         recipe = self.split_recipe
         if fraction != 100 and fraction not in recipe.subset_percents:
             raise BenchmarkError(
-                f"label fraction {fraction}% is not defined; use one of 100, {', '.join(map(str, recipe.subset_percents))}"
+                f"label fraction {fraction}% is not defined; "
+                f"use one of 100, {', '.join(map(str, recipe.subset_percents))}"
             )
         train = self.split_ids["train"]
         balance = self.balance_column

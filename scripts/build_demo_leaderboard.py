@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = (
         f"ConVIRT, ResNet-50 from random init, tiny random BERT (2 layers, 32 wide) trained on the demo reports; "
-        f"{a.epochs} epochs, batch {a.batch_size}, lr {a.lr}, images {a.image_size}/{a.image_size * 7 // 8}, seed {SEED}."
+        f"{a.epochs} epochs, batch {a.batch_size}, lr {a.lr}, images {a.image_size}/{a.image_size * 7 // 8}, "
+        f"seed {SEED}."
     )
     runs = [
         (
@@ -324,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
                 checkpoint={"url": CHECKPOINT_URL},
                 pretraining={"dataset": DEMO_DATASET},
                 notes=f"Pretrained on SYNTHETIC images from a tiny random Stable Diffusion pipeline "
-                f"({a.synthesis_size}px, {a.synthesis_steps} DDIM steps, seed 42) with the real demo reports. {settings}",
+                f"({a.synthesis_size}px, {a.synthesis_steps} DDIM steps, seed 42) with the real demo reports. "
+                f"{settings}",
             ),
         ),
     ]

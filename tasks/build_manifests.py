@@ -179,7 +179,8 @@ def report(meta: dict) -> list[str]:
         v = meta["val_by_patient"]
         lines.append(
             f"  val by patient: {v['val_images']} images (requested {v['requested_val_images']}) from "
-            f"{v['val_patients']} patients; train {v['train_patients']} patients; overlap {v['train_val_patient_overlap']}"
+            f"{v['val_patients']} patients; train {v['train_patients']} patients; "
+            f"overlap {v['train_val_patient_overlap']}"
         )
         for split, values in v["label_prevalence_percent"].items():
             lines.append(f"  {split} prevalence %: " + ", ".join(f"{c} {x}" for c, x in values.items()))
@@ -215,7 +216,8 @@ def main(argv=None) -> int:
         else:
             write_manifest(manifest, path, meta)
             print(
-                f"{dataset}: wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} sha256 {digest[:12]}; {counts}"
+                f"{dataset}: wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
+                f"sha256 {digest[:12]}; {counts}"
             )
         for line in report(meta):
             print(line)
@@ -225,7 +227,8 @@ def main(argv=None) -> int:
                 same = target_path.is_file() and target_path.read_bytes() == rt.reference_bytes(table)
                 failures += not same
                 print(
-                    f"  reference targets {stem}: {len(table)} rows {'OK' if same else 'MISMATCH or missing: ' + str(target_path)}"
+                    f"  reference targets {stem}: {len(table)} rows "
+                    f"{'OK' if same else 'MISMATCH or missing: ' + str(target_path)}"
                 )
             else:
                 rt.write_reference(table, target_path)

@@ -82,7 +82,8 @@ def chain_run(demo_root, tmp_path_factory):
                 "--synthesis-args",
                 "--height 32 --width 32 --steps 2 --batch-size 8 --device cpu --no-progress",
                 "--benchmark-args",
-                f"--suite demo --demo-root {{data_root}} --cache-dir {base / 'cache'} --device cpu --workers 0 --no-progress {FAST}",
+                f"--suite demo --demo-root {{data_root}} --cache-dir {base / 'cache'} "
+                f"--device cpu --workers 0 --no-progress {FAST}",
                 "--submission",
                 NAME,
                 "--submissions-dir",

@@ -37,14 +37,15 @@ import pytest
 # mean"), so it is kept out of the default run.
 pytestmark = pytest.mark.skipif(
     not os.environ.get("MEDVLP_DEMO_QUALITY"),
-    reason="opt-in demo discrimination check (MEDVLP_DEMO_QUALITY=1; about 45 min; its dense tasks are not shown to pass yet, see README)",
+    reason="opt-in demo discrimination check (MEDVLP_DEMO_QUALITY=1; about 45 min; "
+    "its dense tasks are not shown to pass yet, see README)",
 )
 
-from benchmark.cli import main
-from benchmark.results import read_results
+from benchmark.cli import main  # noqa: E402 (after the skip mark: no heavy imports when skipped)
+from benchmark.results import read_results  # noqa: E402
 
-from .convergence import best_and_cap
-from .trained_encoder import train_demo_encoder
+from .convergence import best_and_cap  # noqa: E402
+from .trained_encoder import train_demo_encoder  # noqa: E402
 
 SEEDS = (0, 1, 2)
 TASKS = ("chexpert_cls", "covidx_cls", "rsna_cls", "siim_seg", "rsna_seg", "objectcxr_det", "rsna_det")
@@ -139,14 +140,17 @@ def test_trained_encoder_beats_random_init_beyond_seed_spread_on_every_task(
         return f"{100 * statistics.mean(v):6.2f} ± {100 * statistics.stdev(v):5.2f}"
 
     lines = [
-        f"{'task':14s} {'metric':14s} {'random (mean ± std)':>20s} {'trained (mean ± std)':>21s} {'gap':>7s} {'spread':>7s}"
+        f"{'task':14s} {'metric':14s} {'random (mean ± std)':>20s} {'trained (mean ± std)':>21s} "
+        f"{'gap':>7s} {'spread':>7s}"
     ]
     for task, metric, values, spread, gap in rows:
         lines.append(
-            f"{task:14s} {metric:14s} {cell(values['random']):>20s} {cell(values['trained']):>21s} {100 * gap:7.2f} {100 * spread:7.2f}"
+            f"{task:14s} {metric:14s} {cell(values['random']):>20s} {cell(values['trained']):>21s} "
+            f"{100 * gap:7.2f} {100 * spread:7.2f}"
         )
     lines.append(
-        f"(x100; seeds {SEEDS}; 100% labels; wall: random {seconds['random']:.0f} s, trained {seconds['trained']:.0f} s)"
+        f"(x100; seeds {SEEDS}; 100% labels; wall: random {seconds['random']:.0f} s, "
+        f"trained {seconds['trained']:.0f} s)"
     )
     print("\n" + "\n".join(lines))
 

@@ -235,8 +235,8 @@ def test_truncated_images_anywhere_in_a_split_are_refused_before_encoding(
     assert line.startswith(f"error: cannot read image {victim}: {cause}"), line
     assert suffix != ".dcm" or task_id != "siim_seg" or "does not end with the sequence delimiter" in line
     assert (
-        f"checked before encoding: 1 of the {len(split_paths(demo_copy, cache, task_id, 'test'))} test image file(s) of {task_id} fail"
-        in line
+        f"checked before encoding: 1 of the {len(split_paths(demo_copy, cache, task_id, 'test'))} "
+        f"test image file(s) of {task_id} fail" in line
     )
     assert not computed_features(cache) and not (tmp_path / "out").exists()
 
@@ -329,9 +329,10 @@ def test_changed_image_behind_the_same_id_is_not_served_from_the_cache(demo_copy
     """Same ids, other bytes (same size, mtime restored): new cache key, features recomputed;
     an untouched rerun reuses the cache."""
     cache = tmp_path / "cache"
-    args = lambda out: args_for(
-        demo_copy, cache, tmp_path / out, "--fractions", "100", "--limit", "16", tasks="rsna_cls"
-    )  # noqa: E731
+
+    def args(out):
+        return args_for(demo_copy, cache, tmp_path / out, "--fractions", "100", "--limit", "16", tasks="rsna_cls")
+
     assert main(args("clean")) == 0
     clean = read_result(tmp_path / "clean" / "rsna_cls" / "rsna_cls_frac100_seed0.json")
 

@@ -143,7 +143,8 @@ def test_xrv_features_strict_and_weights_only_loading(tmp_path):
     torch.save(torchvision_densenet_state(), tmp_path / "imagenet-densenet.pt")
     with pytest.raises(
         ConfigError,
-        match=r"0 missing \(\), 0 unexpected \(\), 3 of another shape \(classifier.bias, classifier.weight, features.conv0.weight",
+        match=r"0 missing \(\), 0 unexpected \(\), 3 of another shape "
+        r"\(classifier.bias, classifier.weight, features.conv0.weight",
     ):
         make_features("xrv", weights=str(tmp_path / "imagenet-densenet.pt"))
     # torchxrayvision's release files are whole pickled models: refused unless trusted

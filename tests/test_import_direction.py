@@ -62,3 +62,15 @@ def test_no_harness_module_imports_the_recipes_even_lazily():
         for path in sorted((ROOT / package).rglob("*.py"))
     }
     assert not {path: names for path, names in offenders.items() if names}
+
+
+def test_reporting_imports_no_training_code():
+    """The leaderboard and its statistics recompute scores from predictions files; they pull in
+    neither torch nor OpenCV nor any task family."""
+    script = (
+        "import sys; import benchmark.leaderboard, benchmark.statistics, benchmark.scoring; "
+        "print(sorted(m for m in sys.modules if m in ('torch', 'cv2') or m.startswith('benchmark.families')))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"

@@ -99,8 +99,8 @@ def test_rsna_skip_bad_rows_leaves_the_patient_out_and_lists_the_row(tmp_path):
     assert "stage_2_train_labels.csv, line 4: width '-256.0' is not > 0" in text
     version = adapter.version()
     assert (
-        "--skip-bad-rows skipped 1 bad row(s), 1 image(s) left out: stage_2_train_labels.csv line 4: width '-256.0' is not > 0"
-        in version
+        "--skip-bad-rows skipped 1 bad row(s), 1 image(s) left out: "
+        "stage_2_train_labels.csv line 4: width '-256.0' is not > 0" in version
     )
 
 
@@ -205,7 +205,8 @@ def test_covidx_binary_release_is_still_refused_as_a_release(tmp_path):
     write_covidx(tmp_path, labels=("negative", "negative", "positive"))
     with pytest.raises(
         DatasetNotFoundError,
-        match=r"binary release.*\['negative', 'positive'\]|only the labels \['negative', 'positive'\]: this is a binary release",
+        match=r"binary release.*\['negative', 'positive'\]|"
+        r"only the labels \['negative', 'positive'\]: this is a binary release",
     ):
         COVIDx.locate(DataRoots(tmp_path)).records
 

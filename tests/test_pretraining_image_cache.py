@@ -29,7 +29,10 @@ from recipes.pretraining.data import (
 from recipes.pretraining.encoders import load_tokenizer
 from recipes.pretraining.image_cache import ImageCache, decode_resized, resolve_cache_dir
 from recipes.pretraining.train import _loader, train
-from tests.test_pretraining import make_synthetic_root, step_losses, tiny_bert, tiny_config  # noqa: F401 (fixture)
+import tests.test_pretraining as _pretraining
+from tests.test_pretraining import make_synthetic_root, step_losses, tiny_config
+
+tiny_bert = _pretraining.tiny_bert  # the session fixture of tests/test_pretraining.py, shared
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

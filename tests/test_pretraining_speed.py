@@ -22,7 +22,10 @@ from recipes.pretraining.encoders import load_tokenizer
 from recipes.pretraining.methods import StepContext, build_method
 from recipes.pretraining.step_log import StepLog, default_log_every
 from recipes.pretraining.train import train
-from tests.test_pretraining import TINY_HP, read_log, tiny_bert, tiny_config  # noqa: F401 (fixture)
+import tests.test_pretraining as _pretraining
+from tests.test_pretraining import TINY_HP, read_log, tiny_config
+
+tiny_bert = _pretraining.tiny_bert  # the session fixture of tests/test_pretraining.py, shared
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

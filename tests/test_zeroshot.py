@@ -244,8 +244,8 @@ def test_official_mgca_layout_needs_and_uses_text_encoder_dir(mgca_ckpt, tiny_be
         load_vision_language(load_encoder(str(bare)))
     official = load_vision_language(load_encoder(str(bare)), str(tiny_bert))
     assert official.source["layout"] == "official mgca release" and official.local_layer == "layer3"
-    g, l = official.text_embeddings(["pneumonia", "no pleural effusion"])
-    assert torch.allclose(g, ref_g, atol=1e-5) and torch.allclose(l, ref_l, atol=1e-5)
+    g, loc = official.text_embeddings(["pneumonia", "no pleural effusion"])
+    assert torch.allclose(g, ref_g, atol=1e-5) and torch.allclose(loc, ref_l, atol=1e-5)
 
 
 def test_image_only_encoder_is_reported_not_applicable(demo_root, tmp_path, capsys):

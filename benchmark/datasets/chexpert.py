@@ -114,7 +114,8 @@ def read_chexpert_csv(source, source_split: str, bad_rows: BadRows | None = None
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise LabelFileError(
-            f"{name}, line 1: the header lacks the columns {absent} (an official CheXpert label file has {', '.join(needed)}, ...)"
+            f"{name}, line 1: the header lacks the columns {absent} "
+            f"(an official CheXpert label file has {', '.join(needed)}, ...)"
         )
     frame = frame[list(needed)].apply(lambda column: column.str.strip())
     frame = frame[check_chexpert_rows(frame, name, bad_rows)]
@@ -132,7 +133,10 @@ def read_chexpert_csv(source, source_split: str, bad_rows: BadRows | None = None
 class CheXpert(DatasetAdapter):
     name = "chexpert"
     title = "CheXpert"
-    homepage = "https://stanfordaimi.azurewebsites.net/datasets/8cbd9ed4-2eb9-4565-affc-111cf4f7ebe2 (Stanford AIMI; free registration)"
+    homepage = (
+        "https://stanfordaimi.azurewebsites.net/datasets/8cbd9ed4-2eb9-4565-affc-111cf4f7ebe2"
+        " (Stanford AIMI; free registration)"
+    )
     folder_names = ("CheXpert-v1.0", "CheXpert-v1.0-small")  # auto prefers the full resolution (the reference's)
     required_files = ("train.csv", "valid.csv")
     layout = """

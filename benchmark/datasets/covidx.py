@@ -97,7 +97,10 @@ def find_label_files(folder: Path) -> dict[str, Path]:
 class COVIDx(DatasetAdapter):
     name = "covidx"
     title = "COVIDx"
-    homepage = "https://www.kaggle.com/datasets/andyczhao/covidx-cxr2 (Kaggle) and https://github.com/lindawangg/COVID-Net (label files)"
+    homepage = (
+        "https://www.kaggle.com/datasets/andyczhao/covidx-cxr2 (Kaggle)"
+        " and https://github.com/lindawangg/COVID-Net (label files)"
+    )
     folder_names = ("COVIDx", "covidx", "COVIDx-CXR")
     required_files = ("train", "test")
     layout = """

@@ -126,7 +126,10 @@ def read_rsna_labels(source, bad_rows: BadRows | None = None, image_side: int = 
 class RSNAPneumonia(DatasetAdapter):
     name = "rsna"
     title = "RSNA Pneumonia Detection Challenge"
-    homepage = "https://www.kaggle.com/competitions/rsna-pneumonia-detection-challenge/data (Kaggle; accept the competition rules)"
+    homepage = (
+        "https://www.kaggle.com/competitions/rsna-pneumonia-detection-challenge/data"
+        " (Kaggle; accept the competition rules)"
+    )
     folder_names = ("rsna-pneumonia-detection-challenge", "rsna_pneumonia", "RSNA_Pneumonia")
     required_files = (LABELS_FILE, IMAGES_DIR)
     layout = """

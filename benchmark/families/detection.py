@@ -277,7 +277,8 @@ def pyramid_disk_bytes(ctx: RunContext, data: TaskData, units: list[UnitId]) -> 
         if rows:
             total += len(rows) * dim * 2
             lines.append(
-                f"{data.task.id} {split} pyramids: {len(rows):,} images x {dim:,} values x 2 B = {len(rows) * dim * 2 / 1e6:,.1f} MB"
+                f"{data.task.id} {split} pyramids: {len(rows):,} images x {dim:,} values x 2 B = "
+                f"{len(rows) * dim * 2 / 1e6:,.1f} MB"
             )
     return total, lines
 
@@ -408,8 +409,13 @@ def predict(model, pyramids: SplitPyramids, targets: Targets, ids: list[str], ba
 
 
 PREPROCESS_TEXT = {
-    "stretch": "stretch: image resized to input_size x input_size (linear, aspect not kept), boxes scaled per axis; no crop, no augmentation",
-    "letterbox": "letterbox: longer side resized to input_size (area), zero-padded to a centred square; no crop, no augmentation",
+    "stretch": (
+        "stretch: image resized to input_size x input_size (linear, aspect not kept), boxes scaled per axis; "
+        "no crop, no augmentation"
+    ),
+    "letterbox": (
+        "letterbox: longer side resized to input_size (area), zero-padded to a centred square; no crop, no augmentation"
+    ),
 }
 SELECTION_RULE = "validation map under the sound all-images rule (never MGCA's reference rule)"
 

@@ -7,8 +7,9 @@ Per unit (task, fraction, seed):
    ``"stretch"`` (default, the reference's linear resize, aspect not kept) or ``"letterbox"``
    (protocol v1: longer side, area interpolation, zero-padded). Masks: SIIM = union of the
    image's RLE rows, RSNA = union of its filled boxes; resized to the same square (area
-   interpolation when stretched, as the reference resizes its masks) and thresholded at 0.5. Decoded images are kept in memory for the process, so the three
-   fractions of a task decode once.
+   interpolation when stretched, as the reference resizes its masks) and thresholded at 0.5.
+   Decoded images are kept in memory for the process, so the three fractions of a task
+   decode once.
 2. The mmengine config is generated from (task, encoder) (:mod:`..openmmlab.segmentation_config`),
    the model is built by mmseg's registry; the backbone is the harness's loaded encoder.
 3. Training is an explicit epoch loop around the mm model: ``model.loss`` on augmented

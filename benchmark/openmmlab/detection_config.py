@@ -26,8 +26,12 @@ Nothing is patched in the installed mmdet: the model is built from its registry 
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 from ..task_spec import DetectionRecipe
+
+if TYPE_CHECKING:
+    from mmengine.config import Config
 
 
 REFERENCE_HEAD = "MedVLPReferenceYOLOV3Head"  # the registry name of reference_yolo_head.ReferenceYOLOV3Head

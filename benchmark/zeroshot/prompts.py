@@ -33,7 +33,8 @@ class PromptSet:
     def pair(self, key: str) -> tuple[list[str], list[str]]:
         if key not in self.classes:
             raise ConfigError(
-                f"prompt set {self.name}-v{self.version} has no prompts for class {key!r} (it has {', '.join(self.classes)})"
+                f"prompt set {self.name}-v{self.version} has no prompts for class {key!r} "
+                f"(it has {', '.join(self.classes)})"
             )
         entry = self.classes[key]
         return list(entry["positive"]), list(entry["negative"])

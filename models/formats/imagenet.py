@@ -77,7 +77,8 @@ class ImageNet(SpecSource):
                 raise CheckpointError(
                     f"imagenet:{arch} needs torchvision's ImageNet weights, which the benchmark "
                     f"never downloads. Place the file {file_name} at {path} (download it from "
-                    f"{url} on a machine with internet access, e.g. `mkdir -p {path.parent} && curl -L -o {path} {url}`), "
+                    f"{url} on a machine with internet access, e.g. "
+                    f"`mkdir -p {path.parent} && curl -L -o {path} {url}`), "
                     f"or set {ENV_VAR} to the file's path."
                 )
         digest = sha256_file(path)

@@ -59,9 +59,11 @@ class MimicLayout:
                 "MIMIC-CXR-JPG with its reports was not found. Missing:\n  "
                 + "\n  ".join(missing)
                 + "\nExpected layout under the data root:\n"
-                "  mimic-cxr-jpg/2.0.0/{files/pXX/pXXXXXXXX/sXXXXXXXX/<dicom_id>.jpg, mimic-cxr-2.0.0-metadata.csv.gz, mimic-cxr-2.0.0-split.csv.gz}\n"
+                "  mimic-cxr-jpg/2.0.0/{files/pXX/pXXXXXXXX/sXXXXXXXX/<dicom_id>.jpg, "
+                "mimic-cxr-2.0.0-metadata.csv.gz, mimic-cxr-2.0.0-split.csv.gz}\n"
                 "  mimic-cxr/2.0.0/files/pXX/pXXXXXXXX/sXXXXXXXX.txt (unzipped mimic-cxr-reports.zip)\n"
-                "Obtain them from https://physionet.org/content/mimic-cxr-jpg/2.0.0/ and https://physionet.org/content/mimic-cxr/2.0.0/ (credentialed access)."
+                "Obtain them from https://physionet.org/content/mimic-cxr-jpg/2.0.0/ and "
+                "https://physionet.org/content/mimic-cxr/2.0.0/ (credentialed access)."
             )
 
 

@@ -124,7 +124,8 @@ class SourceSpec:
             raise ConfigError(f"--image-source must be one of {', '.join(IMAGE_SOURCES)}, got {self.kind!r}")
         if self.kind != "real" and not self.synthetic_root:
             raise ConfigError(
-                f"--image-source {self.kind} needs --synthetic-root DIR (a synthetic image set in the MIMIC-CXR-JPG layout)"
+                f"--image-source {self.kind} needs --synthetic-root DIR "
+                "(a synthetic image set in the MIMIC-CXR-JPG layout)"
             )
         if self.kind == "mixed" and not 0.0 <= self.ratio <= 1.0:
             raise ConfigError(f"--synthetic-ratio must be in [0, 1], got {self.ratio}")
@@ -158,11 +159,12 @@ def assign_images(frame: pd.DataFrame, source: SourceSpec) -> pd.DataFrame:
             missing.append(row.dicom_id)
     if missing:
         raise DatasetNotFoundError(
-            f"--synthetic-root {source.synthetic_root} does not cover this run's pair set: {len(missing)} of the {sum(use)} pairs "
-            f"drawn as synthetic have no image under {files_dir} (first dicom_ids: {', '.join(missing[:5])}). A run never drops "
-            "pairs for lack of a synthetic image (real and synthetic runs must train on the same pairs): generate the missing "
-            "images with `python -m recipes.synthesis generate --data-root <the same data root> --output <this root>` (it "
-            "resumes and plans exactly this pair set; no --limit/--splits), or use --image-source real."
+            f"--synthetic-root {source.synthetic_root} does not cover this run's pair set: {len(missing)} of the "
+            f"{sum(use)} pairs drawn as synthetic have no image under {files_dir} (first dicom_ids: "
+            f"{', '.join(missing[:5])}). A run never drops pairs for lack of a synthetic image (real and synthetic "
+            "runs must train on the same pairs): generate the missing images with `python -m recipes.synthesis "
+            "generate --data-root <the same data root> --output <this root>` (it resumes and plans exactly this pair "
+            "set; no --limit/--splits), or use --image-source real."
         )
     frame["image_path"] = paths
     frame["image_kind"] = ["synthetic" if f else "real" for f in use]

@@ -94,8 +94,8 @@ class BuildReport:
     def line(self, resize: int) -> str:
         size = self.images * resize * resize / 1e9
         return (
-            f"image cache {self.folder}: {self.images} images at {resize} px ({size:.2f} GB), {self.cached} already cached, "
-            f"{self.built} decoded now"
+            f"image cache {self.folder}: {self.images} images at {resize} px ({size:.2f} GB), "
+            f"{self.cached} already cached, {self.built} decoded now"
         )
 
 
@@ -233,8 +233,8 @@ class ImageCache:
         missing = [str(p) for p, k in zip(paths, keys) if k not in index]
         if missing:
             raise ConfigError(
-                f"image cache {self.folder}: {len(missing)} image(s) are not cached (changed since the cache was built?), "
-                f"e.g. {missing[0]}; rerun to cache them"
+                f"image cache {self.folder}: {len(missing)} image(s) are not cached "
+                f"(changed since the cache was built?), e.g. {missing[0]}; rerun to cache them"
             )
         files: dict[str, int] = {}
         shard = np.empty(len(keys), dtype=np.int32)

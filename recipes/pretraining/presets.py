@@ -71,8 +71,9 @@ PRESETS: dict[str, Preset] = {
         upsample=299,
         hparams={**DEFAULTS["convirt"], **_CAPTION},
         notes=(
-            "MGCA's re-implementation of ConVIRT, not the ConVIRT authors' code: 128-d MLP projections with batch norm, "
-            "tau 0.07, loss = image->text + text->image, AdamW 2e-5, batch 72, first 6 BERT layers, [CLS] feature",
+            "MGCA's re-implementation of ConVIRT, not the ConVIRT authors' code: 128-d MLP projections with batch "
+            "norm, tau 0.07, loss = image->text + text->image, AdamW 2e-5, batch 72, first 6 BERT layers, [CLS] "
+            "feature",
         ),
     ),
     "convirt-original": Preset(
@@ -109,8 +110,8 @@ PRESETS: dict[str, Preset] = {
         notes=(
             "text projection under torch.no_grad() in the original (no gradient reaches BERT or the text head): not "
             "reproduced by default; --hp text_projection_no_grad=true reproduces it",
-            "images: the original squashes to 224x224, RandomResizedCrop(0.8-1), horizontal flip, RandomGrayscale(0.2), "
-            "ImageNet mean/std; we keep MGCA's resize-pad-crop with mean/std 0.5",
+            "images: the original squashes to 224x224, RandomResizedCrop(0.8-1), horizontal flip, "
+            "RandomGrayscale(0.2), ImageNet mean/std; we keep MGCA's resize-pad-crop with mean/std 0.5",
             "validation: the original holds out a random 10% of its CSV and validates every 5 epochs; we use the "
             "official validate + test split every epoch",
             "sentences: the original splits the raw report at '.' and may draw an empty or blank string; we draw "

@@ -303,7 +303,8 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
     pairs_id = pair_set_summary(frame)
     if d.main:
         print(
-            f"{cfg.method} ({cfg.source().label()} images): {describe(pairs_id)}; {n_pairs['synthetic_images']} synthetic images",
+            f"{cfg.method} ({cfg.source().label()} images): {describe(pairs_id)}; "
+            f"{n_pairs['synthetic_images']} synthetic images",
             flush=True,
         )
     captioner = Captioner(tokenizer, cfg.max_words)
@@ -351,7 +352,8 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
     applied = prepare(method, d.device, channels_last=cfg.channels_last, compile_backend=cfg.compile)
     if d.main and (applied["channels_last"] or applied["compile"]):
         print(
-            f"speed options: channels_last {'on' if applied['channels_last'] else 'off'}, compile {applied['compile'] or 'off'}",
+            f"speed options: channels_last {'on' if applied['channels_last'] else 'off'}, "
+            f"compile {applied['compile'] or 'off'}",
             flush=True,
         )
     hp = cfg.hparams
@@ -612,10 +614,10 @@ def build_parser() -> argparse.ArgumentParser:
             "--method",
             choices=PRESET_NAMES,
             required=True,
-            help="pretraining preset: a method with the settings of one source code base (docs/protocol.md, 'Recipes'): "
-            "convirt = MGCA's ConVIRT re-implementation; convirt-original = edreisMD/ConVIRT-pytorch's settings; "
-            "gloria = the official GLoRIA code (one random report sentence per step, 97 tokens, ImageNet V1 init); "
-            "gloria-caption = GLoRIA on MGCA's whole caption (112 tokens); mgca",
+            help="pretraining preset: a method with the settings of one source code base (docs/protocol.md, "
+            "'Recipes'): convirt = MGCA's ConVIRT re-implementation; convirt-original = edreisMD/ConVIRT-pytorch's "
+            "settings; gloria = the official GLoRIA code (one random report sentence per step, 97 tokens, ImageNet V1 "
+            "init); gloria-caption = GLoRIA on MGCA's whole caption (112 tokens); mgca",
         ),
     )
     g.add_argument(
@@ -634,7 +636,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--synthetic-root",
         default=None,
-        help="synthetic image set in the MIMIC-CXR-JPG layout (<root>/mimic-cxr-jpg/2.0.0/files/...); captions stay the real reports",
+        help="synthetic image set in the MIMIC-CXR-JPG layout (<root>/mimic-cxr-jpg/2.0.0/files/...); captions stay "
+        "the real reports",
     )
     g.add_argument(
         "--synthetic-ratio",
@@ -658,9 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument(
             "--image-init",
             default=None,
-            help="image weights (default: the preset's; gloria: imagenet-v1, convirt/mgca: imagenet, convirt-original: random): "
-            "imagenet (torchvision's default weights, V2 for ResNet-50), imagenet-v1 / imagenet-v2 (IMAGENET1K_V1 / _V2), "
-            "all read from the local torch hub cache; random; or a checkpoint/--encoder spec",
+            help="image weights (default: the preset's; gloria: imagenet-v1, convirt/mgca: imagenet, convirt-original: "
+            "random): imagenet (torchvision's default weights, V2 for ResNet-50), imagenet-v1 / imagenet-v2 "
+            "(IMAGENET1K_V1 / _V2), all read from the local torch hub cache; random; or a checkpoint/--encoder spec",
         ),
     )
     g.add_argument("--resize", type=int, default=256, help="resize the longer side to this and zero-pad to a square")
@@ -669,7 +672,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--upsample",
         type=int,
         default=None,
-        help="ResNet inputs are upsampled to this before conv1 (0 = off; default: the preset's, 299 as MGCA and GLoRIA, 0 for convirt-original)",
+        help="ResNet inputs are upsampled to this before conv1 (0 = off; default: the preset's, 299 as MGCA and "
+        "GLoRIA, 0 for convirt-original)",
     )
     g.add_argument(
         "--local-layer",
@@ -681,31 +685,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-words",
         type=int,
         default=None,
-        help="BERT tokens per text input, truncated/padded (default: the preset's; 112 MGCA/ConVIRT, 97 gloria, 128 convirt-original)",
+        help="BERT tokens per text input, truncated/padded (default: the preset's; 112 MGCA/ConVIRT, 97 gloria, 128 "
+        "convirt-original)",
     )
     g = p.add_argument_group("optimisation (default: the preset's value)")
     g.add_argument(
         "--batch-size",
         type=int,
         default=None,
-        help="pairs per GPU (process) and micro-step (preset: convirt/mgca 72, gloria 48, convirt-original 32). It sets the "
-        "loss, not only the speed: the contrastive losses (InfoNCE, GLoRIA's global and word-region losses, MGCA's "
-        "instance, token and prototype losses) compare each pair with the other pairs of its GPU's batch, so their value "
-        "(chance level log(batch)) and gradients change with it, and neither more GPUs nor --accumulate adds negatives. "
-        "To fit more pairs on one GPU with the preset's loss, raise --batch-size and --virtual-ranks together "
-        "(--batch-size 144 --virtual-ranks 2 = the loss of 2 GPUs x 72)",
+        help="pairs per GPU (process) and micro-step (preset: convirt/mgca 72, gloria 48, convirt-original 32). It "
+        "sets the loss, not only the speed: the contrastive losses (InfoNCE, GLoRIA's global and word-region losses, "
+        "MGCA's instance, token and prototype losses) compare each pair with the other pairs of its GPU's batch, so "
+        "their value (chance level log(batch)) and gradients change with it, and neither more GPUs nor --accumulate "
+        "adds negatives. To fit more pairs on one GPU with the preset's loss, raise --batch-size and --virtual-ranks "
+        "together (--batch-size 144 --virtual-ranks 2 = the loss of 2 GPUs x 72)",
     )
     g.add_argument(
         "--accumulate",
         type=int,
         default=1,
-        help="gradient accumulation micro-steps per optimizer step (averages the micro-batches' losses; no extra negatives)",
+        help="gradient accumulation micro-steps per optimizer step (averages the micro-batches' losses; no extra "
+        "negatives)",
     )
     g.add_argument(
         "--virtual-ranks",
         type=int,
         default=1,
-        help="split each batch into N chunks that behave like N DDP ranks (own batch-norm statistics and negatives, joint Sinkhorn)",
+        help="split each batch into N chunks that behave like N DDP ranks (own batch-norm statistics and negatives, "
+        "joint Sinkhorn)",
     )
     g.add_argument("--epochs", type=int, default=None, help="epochs (preset: 50; convirt-original 1000)")
     g.add_argument(
@@ -738,7 +745,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a method hyperparameter, e.g. --hp num_prototypes=500 --hp local_temperature=0.1 (see recipes/pretraining/methods)",
+        help="override a method hyperparameter, e.g. --hp num_prototypes=500 --hp local_temperature=0.1 (see "
+        "recipes/pretraining/methods)",
     )
     g = p.add_argument_group("run")
     g.add_argument(
@@ -756,9 +764,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-cache",
         default=None,
         metavar="DIR",
-        help="decode and resize every image ONCE into uint8 memory-mapped shards under DIR (content-keyed: file path, size, "
-        "mtime, --resize; resumable; shared by real, synthetic and mixed runs), then read every epoch from it. Same "
-        "batches bit for bit (crops stay per step). Costs resize^2 bytes per image: ~14 GB for MIMIC-CXR's 213k "
+        help="decode and resize every image ONCE into uint8 memory-mapped shards under DIR (content-keyed: file path, "
+        "size, mtime, --resize; resumable; shared by real, synthetic and mixed runs), then read every epoch from it. "
+        "Same batches bit for bit (crops stay per step). Costs resize^2 bytes per image: ~14 GB for MIMIC-CXR's 213k "
         "images at 256. 'auto' = $MEDVLP_CACHE/pretraining-images (~/.cache/medvlp-bench/... without MEDVLP_CACHE). "
         "Not given: no cache",
     )
@@ -768,15 +776,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="read the losses from the device and write them to log.jsonl and the progress bar every N optimizer steps "
-        "(one host sync per N steps instead of one per loss term and micro-step; log.jsonl still gets one line per step, "
-        "img_per_s is the N-step average). Not given: 50 on CUDA, 1 on the CPU",
+        "(one host sync per N steps instead of one per loss term and micro-step; log.jsonl still gets one line per "
+        "step, img_per_s is the N-step average). Not given: 50 on CUDA, 1 on the CPU",
     )
     g.add_argument(
         "--channels-last",
         choices=CHANNELS_LAST,
         default="auto",
-        help="NHWC layout for the CNN's weights and input (faster bf16 convolutions): auto = on for ResNets on CUDA, off "
-        "on the CPU; ViTs never",
+        help="NHWC layout for the CNN's weights and input (faster bf16 convolutions): auto = on for ResNets on CUDA, "
+        "off on the CPU; ViTs never",
     )
     g.add_argument(
         "--compile",
@@ -784,8 +792,9 @@ def build_parser() -> argparse.ArgumentParser:
         const="inductor",
         default=None,
         metavar="BACKEND",
-        help="torch.compile the image and text towers (opt-in; backend inductor unless named). The first steps compile; "
-        "fused kernels reorder floating point and draw dropout differently, so losses are not bit-identical to eager",
+        help="torch.compile the image and text towers (opt-in; backend inductor unless named). The first steps "
+        "compile; fused kernels reorder floating point and draw dropout differently, so losses are not bit-identical "
+        "to eager",
     )
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1")
     g.add_argument(

@@ -14,10 +14,10 @@ def _generate_parser(sub) -> None:
     p = sub.add_parser(
         "generate",
         help="one synthetic image per frontal MIMIC-CXR image/report pair",
-        description="Generate one synthetic image per pair of the pretraining pair set (frontal MIMIC-CXR-JPG images whose "
-        "MGCA caption has >= 3 tokens; prompt: the IMPRESSION, or IMPRESSION + FINDINGS when the impression has < 3 tokens), "
-        "into a data root in the MIMIC-CXR-JPG layout (resumable, shardable). Multi-GPU: "
-        "torchrun --nproc-per-node=N -m recipes.synthesis generate ... (ranks shard the work).",
+        description="Generate one synthetic image per pair of the pretraining pair set (frontal MIMIC-CXR-JPG images "
+        "whose MGCA caption has >= 3 tokens; prompt: the IMPRESSION, or IMPRESSION + FINDINGS when the impression has "
+        "< 3 tokens), into a data root in the MIMIC-CXR-JPG layout (resumable, shardable). Multi-GPU: torchrun "
+        "--nproc-per-node=N -m recipes.synthesis generate ... (ranks shard the work).",
     )
     p.add_argument(
         "--data-root", required=True, help="folder holding mimic-cxr-jpg/2.0.0 and mimic-cxr/2.0.0 (reports)"
@@ -34,7 +34,8 @@ def _generate_parser(sub) -> None:
         "--preset",
         default="sd21",
         choices=sorted(PRESETS),
-        help="sd21: 512x512, 50 steps, guidance 7.5, the snapshot's scheduler; roentgen: 512x512, 75 steps, guidance 4, PNDM",
+        help="sd21: 512x512, 50 steps, guidance 7.5, the snapshot's scheduler; roentgen: 512x512, 75 steps, guidance "
+        "4, PNDM",
     )
     p.add_argument(
         "--steps", type=int, help="sampling steps (overrides the preset; the synthetic-data paper used 50 for both)"

@@ -298,8 +298,8 @@ def load_pipeline(model: Path, torch_dtype, device, scheduler: str = "default"):
     if not (model / "model_index.json").is_file():
         raise ConfigError(
             f"--model {model}: not a diffusers pipeline directory (no model_index.json). Pass a local snapshot of "
-            "Stable Diffusion 2.1 (e.g. stabilityai/stable-diffusion-2-1-base) or the RoentGen release in diffusers format; "
-            "nothing is downloaded at run time."
+            "Stable Diffusion 2.1 (e.g. stabilityai/stable-diffusion-2-1-base) or the RoentGen release in diffusers "
+            "format; nothing is downloaded at run time."
         )
     from transformers.utils import logging as tlogging
 
@@ -605,7 +605,9 @@ def image_checks(manifest: pd.DataFrame) -> dict:
     return {
         "regenerated": {"nonfinite": int((retry == "nonfinite").sum()), "constant": int((retry == "constant").sum())},
         "bad_after_retry": {"nonfinite": int((bad == "nonfinite").sum()), "constant": int((bad == "constant").sum())},
-        "retry_rule": "a non-finite or constant image is regenerated once with seed + 1 (manifest: image_seed, retry, bad)",
+        "retry_rule": (
+            "a non-finite or constant image is regenerated once with seed + 1 (manifest: image_seed, retry, bad)"
+        ),
         "duplicate_prompt_images": prompt_repeats,
         "duplicate_prompt_images_same_study": same_study,
         "byte_identical_images": int(len(manifest) - manifest["sha256"].nunique()) if len(manifest) else 0,
@@ -798,8 +800,9 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
                 done += 1
                 if check["retry"]:
                     log(
-                        f"[synthesis] {row['dicom_id']}: {check['retry']} image with seed {row['seed']}, regenerated with seed "
-                        f"{check['image_seed']}" + (f": still {check['bad']} (kept, counted)" if check["bad"] else "")
+                        f"[synthesis] {row['dicom_id']}: {check['retry']} image with seed {row['seed']}, "
+                        f"regenerated with seed {check['image_seed']}"
+                        + (f": still {check['bad']} (kept, counted)" if check["bad"] else "")
                     )
             bar.update(len(batch))
     finally:
@@ -844,9 +847,11 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
     merged = finalize(output, data_root, reports=cfg.reports, summary=summary)
     checks = image_checks(merged)
     log(
-        f"[synthesis] image checks over {len(merged)} images: regenerated {checks['regenerated']}, still bad after the retry "
-        f"{checks['bad_after_retry']}; {checks['duplicate_prompt_images']} images repeat another image's prompt "
-        f"({checks['duplicate_prompt_images_same_study']} within one study), {checks['byte_identical_images']} byte-identical"
+        f"[synthesis] image checks over {len(merged)} images: regenerated {checks['regenerated']}, "
+        f"still bad after the retry {checks['bad_after_retry']}; "
+        f"{checks['duplicate_prompt_images']} images repeat another image's prompt "
+        f"({checks['duplicate_prompt_images_same_study']} within one study), "
+        f"{checks['byte_identical_images']} byte-identical"
     )
     log(
         f"[synthesis] shard {index}/{count} done: {done} generated in {gen_seconds:.1f} s"

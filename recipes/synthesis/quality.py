@@ -238,7 +238,8 @@ def read_weights(path: Path, what: str, trust_pickle: bool = False) -> dict:
     except pickle.UnpicklingError as error:
         if not trust_pickle:
             raise ConfigError(
-                f"{what}: {path} holds pickled Python objects (e.g. a whole saved model), which are not read by default "
+                f"{what}: {path} holds pickled Python objects (e.g. a whole saved model), "
+                "which are not read by default "
                 f"({str(error).splitlines()[0][:160]}). Convert it once to a state dict "
                 "(torch.save(torch.load(FILE, weights_only=False).state_dict(), OUT)) or pass --features-trust-pickle "
                 "for a file you trust."
@@ -266,7 +267,8 @@ def load_strict(model, state: dict, what: str, path: Path) -> None:
             return ", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")
 
         raise ConfigError(
-            f"{what}: {path} does not fit the model: {len(missing)} missing ({first(missing)}), {len(unexpected)} unexpected "
+            f"{what}: {path} does not fit the model: {len(missing)} missing ({first(missing)}), "
+            f"{len(unexpected)} unexpected "
             f"({first(unexpected)}), {len(shapes)} of another shape ({first(shapes)})"
         )
     model.load_state_dict(state, strict=True)
@@ -376,7 +378,8 @@ def make_features(
         path = Path(weights) if weights else Path.home() / ".torchxrayvision" / "models_data" / XRV_FILE
         if not path.is_file():
             raise ConfigError(
-                f"--features xrv: torchxrayvision weights {XRV_WEIGHTS} not found at {path} (or pass --features-weights FILE); "
+                f"--features xrv: torchxrayvision weights {XRV_WEIGHTS} not found at {path} "
+                "(or pass --features-weights FILE); "
                 "nothing is downloaded at run time."
             )
         import torch.nn.functional as F
@@ -613,9 +616,11 @@ def _checks_line(c: dict) -> str:
         return "- image checks: not recorded"
     regen, bad = c["regenerated"], c["bad_after_retry"]
     return (
-        f"- image checks: regenerated once with seed + 1: {regen['nonfinite']} non-finite (NaN), {regen['constant']} constant; "
+        f"- image checks: regenerated once with seed + 1: {regen['nonfinite']} non-finite (NaN), "
+        f"{regen['constant']} constant; "
         f"still bad after the retry: {bad['nonfinite']} non-finite, {bad['constant']} constant; "
-        f"{c['duplicate_prompt_images']} images repeat another image's prompt ({c['duplicate_prompt_images_same_study']} within one study)"
+        f"{c['duplicate_prompt_images']} images repeat another image's prompt "
+        f"({c['duplicate_prompt_images_same_study']} within one study)"
     )
 
 
@@ -635,7 +640,8 @@ def _markdown(r: dict) -> str:
         f"| FID ({f['features']}) | {_fmt(f['value'])} | {f['feature_dim']}-d features at {f['input_size']} px"
         + ("" if f["reliable"] else "; fewer images than feature dimensions: biased, smoke only")
         + " |",
-        f"| MS-SSIM synthetic (same prompt, {m['samples_per_prompt']} seeds) | {_fmt(m.get('synthetic_mean'))} | lower = more diverse; "
+        f"| MS-SSIM synthetic (same prompt, {m['samples_per_prompt']} seeds) | {_fmt(m.get('synthetic_mean'))} | "
+        "lower = more diverse; "
         f"{m.get('prompts', 0)} prompts; window 11, sigma 1.5, {m['scales']} scales |",
         f"| MS-SSIM real (groups of {m['samples_per_prompt']} images) | {_fmt(m.get('real_groups_mean'))} | baseline |",
         "",
@@ -661,9 +667,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--features",
         default="inception",
-        help="inception (local torchvision weights), xrv (local torchxrayvision DenseNet weights), clip (a local Hugging "
-        "Face CLIP folder given as --features-weights), or a harness encoder spec (checkpoint path, random:ARCH, "
-        "imagenet:ARCH, module:function)",
+        help="inception (local torchvision weights), xrv (local torchxrayvision DenseNet weights), clip (a local "
+        "Hugging Face CLIP folder given as --features-weights), or a harness encoder spec (checkpoint path, "
+        "random:ARCH, imagenet:ARCH, module:function)",
     )
     p.add_argument(
         "--features-weights",

@@ -277,7 +277,8 @@ def write_report(
         "                                 FINAL REPORT",
         f" EXAMINATION:  {study.procedure}",
         " ",
-        f" INDICATION:  ___-year-old {'woman' if study.sex == 'F' else 'man'} with {INDICATIONS[int(rng.integers(len(INDICATIONS)))]}.",
+        f" INDICATION:  ___-year-old {'woman' if study.sex == 'F' else 'man'} "
+        f"with {INDICATIONS[int(rng.integers(len(INDICATIONS)))]}.",
         " ",
         f" TECHNIQUE:  {technique}",
         " ",
