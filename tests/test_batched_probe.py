@@ -17,6 +17,8 @@ from benchmark.batched_probe import HeadData, train_linear_probes
 from benchmark.linear_probe import predict, train_linear_probe
 from benchmark.task_spec import LinearProbeRecipe
 
+from .cli_args import demo_cli_args
+
 CPU = torch.device("cpu")
 # batched vs single-head trainer (same init, same draws; only the matrix products' summation
 # order differs): stated in README "Batched probes"
@@ -148,26 +150,7 @@ def test_heads_of_different_training_set_sizes_are_refused():
 
 
 def _args(demo_root, cache, output, *extra):
-    return [
-        "--encoder",
-        "random:resnet_tiny",
-        "--suite",
-        "demo",
-        "--demo-root",
-        str(demo_root),
-        "--cache-dir",
-        str(cache),
-        "--output",
-        str(output),
-        "--no-progress",
-        "--workers",
-        "0",
-        "--tasks",
-        "covidx_cls,rsna_cls",
-        "--fractions",
-        "10,100",
-        *extra,
-    ]
+    return demo_cli_args(demo_root, cache, output, "--tasks", "covidx_cls,rsna_cls", "--fractions", "10,100", *extra)
 
 
 @pytest.fixture(scope="module")

@@ -15,28 +15,14 @@ from benchmark.cli import main
 from benchmark.results import read_result, read_results
 from benchmark.registry import all_tasks
 
+from .cli_args import demo_cli_args
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def demo_args(demo_root, cache, output, encoder="random:resnet_tiny", *extra):
     tasks = [] if "--tasks" in extra else ["--tasks", "classification"]
-    return [
-        "--encoder",
-        encoder,
-        "--suite",
-        "demo",
-        "--demo-root",
-        str(demo_root),
-        "--cache-dir",
-        str(cache),
-        "--output",
-        str(output),
-        "--no-progress",
-        "--workers",
-        "0",
-        *tasks,
-        *extra,
-    ]
+    return demo_cli_args(demo_root, cache, output, *tasks, *extra, encoder=encoder)
 
 
 @pytest.fixture(scope="module")

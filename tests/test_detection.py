@@ -14,24 +14,11 @@ from benchmark.families import detection
 from benchmark.registry import all_tasks
 from benchmark.results import UnitId, read_results
 
+from .cli_args import demo_cli_args
+
 
 def demo_args(demo_root, cache, output, *extra, encoder="random:resnet_tiny"):
-    return [
-        "--encoder",
-        encoder,
-        "--suite",
-        "demo",
-        "--demo-root",
-        str(demo_root),
-        "--cache-dir",
-        str(cache),
-        "--output",
-        str(output),
-        "--no-progress",
-        "--workers",
-        "0",
-        *extra,
-    ]
+    return demo_cli_args(demo_root, cache, output, *extra, encoder=encoder)
 
 
 def test_tasks_are_registered_with_the_protocol_recipe():

@@ -16,26 +16,11 @@ import pytest
 from benchmark.cli import main
 from benchmark.results import read_result
 
+from .cli_args import demo_cli_args
+
 
 def args_for(demo_root, cache, output, *extra, tasks="covidx_cls"):
-    return [
-        "--encoder",
-        "random:resnet_tiny",
-        "--suite",
-        "demo",
-        "--demo-root",
-        str(demo_root),
-        "--cache-dir",
-        str(cache),
-        "--output",
-        str(output),
-        "--no-progress",
-        "--workers",
-        "0",
-        "--tasks",
-        tasks,
-        *extra,
-    ]
+    return demo_cli_args(demo_root, cache, output, "--tasks", tasks, *extra)
 
 
 @pytest.fixture
