@@ -242,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="debug: use at most N images per split (results are flagged and rejected by submissions)",
     )
     run.add_argument(
+        "--seg-max-epochs",
+        type=int_option(1, " (epochs)"),
+        default=None,
+        help="debug: train segmentation heads for at most N epochs (below the recipe's cap; recorded in the result's "
+        "flags as max_epochs_capped and in its unit key)",
+    )
+    run.add_argument(
         "--no-progress", action="store_true", help="no progress bars (default: bars only when stderr is a terminal)"
     )
     run.add_argument(
@@ -462,6 +469,7 @@ def run(args) -> int:
         workers=workers,
         progress=show_progress(args),
         limit=args.limit,
+        seg_epoch_cap=args.seg_max_epochs,
         flags=flags,
         text_encoder=args.text_encoder,
         probe_batching=args.probe_batching == "on",

@@ -23,6 +23,7 @@ class RunContext:
     workers: int = 0
     progress: bool = True
     limit: int | None = None  # debug: at most this many images per split (results flagged)
+    seg_epoch_cap: int | None = None  # debug (--seg-max-epochs): segmentation epochs cap (flagged in results)
     flags: dict = field(default_factory=dict)
     text_encoder: str | None = None  # --text-encoder: a local BERT folder for a checkpoint's zero-shot text side
     # classification: train the probes of a task's units batched (benchmark/batched_probe.py);

@@ -16,7 +16,6 @@ in it is refused instead of silently ignored.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +24,6 @@ from pydantic import BaseModel, ConfigDict
 from .errors import ConfigError
 
 THRESHOLD_FLAG = "zeroshot_threshold_on_test"  # --zeroshot-threshold-on-test, recorded in ctx.flags
-SEG_EPOCH_CAP_ENV = "MEDVLP_SEG_MAX_EPOCHS"  # a debugging cap on segmentation epochs, flagged in results
 
 
 class SuiteOverrides(BaseModel):
@@ -107,14 +105,14 @@ def classification_plan(task, suite, flags: dict) -> ClassificationPlan:
     )
 
 
-def segmentation_plan(task, suite, flags: dict) -> SegmentationPlan:
+def segmentation_plan(task, suite, flags: dict, epoch_cap: int | None = None) -> SegmentationPlan:
+    """``epoch_cap``: ``--seg-max-epochs`` (debugging; the result records it as ``max_epochs_capped``)."""
     over = suite_overrides(suite)
     changes = dict(over.segmentation_recipe)
     if flags.get("dense_geometry"):  # the user's recorded switch (--geometry letterbox)
         changes["geometry"] = flags["dense_geometry"]
     effective = task.model_copy(update={"recipe": _with(task.recipe, changes)}) if changes else task
-    debug_cap = os.environ.get(SEG_EPOCH_CAP_ENV)
-    cap = int(debug_cap) if debug_cap else over.segmentation_max_epochs
+    cap = epoch_cap or over.segmentation_max_epochs
     max_epochs = int(min(effective.recipe.max_epochs, cap)) if cap else int(effective.recipe.max_epochs)
     return SegmentationPlan(
         task=effective,
@@ -159,9 +157,11 @@ PLANNERS = {
 
 
 def unit_plan(task, ctx):
-    """The plan of ``task``'s units in run context ``ctx`` (its suite and flags)."""
+    """The plan of ``task``'s units in run context ``ctx`` (its suite, flags and debugging caps)."""
     try:
         planner = PLANNERS[task.family]
     except KeyError:
         raise ConfigError(f"no settings plan for task family {task.family!r}") from None
+    if task.family == "segmentation":
+        return planner(task, ctx.suite, ctx.flags, epoch_cap=ctx.seg_epoch_cap)
     return planner(task, ctx.suite, ctx.flags)

@@ -24,6 +24,8 @@ CLS_UNIT = Path("results/demo/rsna_cls/rsna_cls_frac100_seed0.json")
 
 def run_args(demo_root: Path, cache: Path) -> list[str]:
     return [
+        "--seg-max-epochs",
+        "1",
         "--encoder",
         "random:resnet_tiny",
         "--suite",
@@ -52,9 +54,7 @@ def submissions(demo_root, cache, tmp_path_factory):
     """One submission holding a segmentation and a classification unit of today's protocol
     (the segmentation head trains one epoch: the numbers do not matter here)."""
     root = tmp_path_factory.mktemp("protocol-submissions")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MEDVLP_SEG_MAX_EPOCHS", "1")
-        assert main(run_args(demo_root, cache) + ["--submission", NAME, "--submissions-dir", str(root)]) == 0
+    assert main(run_args(demo_root, cache) + ["--submission", NAME, "--submissions-dir", str(root)]) == 0
     fill(root / NAME, "tiny", "real")
     return root
 
@@ -169,7 +169,6 @@ def test_the_runner_never_reuses_a_unit_of_an_older_protocol(
     output = tmp_path / "out"
     shutil.copytree(submissions / NAME / "results" / "demo", output)
     args = run_args(demo_root, cache) + ["--output", str(output)]
-    monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "1")
     assert main(args) == 0  # today's units: reused
     assert "2 of 2 units already finished" in capsys.readouterr().out
 

@@ -251,9 +251,9 @@ def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root
     from benchmark.results import UnitId
     from benchmark.task_data import load_task_data
 
-    monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "2")
     monkeypatch.setattr(segmentation, "MEMORY_BUDGET", 0)  # val/test pyramids go to the on-disk cache
     ctx = _context(demo_root, tmp_path)
+    ctx.seg_epoch_cap = 2  # --seg-max-epochs 2
     before = _state(ctx.encoder)
     data = load_task_data(all_tasks()["siim_seg"], ctx.suite, ctx.cache_dir)
     result, predictions = segmentation.run_unit(ctx, data, UnitId(task="siim_seg", fraction=100, seed=0))
@@ -322,8 +322,8 @@ def test_bn_drift_switch_is_recorded_and_leaves_the_shared_encoder_alone(demo_ro
     from benchmark.results import UnitId
     from benchmark.task_data import load_task_data
 
-    monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "1")
     ctx = _context(demo_root, tmp_path, flags={"mgca_bn_drift": True})
+    ctx.seg_epoch_cap = 1  # --seg-max-epochs 1
     before = _state(ctx.encoder)
     data = load_task_data(all_tasks()["rsna_seg"], ctx.suite, ctx.cache_dir)
     result, _ = segmentation.run_unit(ctx, data, UnitId(task="rsna_seg", fraction=100, seed=0))
@@ -334,9 +334,10 @@ def test_bn_drift_switch_is_recorded_and_leaves_the_shared_encoder_alone(demo_ro
 
 # ---------------------------------------------------------------------------- CLI end to end
 def test_cli_demo_run_writes_segmentation_results_and_resumes(demo_root, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "1")
     output = tmp_path / "run"
     args = [
+        "--seg-max-epochs",
+        "1",
         "--encoder",
         "random:resnet_tiny",
         "--suite",

@@ -56,7 +56,7 @@ def test_the_demo_suite_overrides_reach_every_family_through_the_plan(suites):
     )
 
 
-def test_recorded_switches_are_part_of_the_plan(suites, monkeypatch):
+def test_recorded_switches_are_part_of_the_plan(suites):
     paper, _ = suites
     tasks = all_tasks()
     flags = {
@@ -71,8 +71,7 @@ def test_recorded_switches_are_part_of_the_plan(suites, monkeypatch):
     assert (
         seg.bn_drift and det.bn_drift and zeroshot_plan(tasks["siim_zeroshot"], paper, flags).threshold_split == "test"
     )
-    monkeypatch.setenv("MEDVLP_SEG_MAX_EPOCHS", "3")
-    capped = segmentation_plan(tasks["rsna_seg"], paper, {})
+    capped = segmentation_plan(tasks["rsna_seg"], paper, {}, epoch_cap=3)  # --seg-max-epochs 3
     assert capped.max_epochs == 3 and capped.epochs_capped
 
 

@@ -66,7 +66,7 @@ MEMORY_BUDGET = float(os.environ.get("MEDVLP_SEG_MEMORY_GB", "4")) * 2**30  # la
 def plan_of(task: SegmentationTaskSpec, ctx: RunContext) -> SegmentationPlan:
     """The unit's effective settings (benchmark/unit_plan.py): the task with the suite's recipe
     overrides, input size, epoch cap, patience, min_delta, batch-norm drift."""
-    return segmentation_plan(task, ctx.suite, ctx.flags)
+    return segmentation_plan(task, ctx.suite, ctx.flags, epoch_cap=ctx.seg_epoch_cap)
 
 
 def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, train_ids: list[str]) -> str:
