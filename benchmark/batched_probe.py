@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from .linear_probe import ProbeResult, probe_loss
 from .task_spec import LinearProbeRecipe
+from .early_stopping import Patience
 
 
 @dataclass
@@ -273,7 +274,7 @@ def train_linear_probes(
     val_features, val_targets = val_features.to(device).float(), val_targets.to(device)
     heads = _Heads(weight, bias, device, fused=device.type == "cuda")
     active = list(range(count))  # original index of each row of ``heads``
-    stale, reference = [0] * count, [math.inf] * count
+    stopping = [Patience(recipe.patience, min_delta) for _ in data]
     bar = tqdm(range(recipe.max_epochs), desc=desc, unit="epoch", disable=not progress, leave=False, dynamic_ncols=True)
     for epoch in bar:
         heads.new_epoch(
@@ -295,12 +296,8 @@ def train_linear_probes(
             if val_loss < result.best_val_loss:
                 best_params[h] = (heads.weight[row].clone(), heads.bias[row].clone())
                 result.best_epoch, result.best_val_loss = epoch + 1, val_loss
-            if not math.isfinite(reference[h]) or val_loss < reference[h] - min_delta * abs(reference[h]):
-                reference[h], stale[h] = val_loss, 0
-            else:
-                stale[h] += 1
             result.epochs_run = epoch + 1
-            if stale[h] >= recipe.patience:
+            if stopping[h].update(val_loss):  # benchmark/early_stopping.py
                 finished.append(row)
         bar.set_postfix(heads=f"{len(active) - len(finished)}/{count}")
         if finished:

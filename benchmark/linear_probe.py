@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .task_spec import LinearProbeRecipe
+from .early_stopping import Patience
 
 
 @dataclass
@@ -96,7 +97,7 @@ def train_linear_probe(
     val_features, val_targets = val_features.to(device).float(), val_targets.to(device)
     n = len(train_targets)
     best = ProbeResult(copy.deepcopy(head), 0, 0, math.inf)
-    stale, reference = 0, math.inf
+    stopping = Patience(recipe.patience, min_delta)
     bar = tqdm(range(recipe.max_epochs), desc=desc, unit="epoch", disable=not progress, leave=False, dynamic_ncols=True)
     for epoch in bar:
         views = first if epoch == 0 else (train_views if static else train_views(epoch))
@@ -118,14 +119,8 @@ def train_linear_probe(
         bar.set_postfix(val_loss=f"{val_loss:.4f}")
         if val_loss < best.best_val_loss:  # the best head: the lowest validation loss
             best.head, best.best_epoch, best.best_val_loss = copy.deepcopy(head), epoch + 1, val_loss
-        # patience counts epochs without an improvement of more than ``min_delta`` (relative;
-        # 0 = any improvement, the recipe's rule; a smoke suite may ask for more)
-        if not math.isfinite(reference) or val_loss < reference - min_delta * abs(reference):
-            reference, stale = val_loss, 0
-        else:
-            stale += 1
         best.epochs_run = epoch + 1
-        if stale >= recipe.patience:
+        if stopping.update(val_loss):  # benchmark/early_stopping.py
             break
     bar.close()
     best.seconds = time.perf_counter() - start

@@ -146,22 +146,3 @@ def zeroshot_plan(task, suite, flags: dict) -> ZeroShotPlan:
         crop=int(suite.crop or task.image.crop),
         threshold_split="test" if flags.get(THRESHOLD_FLAG) else "val",
     )
-
-
-PLANNERS = {
-    "classification": classification_plan,
-    "segmentation": segmentation_plan,
-    "detection": detection_plan,
-    "zeroshot": zeroshot_plan,
-}
-
-
-def unit_plan(task, ctx):
-    """The plan of ``task``'s units in run context ``ctx`` (its suite, flags and debugging caps)."""
-    try:
-        planner = PLANNERS[task.family]
-    except KeyError:
-        raise ConfigError(f"no settings plan for task family {task.family!r}") from None
-    if task.family == "segmentation":
-        return planner(task, ctx.suite, ctx.flags, epoch_cap=ctx.seg_epoch_cap)
-    return planner(task, ctx.suite, ctx.flags)

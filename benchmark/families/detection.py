@@ -59,16 +59,7 @@ def plan_of(task: DetectionTaskSpec, ctx: RunContext) -> DetectionPlan:
     return detection_plan(task, ctx.suite, ctx.flags)
 
 
-def effective_recipe(task: DetectionTaskSpec, ctx: RunContext):
-    return plan_of(task, ctx).recipe
-
-
 # ---------------------------------------------------------------------------- geometry
-def input_size(task: DetectionTaskSpec, ctx: RunContext) -> int:
-    """Paper: the recipe's 224. The demo suite's smaller images: its resize override."""
-    return plan_of(task, ctx).input_size
-
-
 @lru_cache(maxsize=None)
 def image_shape(path: str) -> tuple[int, int]:
     """(height, width) of an image file, read from its header."""
@@ -258,7 +249,8 @@ def pyramid_disk_bytes(ctx: RunContext, data: TaskData, units: list[UnitId]) -> 
     per split: rows not cached yet x the levels' values x 2 (fp16), as :func:`run_unit` fills them."""
     if ctx.feature_cache is None or bn_drift(ctx) or not units:
         return 0, []
-    recipe, size = effective_recipe(data.task, ctx), input_size(data.task, ctx)
+    plan = plan_of(data.task, ctx)
+    recipe, size = plan.recipe, plan.input_size
     shapes = level_shapes(ctx.encoder, recipe.out_indices, size, ctx.device)
     dim = sum(c * h * w for c, h, w in shapes)
     total, lines = 0, []
@@ -509,7 +501,7 @@ def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids
         feature_version=DETECTION_FEATURE_VERSION,
         train_ids=train_ids_hash,
         input_size=size,
-        recipe=effective_recipe(data.task, ctx).model_dump(mode="json"),
+        recipe=plan_of(data.task, ctx).recipe.model_dump(mode="json"),
         exact=ctx.feature_cache is None,
     )
 
@@ -517,9 +509,8 @@ def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids
 def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
     from ..splits import ids_hash
 
-    return unit_key(
-        ctx, data, unit, input_size(data.task, ctx), ids_hash(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit))
-    )
+    train_ids = unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)
+    return unit_key(ctx, data, unit, plan_of(data.task, ctx).input_size, ids_hash(train_ids))
 
 
 def predictions_table(test_ids: list[str], targets: Targets, preds: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -540,9 +531,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     from ..splits import ids_hash
 
     task: DetectionTaskSpec = data.task
-    recipe = effective_recipe(task, ctx)
+    plan = plan_of(task, ctx)
+    recipe, size = plan.recipe, plan.input_size
     timings: dict[str, float] = {}
-    size = input_size(task, ctx)
     ctx.encoder.eval()
 
     train_ids = unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)

@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..context import RunContext
+from ..early_stopping import Patience
 from ..features import autocast_context, content_digest, file_lock
 from ..images import read_grey
 from ..masks import boxes_mask, record_mask  # noqa: F401  (boxes_mask: re-exported for tests)
@@ -415,8 +416,8 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
 
     # ---- training loop
     rng = np.random.default_rng(unit.seed)
-    best_state, best_loss, best_epoch, stale = None, math.inf, 0, 0
-    reference_loss = math.inf  # the loss the patience counter measures improvements against
+    best_state, best_loss, best_epoch = None, math.inf, 0
+    stopping = Patience(stop_patience, stop_min_delta)  # benchmark/early_stopping.py
     history = []
     t_train = time.perf_counter()
     phase = {"train_steps": 0.0, "validation": 0.0, "augment": 0.0}
@@ -469,12 +470,8 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             best_loss, best_epoch = current, epoch
             state = model.state_dict() if drift else model.decode_head.state_dict()
             best_state = {k: v.detach().clone() for k, v in state.items()}
-        if not math.isfinite(reference_loss) or current < reference_loss - stop_min_delta * abs(reference_loss):
-            reference_loss, stale = current, 0
-        else:
-            stale += 1
-            if stale >= stop_patience:
-                break
+        if stopping.update(current):
+            break
     bar.close()
     timings["training"] = time.perf_counter() - t_train
     timings.update({f"training_{k}": v for k, v in phase.items()})

@@ -34,13 +34,10 @@ from ..results import Result, UnitId
 from ..splits import ids_hash
 from ..task_data import TaskData
 from ..task_spec import ZeroShotTaskSpec
-from .. import unit_plan
 from ..unit_plan import zeroshot_plan
 from ..zeroshot import scoring
 from ..zeroshot.prompts import load_prompt_set
 from ..zeroshot.text_side import NotApplicable, applicability, load_vision_language
-
-THRESHOLD_FLAG = unit_plan.THRESHOLD_FLAG
 
 
 def drop_inapplicable(tasks: list, loaded, log=print) -> list:
