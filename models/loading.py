@@ -103,6 +103,9 @@ def load_encoder(
 def _from_source(source, spec: str, opts: LoadOptions) -> LoadedEncoder:
     res = source.load(spec, opts)
     res.encoder.freeze()
+    if source.source:
+        res.load_report.setdefault("format_source", source.source)
+    res.load_report.setdefault("contract_origin", contract_origin(opts, None))
     return LoadedEncoder(
         encoder=res.encoder,
         spec=res.canonical_spec,
@@ -140,15 +143,20 @@ def _load_file(path: Path, opts: LoadOptions) -> LoadedEncoder:
                 + (f", method {info['method_hint']}" if info.get("method_hint") else "")
                 + ")"
             )
+        format_contract = info.pop("contract", None)
         encoder, report = encoder_from_state_dict(
             state_dict,
             where=where,
-            arch=opts.arch,
+            arch=opts.arch or info.pop("arch", None),
             allow_partial=opts.allow_partial,
+            contract=format_contract,
             user_contract=opts.input_contract,
         )
-        report.update({k: v for k, v in info.items() if k != "method_hint"})
+        report["contract_origin"] = contract_origin(opts, info.pop("contract_origin", None) if format_contract else None)
+        report.update({k: v for k, v in info.items() if k not in ("method_hint", "arch")})
         method_hint = info.get("method_hint")
+    if fmt.source:
+        report["format_source"] = fmt.source
     report["read_with"] = how
     return LoadedEncoder(
         encoder=encoder,
@@ -158,6 +166,13 @@ def _load_file(path: Path, opts: LoadOptions) -> LoadedEncoder:
         method_hint=method_hint,
         load_report=report,
     )
+
+
+def contract_origin(opts: LoadOptions, format_origin: str | None) -> str:
+    """Where the encoder's input contract came from, for the load report."""
+    if opts.input_contract is not None:
+        return "user (load_encoder input_contract)"
+    return format_origin or "architecture default"
 
 
 def _unrecognised(obj: Any) -> str:

@@ -4,7 +4,14 @@ Two kinds of plug-ins, each one file in ``models/formats/``:
 
 * :class:`CheckpointFormat` - a layout of a checkpoint *file*. ``detect(obj)`` looks at
   the loaded object, ``extract(obj)`` returns the backbone tensors with their prefix
-  stripped plus extra info (``prefix``, ``method_hint``, ignored tensors ...). A format
+  stripped (and, for layouts that name tensors differently, renamed to the architecture's
+  own names) plus extra info (``prefix``, ``method_hint``, ignored tensors ...). The info
+  may also name the architecture to build (``arch``: wins over inference, loses to
+  ``--arch``) and the encoder's input contract (``contract``: an
+  :class:`~models.encoder.InputContract` the release was trained with, with
+  ``contract_origin`` saying where it comes from, e.g. ``"checkpoint config"`` or
+  ``"format default"``; a user's contract still wins). ``source`` names the official
+  public code whose layout the format follows; it is recorded with every result. A format
   whose object is a whole model (TorchScript) sets ``builds_encoder`` and implements
   ``build_encoder`` instead. Formats are tried in ``priority`` order (lower first).
 * :class:`SpecSource` - an encoder named by a spec string rather than a file
@@ -37,6 +44,7 @@ class CheckpointFormat:
     name: str = ""
     priority: int = 100
     description: str = ""
+    source: str = ""  # the official public code (URL) whose key layout this format follows
     builds_encoder: bool = False
 
     def detect(self, obj: Any) -> bool:
@@ -63,6 +71,7 @@ class SourceResult:
 class SpecSource:
     scheme: str = ""
     description: str = ""
+    source: str = ""  # the official public code (URL) whose layout this source follows, if any
     # True: also claims specs without "scheme:" (checked only when no such file exists)
     implicit: bool = False
 
