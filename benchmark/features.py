@@ -68,8 +68,14 @@ def file_fingerprint(path: str) -> str:
     return value
 
 
-def content_digest(paths: list[str]) -> str:
+def content_digest(paths: list[str], *, portable: bool = False) -> str:
     """sha256 over the :func:`file_fingerprint` of every image of a split, in order.
+
+    ``portable``: leave the mtimes out (size and first/last 64 KiB only), so the digest of
+    the same image bytes is the same on every machine and after a copy that does not keep
+    mtimes. Unit keys use it (a committed or copied result stays reusable wherever the same
+    images are); feature-cache keys, which never leave the machine, keep the mtime as an
+    extra guard against edits in the middle of a file.
 
     Goes into feature-cache keys beside the image ids, so a data folder whose images
     changed (same ids, other bytes: re-exported, corrupted, another version) never reuses
@@ -85,6 +91,8 @@ def content_digest(paths: list[str]) -> str:
             for _ in pool.map(file_fingerprint, unseen, chunksize=64):
                 pass
     prints = [file_fingerprint(p) for p in paths]  # memoised: a stat per file
+    if portable:  # "size:mtime_ns:sha256" -> "size:sha256"
+        prints = [f"{size}:{head_tail}" for size, _, head_tail in (p.split(":") for p in prints)]
     return hashlib.sha256("\n".join(prints).encode()).hexdigest()
 
 

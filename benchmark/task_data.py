@@ -72,13 +72,15 @@ class TaskData:
 
     @cached_property
     def content_sha256(self) -> str:
-        """Digest of the image files behind every split id (size, mtime and first/last 64 KiB
-        of each, :func:`benchmark.features.content_digest`): part of every unit key, so a
-        finished result is never reused once the images behind its ids changed."""
+        """Digest of the image files behind every split id (size and first/last 64 KiB of
+        each, not the mtime: :func:`benchmark.features.content_digest` ``portable``): part of
+        every unit key, so a finished result is never reused once the images behind its ids
+        changed, and stays reusable on another machine holding the same image bytes (the
+        committed demo results on a fresh clone)."""
         from .features import content_digest
 
         ids = [i for split in ("train", "val", "test") for i in self.split_ids[split]]
-        return content_digest(self.records.loc[ids, "path"].astype(str).tolist())
+        return content_digest(self.records.loc[ids, "path"].astype(str).tolist(), portable=True)
 
     def train_ids(self, fraction: int, seed: int) -> list[str]:
         """Image ids a unit trains on: the train split (or, for a recipe with ``balance``,

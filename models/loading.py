@@ -110,7 +110,7 @@ def _from_source(source, spec: str, opts: LoadOptions) -> LoadedEncoder:
         encoder=res.encoder,
         spec=res.canonical_spec,
         format=res.format,
-        sha256=sha256_text(res.canonical_spec),
+        sha256=res.sha256 or sha256_text(res.canonical_spec),
         method_hint=res.method_hint,
         load_report=res.load_report,
     )

@@ -66,6 +66,8 @@ class SourceResult:
     format: str
     method_hint: str | None = None
     load_report: dict[str, Any] = field(default_factory=dict)
+    # content hash identifying the weights (e.g. of a model folder's files); None: hash of canonical_spec
+    sha256: str | None = None
 
 
 class SpecSource:
