@@ -23,7 +23,8 @@ ENCODER_HELP = """encoder to score. One of:
   PATH.pt/.pth/.ckpt/.safetensors  a checkpoint; the format is auto-detected: torchvision
       ResNet state dict; Lightning checkpoints of MGCA (img_encoder_q.model.), ConVIRT
       (img_encoder.model.), GLoRIA (gloria.img_encoder.model.), BenchX (visual.model.),
-      M-FLAG (encoder.), G2D (backbone.); timm ViT state dicts; TorchScript modules
+      M-FLAG (encoder.), G2D (backbone.); BioViL image models (encoder.encoder.), MedKLIP and
+      KAD checkpoints (res_features.N); timm ViT state dicts; TorchScript modules
   random:ARCH[@SEED]   seeded random initialisation (the papers' "Random Init" row)
   imagenet:ARCH        torchvision ImageNet weights, from the local torch hub cache only
   MODULE:FUNCTION      a Python factory returning an encoder"""
@@ -88,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(linear-probe classification on CheXpert, RSNA Pneumonia and COVIDx at 1/10/100%% of the labels).",
         formatter_class=argparse.RawTextHelpFormatter,
         epilog="subcommands:\n  run_benchmark.py leaderboard            regenerate leaderboards/ from submissions/\n"
-        "  run_benchmark.py validate-submission DIR  check a submission folder",
+        "  run_benchmark.py validate-submission DIR  check a submission folder\n"
+        "  run_benchmark.py inspect --encoder SPEC   what the harness makes of an encoder (format, tensors,\n"
+        "                                             contract, NaN/constant features, cache sizes)\n"
+        "  run_benchmark.py export --format hf OUT   every unit of every submission as a Hugging Face dataset",
     )
     what = parser.add_argument_group("what to run")
     what.add_argument("--encoder", metavar="SPEC", help=ENCODER_HELP)
@@ -542,7 +546,22 @@ def validate_main(argv: list[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"leaderboard": leaderboard_main, "validate-submission": validate_main}
+def inspect_main(argv: list[str]) -> int:
+    from .inspect_encoder import main as inspect_encoder_main
+
+    return inspect_encoder_main(argv)
+
+
+SUBCOMMANDS = {"leaderboard": leaderboard_main, "validate-submission": validate_main, "inspect": inspect_main}
+
+
+def export_main(argv: list[str]) -> int:
+    from .export_hf import main as export_hf_main
+
+    return export_hf_main(argv)
+
+
+SUBCOMMANDS["export"] = export_main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,10 @@ protocol the unit was produced under, :mod:`benchmark.protocol_versions`). A sch
 has no such field and was produced under protocol v1; it reads with ``protocol_version``
 None, which :func:`benchmark.protocol_versions.result_version` counts as 1. (Schema 2 exists
 so that an older harness refuses a newer file with "unsupported result schema version"
-instead of a validation error on the unknown field.)
+instead of a validation error on the unknown field.) 3: every family counts epochs from 1
+(``training.best_epoch`` and ``training.history[k].epoch``; schema-2 segmentation and
+detection files counted from 0) and every result carries the same training fields
+(``best_epoch``, ``epochs_run``, ``best_val_loss``, ``history``: benchmark/unit_outcome.py).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .atomic import atomic_write, atomic_write_text
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UnitId(BaseModel):

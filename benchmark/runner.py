@@ -18,6 +18,8 @@ from .protocol_versions import version_problem
 from .results import Result, UnitId, read_result, unit_paths, write_result
 from .task_data import TaskData, limited, load_task_data, unit_train_ids
 from .task_spec import TaskSpec
+from .unit_outcome import build_result
+from .unit_plan import plan_fingerprint
 
 
 def plan_units(tasks: list[TaskSpec], fractions: list[int] | None, seeds: list[int]) -> list[tuple[TaskSpec, UnitId]]:
@@ -260,17 +262,43 @@ def execution_groups(
     return list(groups.values())
 
 
+def unit_key(module, ctx: RunContext, data: TaskData, unit: UnitId) -> str:
+    """The resume key of a unit: the parts every family shares (``RunContext.unit_key``: task,
+    suite, encoder, manifest, image bytes, unit, flags), the family's effective plan
+    (benchmark/unit_plan.py) and the family's own ``key_parts`` (training ids, preprocessing,
+    text side ...). Computed before the unit runs and stored in its result, so a rerun reuses a
+    finished unit exactly when nothing that determines it has changed."""
+    plan = plan_fingerprint(module.plan_of(data.task, ctx))
+    return ctx.unit_key(data, unit, family=data.task.family, plan=plan, **module.key_parts(ctx, data, unit))
+
+
 def run_group(module, ctx: RunContext, data: TaskData, units: list[UnitId]):
     """(unit, result, predictions) of each unit of a group as it finishes; ``unit_total`` in
-    each result's timings (a batched group's shared time divided among its units)."""
+    each result's timings (a batched group's shared time divided among its units). The family
+    computes (:class:`~benchmark.unit_outcome.UnitOutcome`); the result is built here."""
     if hasattr(module, "run_group"):
-        yield from module.run_group(ctx, data, units)
-        return
+        outcomes = module.run_group(ctx, data, units)
+    else:
+        outcomes = _one_by_one(module, ctx, data, units)
+    for unit, outcome in outcomes:
+        result = build_result(ctx, data.task, unit, outcome, unit_key(module, ctx, data, unit))
+        yield unit, result, outcome.predictions
+
+
+def run_one(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, object]:
+    """(result, predictions) of one unit, as the runner would write them (tests, bench scripts)."""
+    module = family_module(data.task.family)
+    for _, result, predictions in run_group(module, ctx, data, [unit]):
+        return result, predictions
+    raise BenchmarkError(f"{unit.name}: the family returned no result")
+
+
+def _one_by_one(module, ctx: RunContext, data: TaskData, units: list[UnitId]):
     for unit in units:
         started = time.perf_counter()
-        result, predictions = module.run_unit(ctx, data, unit)
-        result.timings["unit_total"] = time.perf_counter() - started
-        yield unit, result, predictions
+        outcome = module.run_unit(ctx, data, unit)
+        outcome.timings["unit_total"] = time.perf_counter() - started
+        yield unit, outcome
 
 
 def run_units(
@@ -311,7 +339,7 @@ def run_units(
                 outdated.append(other_protocol)
                 continue
             module = family_module(task.family)
-            if existing is not None and existing.unit_key == module.expected_unit_key(ctx, data, unit):
+            if existing is not None and existing.unit_key == unit_key(module, ctx, data, unit):
                 results.append(existing)
                 continue
             if existing is not None:
@@ -368,6 +396,8 @@ __all__ = [
     "shard_units",
     "check_datasets",
     "run_units",
+    "run_one",
+    "unit_key",
     "execution_groups",
     "DatasetNotFoundError",
     "Path",

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Family = Literal["classification", "segmentation", "detection", "zeroshot"]
 
@@ -81,9 +81,9 @@ COCO_YOLOV3_ANCHORS = (  # mmdet/darknet YOLOv3 anchors at 416 input, per level 
 
 
 class DetectionRecipe(Spec):
-    """docs/protocol.md: YOLOv3 neck + head on layer2/3/4 (strides 8/16/32) at 224 input
-    (image stretched to the square, boxes scaled the same way), COCO anchors scaled by
-    input/416; the reference's (MGCA's) YOLOv3 target assignment, loss and objectness-only
+    """docs/protocol.md: YOLOv3 neck + head on the pyramid levels at strides 8/16/32 (a
+    ResNet's layer2/3/4) at 224 input (image stretched to the square, boxes scaled the same
+    way), COCO anchors scaled by input/416; the reference's (MGCA's) YOLOv3 target assignment, loss and objectness-only
     score (``yolo="reference"``; mmdet's stock head with ``"mmdet"``); AdamW wd 1e-6; 1% ->
     ``lr_1pct`` with batch 8, 10%/100% -> lr 5e-4 with batch 16; at most 50 epochs, early
     stopping on val mAP (patience 10); objectness >= 0.5 and NMS IoU 0.5 at test; mAP over
@@ -104,7 +104,10 @@ class DetectionRecipe(Spec):
     yolo: Literal["reference", "mmdet"] = (
         "reference"  # target assignment, loss and score: MGCA's, or mmdet's stock YOLOv3
     )
-    out_indices: tuple[int, int, int] = (2, 3, 4)  # encoder pyramid levels (strides 8, 16, 32)
+    # the pyramid levels the neck takes, numbered by stride: level i is the level at stride 2 ** (i + 1)
+    # (a ResNet's stem = 0 ... layer4 = 4, whence the name), so (2, 3, 4) = strides 8, 16, 32 whatever
+    # the encoder's level count (benchmark/families/detection.py level_indices; docs/protocol.md)
+    out_indices: tuple[int, int, int] = (2, 3, 4)
     anchors: tuple[tuple[tuple[int, int], ...], ...] = COCO_YOLOV3_ANCHORS
     anchor_reference_size: int = 416
     neck_out_channels: tuple[int, int, int] = (512, 256, 128)
@@ -113,6 +116,18 @@ class DetectionRecipe(Spec):
     nms_iou: float = 0.5
     max_per_image: int = 100
     iou_thresholds: tuple[float, ...] = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
+
+    @field_validator("out_indices")
+    @classmethod
+    def _levels_shallow_to_deep(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if any(i < 0 for i in value) or list(value) != sorted(set(value)):
+            raise ValueError(f"out_indices must be distinct non-negative levels, shallow to deep, got {value}")
+        return value
+
+    @property
+    def level_strides(self) -> tuple[int, ...]:
+        """Strides of the pyramid levels the neck takes, shallow to deep: (8, 16, 32) by default."""
+        return tuple(2 ** (i + 1) for i in self.out_indices)
 
     def lr_for(self, fraction: int) -> float:
         return self.lr_1pct if fraction <= 1 else self.lr

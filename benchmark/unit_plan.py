@@ -16,7 +16,7 @@ in it is refused instead of silently ignored.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -82,6 +82,24 @@ class ZeroShotPlan:
     resize: int
     crop: int
     threshold_split: str  # "val" (the protocol) or "test" (--zeroshot-threshold-on-test)
+
+
+def plan_fingerprint(plan) -> dict[str, Any]:
+    """A plan as plain JSON values (pydantic recipes and task specs dumped, tuples as lists): what
+    the runner hashes into every unit key (benchmark/runner.py ``unit_key``)."""
+
+    def plain(value):
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json")
+        if is_dataclass(value) and not isinstance(value, type):
+            return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        return value
+
+    return {"plan": type(plan).__name__, **plain(plan)}
 
 
 def bn_drift(flags: dict) -> bool:

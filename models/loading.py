@@ -36,7 +36,7 @@ class LoadedEncoder:
     encoder: Encoder
     spec: str  # canonical spec: the resolved file path, or random:/imagenet:/module: string
     format: str  # checkpoint format or source scheme
-    sha256: str | None  # of the checkpoint file; of the canonical spec for spec sources
+    sha256: str | None  # of the checkpoint file; for spec sources their content hash (a model folder) or the spec's
     method_hint: str | None = None  # e.g. "mgca" from the key prefix; "random_init"; "imagenet"
     load_report: dict[str, Any] = field(default_factory=dict)
 
@@ -152,7 +152,9 @@ def _load_file(path: Path, opts: LoadOptions) -> LoadedEncoder:
             contract=format_contract,
             user_contract=opts.input_contract,
         )
-        report["contract_origin"] = contract_origin(opts, info.pop("contract_origin", None) if format_contract else None)
+        report["contract_origin"] = contract_origin(
+            opts, info.pop("contract_origin", None) if format_contract else None
+        )
         report.update({k: v for k, v in info.items() if k not in ("method_hint", "arch")})
         method_hint = info.get("method_hint")
     if fmt.source:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 
 def best_and_cap(result) -> tuple[int, int]:
-    """(best epoch, epoch cap) of a supervised result, both counted from 1 (classification
-    records epochs from 1, segmentation and detection from 0)."""
+    """(best epoch, epoch cap) of a supervised result; every family counts epochs from 1."""
     training, hyper = result.training, result.hyperparameters
     if result.family == "classification":
         return int(training["best_epoch"]), int(hyper["probe"]["max_epochs"])
     if result.family == "segmentation":
-        return int(training["best_epoch"]) + 1, int(hyper["max_epochs"])
-    return int(training["best_epoch"]) + 1, int(hyper["recipe"]["max_epochs"])
+        return int(training["best_epoch"]), int(hyper["max_epochs"])
+    return int(training["best_epoch"]), int(hyper["recipe"]["max_epochs"])
 
 
 def converged(result) -> bool:

@@ -13,6 +13,7 @@ from benchmark.det_metrics import metrics_from_table
 from benchmark.families import detection
 from benchmark.registry import all_tasks
 from benchmark.results import UnitId, read_results
+from benchmark.runner import run_one
 
 from .cli_args import demo_cli_args
 
@@ -129,7 +130,7 @@ def test_frozen_backbone_weights_and_statistics_are_unchanged_after_training(dem
     ctx = RunContext(
         loaded, torch.device("cpu"), suite, tmp_path / "out", tmp_path, feature_cache=None, progress=False, limit=12
     )
-    result, predictions = detection.run_unit(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
+    result, predictions = run_one(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
     after = loaded.encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "frozen encoder changed"
     assert not loaded.encoder.training
@@ -162,7 +163,7 @@ def test_exact_mode_equals_cached_mode_bit_for_bit(demo_root, tmp_path, monkeypa
         ctx = RunContext(
             loaded, torch.device("cpu"), suite, tmp_path / mode, tmp_path, feature_cache=cache, progress=False, limit=24
         )
-        runs[mode] = detection.run_unit(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
+        runs[mode] = run_one(ctx, data, UnitId(task="objectcxr_det", fraction=100, seed=0))
     (cached, cached_preds), (memmap, memmap_preds), (exact, exact_preds) = runs["cached"], runs["memmap"], runs["exact"]
     assert cached.training["feature_cache"]["train"]["computed"] > 0 and exact.flags["exact_features"]
     assert cached.training["feature_cache"]["train"]["resident_bytes"] > 0 and not cached.flags["exact_features"]
@@ -273,7 +274,15 @@ def test_v1_switches_are_recorded_select_mmdets_head_and_letterbox_and_stay_off_
 
 
 def test_patience_progress_rule_with_and_without_a_loss_min_delta():
-    progress = detection.made_progress
+    from benchmark.early_stopping import Patience
+
+    def progress(val_map, val_loss, best_map, reference_loss, min_delta):
+        """Whether one epoch resets the patience of a loop at (best mAP, reference loss)."""
+        stopping = Patience(10, min_delta)
+        stopping.best_score, stopping.reference = best_map, reference_loss
+        stopping.update(val_loss, score=val_map)
+        return stopping.stale == 0
+
     # the recipe's rule (min_delta 0): a higher mAP, or the same mAP with any lower loss
     assert progress(0.2, 5.0, 0.1, 1.0, 0.0)  # mAP up, loss worse: progress
     assert progress(0.0, 0.999, 0.0, 1.0, 0.0)

@@ -115,8 +115,10 @@ def check_vit_matches(loaded: LoadedEncoder, ref) -> None:
 # registry and interface
 # ---------------------------------------------------------------------------------------
 def test_registries_list_all_formats_and_sources():
-    assert set(FORMATS) == {"torchvision_resnet", "lightning_prefixed", "timm_vit", "torchscript"}
-    assert set(SOURCES) == {"random", "imagenet", "module"}
+    assert {"torchvision_resnet", "lightning_prefixed", "timm_vit", "torchscript", "biovil", "kad", "medklip"} <= set(
+        FORMATS
+    )
+    assert set(SOURCES) == {"random", "imagenet", "module", "hf"}
     assert {
         "resnet18",
         "resnet34",

@@ -62,5 +62,7 @@ def test_every_registry_of_the_project_is_found_by_the_scan():
     assert {"resnet50", "vit_base_patch16_224"} <= set(ARCHS) and ARCHS.index("resnet50") < ARCHS.index(
         "vit_base_patch16_224"
     )
-    assert set(FORMATS) == {"torchvision_resnet", "lightning_prefixed", "timm_vit", "torchscript"}
-    assert list(SOURCES) == ["imagenet", "module", "random"]
+    assert {"torchvision_resnet", "lightning_prefixed", "timm_vit", "torchscript", "biovil", "kad", "medklip"} <= set(
+        FORMATS
+    )
+    assert list(SOURCES) == ["hf", "imagenet", "module", "random"]

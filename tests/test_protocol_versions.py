@@ -104,7 +104,7 @@ def test_new_results_record_their_family_version(submissions):
     classification = read_result(submissions / NAME / CLS_UNIT)
     assert segmentation.protocol_version == current_version("segmentation") == 2
     assert classification.protocol_version == current_version("classification") == 1
-    assert segmentation.schema_version == classification.schema_version == SCHEMA_VERSION == 2
+    assert segmentation.schema_version == classification.schema_version == SCHEMA_VERSION == 3
 
 
 def test_current_results_are_accepted_and_shown(submissions, tmp_path):

@@ -13,6 +13,7 @@ import torch
 from benchmark.cli import main
 from benchmark.datasets.siim import SIIMPneumothorax, decode_siim_rle, read_siim_rle, siim_mask
 from benchmark.results import read_result, read_results
+from benchmark.runner import run_one
 from benchmark.seg_metrics import mask_counts, per_image_dice, segmentation_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,7 +257,7 @@ def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root
     ctx.seg_epoch_cap = 2  # --seg-max-epochs 2
     before = _state(ctx.encoder)
     data = load_task_data(all_tasks()["siim_seg"], ctx.suite, ctx.cache_dir)
-    result, predictions = segmentation.run_unit(ctx, data, UnitId(task="siim_seg", fraction=100, seed=0))
+    result, predictions = run_one(ctx, data, UnitId(task="siim_seg", fraction=100, seed=0))
     after = _state(ctx.encoder)
     assert before.keys() == after.keys() and any("running_mean" in k for k in before)
     for key in before:
@@ -271,7 +272,7 @@ def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root
     # instead, the unit gives the same numbers bit for bit
     assert result.training["feature_cache"]["val"]["resident_bytes"] > 0
     monkeypatch.setenv("MEDVLP_RESIDENT_GB", "0")
-    again, again_predictions = segmentation.run_unit(ctx, data, UnitId(task="siim_seg", fraction=100, seed=0))
+    again, again_predictions = run_one(ctx, data, UnitId(task="siim_seg", fraction=100, seed=0))
     assert again.training["feature_cache"]["val"] == {
         **result.training["feature_cache"]["val"],
         "source": "disk cache (reused)",
@@ -317,7 +318,6 @@ def test_frozen_encoder_is_bit_identical_and_config_rebuilds_the_model(demo_root
 
 
 def test_bn_drift_switch_is_recorded_and_leaves_the_shared_encoder_alone(demo_root, tmp_path, monkeypatch):
-    from benchmark.families import segmentation
     from benchmark.registry import all_tasks
     from benchmark.results import UnitId
     from benchmark.task_data import load_task_data
@@ -326,7 +326,7 @@ def test_bn_drift_switch_is_recorded_and_leaves_the_shared_encoder_alone(demo_ro
     ctx.seg_epoch_cap = 1  # --seg-max-epochs 1
     before = _state(ctx.encoder)
     data = load_task_data(all_tasks()["rsna_seg"], ctx.suite, ctx.cache_dir)
-    result, _ = segmentation.run_unit(ctx, data, UnitId(task="rsna_seg", fraction=100, seed=0))
+    result, _ = run_one(ctx, data, UnitId(task="rsna_seg", fraction=100, seed=0))
     assert result.flags["mgca_bn_drift"] is True and result.hyperparameters["eval_features_cached"] is False
     assert result.hyperparameters["mmengine_config"]["model"]["backbone"]["bn_drift"] is True
     assert all(torch.equal(v, ctx.encoder.state_dict()[k]) for k, v in before.items())

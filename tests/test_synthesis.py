@@ -401,3 +401,42 @@ def test_duplicate_prompts_are_counted(full_run, demo_root):
     manifest = read_manifest(out)
     assert checks["byte_identical_images"] == LIMIT - manifest.sha256.nunique()
     assert checks["regenerated"] == {"nonfinite": 0, "constant": 0}
+
+
+def test_the_synthetic_root_reads_as_a_hugging_face_imagefolder(demo_root, full_run, tmp_path, monkeypatch):
+    """metadata.csv beside files/ makes the set a Hugging Face imagefolder (each image with its prompt
+    and generation settings), read offline, while the MIMIC-CXR-JPG readers see the layout unchanged."""
+    from PIL import Image
+
+    from recipes.pretraining.data import synthetic_files_dir, synthetic_image_path
+    from tests.offline import OFFLINE_ENV, network_refused
+
+    for name, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(name, value)
+    out, _ = full_run
+    jpg = MimicLayout(out).jpg
+    manifest = read_manifest(out).set_index("dicom_id")
+    metadata = pd.read_csv(jpg / gen.IMAGEFOLDER_METADATA, dtype={"dicom_id": str}, keep_default_na=False)
+    assert list(metadata.columns) == ["file_name"] + [c for c in gen.MANIFEST_COLUMNS if c != "path"]
+    assert [(jpg / f).relative_to(out).as_posix() for f in metadata.file_name] == list(manifest.path)
+    attempts: list = []
+    with network_refused(attempts):
+        import datasets
+
+        monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+        found = datasets.load_dataset("imagefolder", data_dir=str(jpg), split="train", cache_dir=str(tmp_path / "hf"))
+    assert attempts == []
+    assert len(found) == LIMIT and isinstance(found.features["image"], datasets.Image)
+    assert sorted(str(d) for d in found["dicom_id"]) == sorted(manifest.index)  # the images only, no csv.gz
+    for example in found:
+        row = manifest.loc[str(example["dicom_id"])]
+        with Image.open(out / row.path) as image:
+            assert np.array_equal(np.asarray(example["image"]), np.asarray(image))  # the very file
+        assert example["prompt"] == row.prompt and example["sha256"] == row.sha256
+        settings = ("steps", "guidance", "seed", "height", "width", "scheduler", "generator", "split")
+        assert [example[k] for k in settings] == [STEPS, 7.5, 42, SIDE, SIDE, "DDIMScheduler", row.generator, row.split]
+    # the MIMIC-CXR-JPG layout the pretraining recipe reads is unchanged: same pairs, same image files
+    files = synthetic_files_dir(out)
+    for row in manifest.reset_index().itertuples():
+        assert synthetic_image_path(files, row.subject_id, row.study_id, row.dicom_id) == out / row.path
+    assert list(pair_set(out)["dicom_id"]) == list(manifest.index)

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmark.runner import run_one
 from benchmark.zeroshot import scoring
 from tests.test_pretraining import tiny_bert, tiny_config  # noqa: F401 - fixture reuse
 
@@ -152,7 +153,7 @@ def test_constructed_model_scores_perfectly_and_shuffled_prompts_do_not(task_id,
     unit = UnitId(task=task_id, fraction=100, seed=0)
     oracle, _ = _oracle_for(demo_ctx, data, prompt_set, shuffle=False)
     monkeypatch.setattr(zs, "_vl", lambda ctx: oracle)
-    result, predictions = zs.run_unit(demo_ctx, data, unit)
+    result, predictions = run_one(demo_ctx, data, unit)
     if task.mode == "classification":
         assert result.value == pytest.approx(1.0) and result.metrics["f1"] > 0.99
         assert result.hyperparameters["prompts"]["sha256"] == prompt_set.sha256
@@ -162,7 +163,7 @@ def test_constructed_model_scores_perfectly_and_shuffled_prompts_do_not(task_id,
         shuffled.pairs = {c: oracle.pairs[c] for c in task.classes}
         shuffled.labels = {k: [v[(i + 1) % len(v)] for i in range(len(v))] for k, v in oracle.labels.items()}
         monkeypatch.setattr(zs, "_vl", lambda ctx: shuffled)
-        bad, _ = zs.run_unit(demo_ctx, data, unit)
+        bad, _ = run_one(demo_ctx, data, unit)
         assert 0.3 < bad.value < 0.7, bad.metrics["auc_per_class"]
     else:
         assert result.metric == "dice" and result.value > 0.7, result.metrics

@@ -1,8 +1,11 @@
 """Task families: how a unit (task, fraction, seed) of each family is run.
 
-A family module provides ``run_unit(ctx, task_data, unit) -> (Result, predictions)`` and
-``expected_unit_key(ctx, task_data, unit) -> str`` (what a finished unit's result must carry
-for a rerun to reuse it). The module's name is the family's name, so adding a family is adding
+A family module provides ``plan_of(task, ctx)`` (its typed plan, benchmark/unit_plan.py),
+``key_parts(ctx, task_data, unit) -> dict`` (what its unit key hashes beside the plan and the
+shared parts) and ``run_unit(ctx, task_data, unit) -> UnitOutcome`` (metrics, predictions,
+training log: benchmark/unit_outcome.py), optionally ``group_key`` / ``run_group`` for units
+that run together. The runner (benchmark/runner.py) computes the unit key and builds the
+``Result``; a family only computes. The module's name is the family's name, so adding a family is adding
 a module (the project's one registration style, :mod:`benchmark.plugins`; families import
 heavy packages such as mmdet, so a family module is imported only when one of its units runs).
 """

@@ -16,9 +16,10 @@ from ..features import ViewDataset, ViewPlan, compute_in_memory
 from ..linear_probe import predict, train_linear_probe
 from ..metrics import classification_metrics
 from ..preprocess import PreprocessSpec
-from ..results import Result, UnitId
+from ..results import UnitId
 from ..task_data import TaskData, limited, unit_train_ids
 from ..task_spec import ClassificationTaskSpec
+from ..unit_outcome import TrainingLog, UnitOutcome
 from ..unit_plan import ClassificationPlan, classification_plan
 
 TRAIN_VIEW_SEED = 0  # the cached augmented views are shared by every unit seed
@@ -51,17 +52,15 @@ def targets_of(task: ClassificationTaskSpec, records: pd.DataFrame) -> np.ndarra
     return values if (task.multilabel or task.num_outputs == 1) else values[:, 0]
 
 
-def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, spec: PreprocessSpec, train_ids_hash: str) -> str:
-    return ctx.unit_key(
-        data, unit, train_ids=train_ids_hash, preprocess=spec.to_dict(), exact=ctx.feature_cache is None
-    )
-
-
-def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
+def key_parts(ctx: RunContext, data: TaskData, unit: UnitId) -> dict:
+    """What the unit key hashes beside the plan and the shared parts (benchmark/runner.py)."""
     from ..splits import ids_hash
 
-    spec = preprocess_spec(data.task, ctx)
-    return unit_key(ctx, data, unit, spec, ids_hash(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)))
+    return {
+        "train_ids": ids_hash(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)),
+        "preprocess": preprocess_spec(data.task, ctx).to_dict(),
+        "exact": ctx.feature_cache is None,
+    }
 
 
 class SplitFeatures:
@@ -250,7 +249,7 @@ def train_probes(ctx: RunContext, data: TaskData, prepared: list[PreparedUnit]) 
     ]
 
 
-def run_group(ctx: RunContext, data: TaskData, units: list[UnitId]) -> Iterator[tuple[UnitId, Result, pd.DataFrame]]:
+def run_group(ctx: RunContext, data: TaskData, units: list[UnitId]) -> Iterator[tuple[UnitId, UnitOutcome]]:
     """Run the units of one group (:func:`group_key`): read their features, train their
     probes together, then finish and yield each unit (the runner writes each at once)."""
     started = time.perf_counter()
@@ -265,9 +264,9 @@ def run_group(ctx: RunContext, data: TaskData, units: list[UnitId]) -> Iterator[
     for p, probe in zip(prepared, probes):
         t0 = time.perf_counter()
         p.timings["probe"] = probe_seconds
-        result, predictions = run_unit(ctx, data, p.unit, prepared=p, probe=probe, batching=record)
-        result.timings["unit_total"] = share + time.perf_counter() - t0
-        yield p.unit, result, predictions
+        outcome = run_unit(ctx, data, p.unit, prepared=p, probe=probe, batching=record)
+        outcome.timings["unit_total"] = share + time.perf_counter() - t0
+        yield p.unit, outcome
 
 
 def run_unit(
@@ -278,7 +277,7 @@ def run_unit(
     prepared: PreparedUnit | None = None,
     probe=None,
     batching: dict | None = None,
-) -> tuple[Result, pd.DataFrame]:
+) -> UnitOutcome:
     """One unit; ``prepared`` and ``probe`` when :func:`run_group` read and trained it."""
     task: ClassificationTaskSpec = data.task
     spec = preprocess_spec(task, ctx)
@@ -307,14 +306,9 @@ def run_unit(
 
     exact = ctx.feature_cache is None
     recipe = probe_recipe(task, ctx)
-    header = ctx.result_header(task, unit)
-    # how the probe was trained (not part of the unit key: batched and single-head training
-    # give the same numbers up to rounding; README "Batched probes")
-    header["provenance"]["probe_batching"] = batching
-    result = Result(
-        **header,
-        value=float(metrics[task.metric]),
+    return UnitOutcome(
         metrics=metrics,
+        predictions=predictions,
         data={
             **data.describe(unit.fraction, unit.seed),
             "n_train": len(train_ids),
@@ -330,15 +324,16 @@ def run_unit(
             "train_view_seed": TRAIN_VIEW_SEED,
             "suite": ctx.suite.describe(),
         },
-        training={
-            "best_epoch": probe.best_epoch,
-            "epochs_run": probe.epochs_run,
-            "best_val_loss": probe.best_val_loss,
-            "history": probe.history,
-            "feature_cache": prepared.cache_stats,
-        },
+        training=TrainingLog(
+            best_epoch=probe.best_epoch,
+            epochs_run=probe.epochs_run,
+            best_val_loss=probe.best_val_loss,
+            history=probe.history,
+            details={"feature_cache": prepared.cache_stats},
+        ),
         timings=timings,
-        flags={**ctx.flags, "exact_features": exact, **({"limit": ctx.limit} if ctx.limit is not None else {})},
-        unit_key=unit_key(ctx, data, unit, spec, ids_hash(train_ids)),
+        flags={"exact_features": exact},
+        # how the probe was trained (not part of the unit key: batched and single-head training
+        # give the same numbers up to rounding; README "Batched probes")
+        provenance={"probe_batching": batching},
     )
-    return result, predictions

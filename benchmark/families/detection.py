@@ -1,4 +1,5 @@
-"""Detection unit: frozen encoder pyramid (layer2/3/4) -> YOLOv3 neck + head (mmdet) -> mAP.
+"""Detection unit: frozen encoder pyramid (the levels at strides 8/16/32: a ResNet's layer2/3/4)
+-> YOLOv3 neck + head (mmdet) -> mAP.
 
 There is no augmentation in the detection protocol, so the frozen encoder's three feature
 maps of an image never change: they are computed ONCE per (encoder, split, input size) and
@@ -38,13 +39,15 @@ from tqdm.auto import tqdm
 
 from ..context import RunContext
 from ..det_metrics import detection_metrics, unit_detection_metrics
-from ..errors import ImageDecodeError
+from ..early_stopping import Patience
+from ..errors import ConfigError, ImageDecodeError
 from ..features import ViewDataset, ViewPlan, encode_batch
 from ..preprocess import PreprocessSpec
 from ..resident import fits, rows_to_device
-from ..results import Result, UnitId
+from ..results import UnitId
 from ..task_data import TaskData, limited, unit_train_ids
 from .. import unit_plan
+from ..unit_outcome import TrainingLog, UnitOutcome
 from ..unit_plan import DetectionPlan, detection_plan
 from ..task_spec import DetectionTaskSpec
 
@@ -118,6 +121,22 @@ def from_input(boxes: np.ndarray, geometry, height: int, width: int) -> np.ndarr
 
 
 # ---------------------------------------------------------------------------- features
+def level_indices(encoder, recipe) -> tuple[int, ...]:
+    """Positions in ``encoder.forward_pyramid``'s output of the levels the YOLOv3 neck takes:
+    the levels at the recipe's strides (``recipe.level_strides``, 8/16/32), whatever the
+    encoder's level count: (2, 3, 4) of a ResNet's 5 levels (strides 2-32), (1, 2, 3) of a
+    ViT's 4 (strides 4-32)."""
+    strides = [int(s) for s in encoder.pyramid_strides]
+    missing = [s for s in recipe.level_strides if s not in strides]
+    if missing:
+        raise ConfigError(
+            f"detection: the YOLOv3 neck takes the pyramid levels at strides {list(recipe.level_strides)}, but "
+            f"encoder {getattr(encoder, 'arch', '?')} has levels at strides {strides} only (none at {missing}); "
+            f"score this encoder on the other tasks (--tasks classification,segmentation)"
+        )
+    return tuple(strides.index(s) for s in recipe.level_strides)
+
+
 class PyramidAsVector(torch.nn.Module):
     """Adapter for :class:`FeatureCache`: an encoder whose "global feature" is its selected
     pyramid levels, flattened and concatenated (one fp16 vector per image on disk)."""
@@ -251,7 +270,8 @@ def pyramid_disk_bytes(ctx: RunContext, data: TaskData, units: list[UnitId]) -> 
         return 0, []
     plan = plan_of(data.task, ctx)
     recipe, size = plan.recipe, plan.input_size
-    shapes = level_shapes(ctx.encoder, recipe.out_indices, size, ctx.device)
+    levels = level_indices(ctx.encoder, recipe)
+    shapes = level_shapes(ctx.encoder, levels, size, ctx.device)
     dim = sum(c * h * w for c, h, w in shapes)
     total, lines = 0, []
     for split in ("train", "val", "test"):
@@ -260,7 +280,7 @@ def pyramid_disk_bytes(ctx: RunContext, data: TaskData, units: list[UnitId]) -> 
             entry_ids = list(dict.fromkeys([*limited(data.split_ids["train"], ctx.limit), *needed]))
         else:
             needed = entry_ids = limited(data.split_ids[split], ctx.limit)
-        pyramids = SplitPyramids(ctx, data, split, entry_ids, size, recipe.out_indices, shapes)
+        pyramids = SplitPyramids(ctx, data, split, entry_ids, size, levels, shapes)
         rows = [pyramids.position[i] for i in needed]
         done_path = ctx.feature_cache.entry(ctx.feature_cache.key(pyramids.key_parts())) / "done.npy"
         if done_path.is_file():
@@ -323,13 +343,15 @@ def model_config(task: DetectionTaskSpec, recipe, ctx: RunContext, unit: UnitId,
     from ..openmmlab.detection_config import detection_config
 
     encoder = ctx.encoder
+    levels = level_indices(encoder, recipe)
     return detection_config(
         recipe,
         fraction=unit.fraction,
         seed=unit.seed,
         encoder_spec=ctx.loaded.spec,
-        in_channels=tuple(int(encoder.pyramid_channels[i]) for i in recipe.out_indices),
-        strides=tuple(int(encoder.pyramid_strides[i]) for i in recipe.out_indices),
+        out_indices=levels,
+        in_channels=tuple(int(encoder.pyramid_channels[i]) for i in levels),
+        strides=tuple(int(encoder.pyramid_strides[i]) for i in levels),
         input_size=size,
         num_classes=len(task.classes),
         load_kwargs={},
@@ -412,13 +434,6 @@ PREPROCESS_TEXT = {
 SELECTION_RULE = "validation map under the sound all-images rule (never MGCA's reference rule)"
 
 
-def made_progress(val_map: float, val_loss: float, best_map: float, reference_loss: float, min_delta: float) -> bool:
-    """Whether an epoch resets the patience counter: a higher validation mAP, or the same mAP
-    with a validation loss below ``reference_loss * (1 - min_delta)`` (the loss of the last
-    epoch that made progress)."""
-    return val_map > best_map or (val_map == best_map and val_loss < reference_loss * (1.0 - min_delta))
-
-
 def train_detector(model, cfg, iou_thresholds, train, val, *, progress: bool, desc: str):
     """AdamW on neck + head; early stopping on the validation mAP under the sound all-images
     rule (a head that predicts nothing cannot look good on it); returns the best state.
@@ -437,8 +452,8 @@ def train_detector(model, cfg, iou_thresholds, train, val, *, progress: bool, de
         head_parameters(model), lr=opt["lr"], betas=tuple(opt["betas"]), weight_decay=opt["weight_decay"]
     )
     generator = torch.Generator().manual_seed(int(cfg["randomness"]["seed"]))
-    best = {"map": -1.0, "loss": float("inf"), "epoch": -1, "state": None}
-    progress_epoch, progress_loss = -1, float("inf")  # the patience counter's reference
+    best = {"map": -1.0, "loss": float("inf"), "epoch": 0, "state": None}
+    stopping = Patience(patience, min_delta)
     history = []
     bar = tqdm(
         range(int(loop["max_epochs"])), desc=desc, unit="epoch", leave=False, dynamic_ncols=True, disable=not progress
@@ -460,26 +475,22 @@ def train_detector(model, cfg, iou_thresholds, train, val, *, progress: bool, de
         val_preds, val_loss = predict(model, val_pyramids, val_targets, val_ids, max(16, batch_size), with_loss=True)
         val_map = detection_metrics(val_targets.original, val_preds, val_ids, iou_thresholds)["map"]
         history.append(
-            {"epoch": epoch, "train_loss": total / max(1, batches), "val_loss": val_loss, "val_map": val_map}
+            {"epoch": epoch + 1, "train_loss": total / max(1, batches), "val_loss": val_loss, "val_map": val_map}
         )
         bar.set_postfix(loss=f"{total / max(1, batches):.3f}", val_map=f"{val_map:.3f}")
-        # early stopping on val mAP; an equal mAP (typically 0 while no box passes objectness
-        # 0.5 yet) with a lower validation loss also counts as progress
-        # (a suite's min_delta: while the mAP ties, only a loss improvement of at least that
-        # share resets the patience; the best state is still the best by (mAP, loss). With 0 the
-        # reference epoch is the best epoch.)
-        if made_progress(val_map, val_loss, best["map"], progress_loss, min_delta):
-            progress_epoch, progress_loss = epoch, val_loss
+        # early stopping on val mAP with the loss as tie-break (benchmark/early_stopping.py); the
+        # state kept is the best by (mAP, -loss)
+        stop = stopping.update(val_loss, score=val_map)
         if (val_map, -val_loss) > (best["map"], -best["loss"]):
             best = {
                 "map": val_map,
                 "loss": val_loss,
-                "epoch": epoch,
+                "epoch": epoch + 1,
                 "state": {
                     k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("backbone.")
                 },
             }
-        if epoch - progress_epoch >= patience:
+        if stop:
             break
     model.load_state_dict(best["state"], strict=False)
     return {
@@ -493,24 +504,15 @@ def train_detector(model, cfg, iou_thresholds, train, val, *, progress: bool, de
 
 
 # ---------------------------------------------------------------------------- unit
-def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, size: int, train_ids_hash: str) -> str:
-    return ctx.unit_key(
-        data,
-        unit,
-        family="detection",
-        feature_version=DETECTION_FEATURE_VERSION,
-        train_ids=train_ids_hash,
-        input_size=size,
-        recipe=plan_of(data.task, ctx).recipe.model_dump(mode="json"),
-        exact=ctx.feature_cache is None,
-    )
-
-
-def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
+def key_parts(ctx: RunContext, data: TaskData, unit: UnitId) -> dict:
+    """What the unit key hashes beside the plan and the shared parts (benchmark/runner.py)."""
     from ..splits import ids_hash
 
-    train_ids = unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)
-    return unit_key(ctx, data, unit, plan_of(data.task, ctx).input_size, ids_hash(train_ids))
+    return {
+        "feature_version": DETECTION_FEATURE_VERSION,
+        "train_ids": ids_hash(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit)),
+        "exact": ctx.feature_cache is None,
+    }
 
 
 def predictions_table(test_ids: list[str], targets: Targets, preds: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -527,7 +529,7 @@ def predictions_table(test_ids: list[str], targets: Targets, preds: dict[str, np
     return pd.DataFrame(rows, columns=["image_id", "kind", "score", "x1", "y1", "x2", "y2", "width", "height"])
 
 
-def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.DataFrame]:
+def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> UnitOutcome:
     from ..splits import ids_hash
 
     task: DetectionTaskSpec = data.task
@@ -542,14 +544,15 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         "val": limited(data.split_ids["val"], ctx.limit),
         "test": limited(data.split_ids["test"], ctx.limit),
     }
-    shapes = level_shapes(ctx.encoder, recipe.out_indices, size, ctx.device)
+    levels = level_indices(ctx.encoder, recipe)
+    shapes = level_shapes(ctx.encoder, levels, size, ctx.device)
     pyramids, targets, cache_stats = {}, {}, {}
     for split, split_ids in ids.items():
         t0 = time.perf_counter()
         # the train split's entry holds every train image; a 1% unit computes only its own rows
         entry_ids = limited(data.split_ids["train"], ctx.limit) if split == "train" else split_ids
         entry_ids = list(dict.fromkeys([*entry_ids, *split_ids]))
-        pyramids[split] = SplitPyramids(ctx, data, split, entry_ids, size, recipe.out_indices, shapes, recipe.geometry)
+        pyramids[split] = SplitPyramids(ctx, data, split, entry_ids, size, levels, shapes, recipe.geometry)
         cache_stats[split] = {k: v for k, v in pyramids[split].prepare(split_ids).items() if k != "key"}
         targets[split] = Targets(task, data, split_ids, size, recipe.geometry)
         timings[f"features_{split}"] = time.perf_counter() - t0
@@ -585,10 +588,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
     predictions = predictions_table(ids["test"], targets["test"], test_preds)
 
     resolved = json.loads(json.dumps(cfg.to_dict(), default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
-    result = Result(
-        **ctx.result_header(task, unit),
-        value=float(metrics["map"]),
+    return UnitOutcome(
         metrics=metrics,
+        predictions=predictions,
         data={
             **data.describe(unit.fraction, unit.seed),
             "n_train": len(train_ids),
@@ -609,14 +611,17 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             "suite": ctx.suite.describe(),
             "mmengine_config": resolved,
         },
-        training={**training, "feature_cache": cache_stats},
+        training=TrainingLog(
+            best_epoch=training["best_epoch"],
+            epochs_run=training["epochs_run"],
+            best_val_loss=training["best_val_loss"],
+            history=training["history"],
+            details={
+                "best_val_map": training["best_val_map"],
+                "selection": training["selection"],
+                "feature_cache": cache_stats,
+            },
+        ),
         timings=timings,
-        flags={
-            **ctx.flags,
-            "exact_features": ctx.feature_cache is None or bn_drift(ctx),
-            "mgca_bn_drift": bn_drift(ctx),
-            **({"limit": ctx.limit} if ctx.limit is not None else {}),
-        },
-        unit_key=unit_key(ctx, data, unit, size, ids_hash(train_ids)),
+        flags={"exact_features": ctx.feature_cache is None or bn_drift(ctx), "mgca_bn_drift": bn_drift(ctx)},
     )
-    return result, predictions

@@ -51,11 +51,12 @@ from ..images import read_grey
 from ..masks import boxes_mask, record_mask  # noqa: F401  (boxes_mask: re-exported for tests)
 from ..preprocess import fit_square
 from ..resident import fits, rows_to_device
-from ..results import Result, UnitId
+from ..results import UnitId
 from ..seg_metrics import mask_counts, segmentation_metrics
 from ..segmentation_spec import SegmentationTaskSpec, ShiftScaleRotate
 from ..splits import ids_hash
 from ..task_data import TaskData, limited, unit_train_ids
+from ..unit_outcome import TrainingLog, UnitOutcome
 from ..unit_plan import SegmentationPlan, segmentation_plan
 
 REQUIRES = ("mmengine", "mmcv", "mmseg")  # checked by benchmark.families.family_module
@@ -70,20 +71,9 @@ def plan_of(task: SegmentationTaskSpec, ctx: RunContext) -> SegmentationPlan:
     return segmentation_plan(task, ctx.suite, ctx.flags, epoch_cap=ctx.seg_epoch_cap)
 
 
-def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, train_ids: list[str]) -> str:
-    plan = plan_of(data.task, ctx)
-    return ctx.unit_key(
-        data,
-        unit,
-        family="segmentation",
-        train_ids=ids_hash(train_ids),
-        input_size=plan.input_size,
-        max_epochs=plan.max_epochs,
-    )
-
-
-def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
-    return unit_key(ctx, data, unit, unit_train_ids(data, unit.fraction, unit.seed, ctx.limit))
+def key_parts(ctx: RunContext, data: TaskData, unit: UnitId) -> dict:
+    """What the unit key hashes beside the plan and the shared parts (benchmark/runner.py)."""
+    return {"train_ids": ids_hash(unit_train_ids(data, unit.fraction, unit.seed, ctx.limit))}
 
 
 # ---------------------------------------------------------------------------- images and masks
@@ -320,7 +310,7 @@ class _null:
 
 
 # ---------------------------------------------------------------------------- training
-def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.DataFrame]:
+def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> UnitOutcome:
     from mmengine.optim import build_optim_wrapper
     from mmengine.runner import set_random_seed
 
@@ -464,10 +454,10 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         current = val_loss()
         phase["validation"] += time.perf_counter() - tv
         epochs_run = epoch + 1
-        history.append({"epoch": epoch, "train_loss": running / max(1, seen), "val_loss": current})
+        history.append({"epoch": epoch + 1, "train_loss": running / max(1, seen), "val_loss": current})
         bar.set_postfix(train=f"{running / max(1, seen):.3f}", val=f"{current:.3f}")
         if current < best_loss:
-            best_loss, best_epoch = current, epoch
+            best_loss, best_epoch = current, epoch + 1
             state = model.state_dict() if drift else model.decode_head.state_dict()
             best_state = {k: v.detach().clone() for k, v in state.items()}
         if stopping.update(current):
@@ -516,10 +506,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
         + ("; MGCA bn drift: batch-norm statistics updated while training" if drift else ""),
         "suite": ctx.suite.describe(),
     }
-    result = Result(
-        **ctx.result_header(task, unit),
-        value=float(metrics["dice"]),
+    return UnitOutcome(
         metrics=metrics,
+        predictions=predictions,
         data={
             **data.describe(unit.fraction, unit.seed),
             "n_train": len(train_ids),
@@ -529,19 +518,13 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.
             "n_train_positive": int(train_masks.reshape(len(train_ids), -1).any(1).sum()),
         },
         hyperparameters=hyper,
-        training={
-            "best_epoch": best_epoch,
-            "epochs_run": epochs_run,
-            "best_val_loss": best_loss,
-            "history": history,
-            "feature_cache": cache_info,
-        },
+        training=TrainingLog(
+            best_epoch=best_epoch,
+            epochs_run=epochs_run,
+            best_val_loss=best_loss,
+            history=history,
+            details={"feature_cache": cache_info},
+        ),
         timings=timings,
-        flags={
-            **ctx.flags,
-            **({"limit": ctx.limit} if ctx.limit is not None else {}),
-            **({"max_epochs_capped": epochs_cap} if plan.epochs_capped else {}),
-        },
-        unit_key=unit_key(ctx, data, unit, train_ids),
+        flags={"max_epochs_capped": epochs_cap} if plan.epochs_capped else {},
     )
-    return result, predictions

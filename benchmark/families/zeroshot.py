@@ -30,11 +30,12 @@ from ..errors import BenchmarkError
 from ..features import ViewDataset, ViewPlan
 from ..metrics import classification_metrics
 from ..preprocess import PreprocessSpec
-from ..results import Result, UnitId
+from ..results import UnitId
 from ..splits import ids_hash
 from ..task_data import TaskData
 from ..task_spec import ZeroShotTaskSpec
-from ..unit_plan import zeroshot_plan
+from ..unit_outcome import TrainingLog, UnitOutcome
+from ..unit_plan import ZeroShotPlan, zeroshot_plan
 from ..zeroshot import scoring
 from ..zeroshot.prompts import load_prompt_set
 from ..zeroshot.text_side import NotApplicable, applicability, load_vision_language
@@ -75,13 +76,17 @@ def threshold_split(task: ZeroShotTaskSpec, ctx: RunContext) -> str:
     return zeroshot_plan(task, ctx.suite, ctx.flags).threshold_split
 
 
-def unit_key(ctx: RunContext, data: TaskData, unit: UnitId, vl, prompts) -> str:
-    text = {k: v for k, v in vl.describe().items() if k != "tokenizer_dir"}
-    return ctx.unit_key(data, unit, family="zeroshot", text_side=text, prompts=prompts.describe())
+def plan_of(task: ZeroShotTaskSpec, ctx: RunContext) -> ZeroShotPlan:
+    """The unit's effective settings (benchmark/unit_plan.py): image sizes and the split that
+    picks the thresholds."""
+    return zeroshot_plan(task, ctx.suite, ctx.flags)
 
 
-def expected_unit_key(ctx: RunContext, data: TaskData, unit: UnitId) -> str:
-    return unit_key(ctx, data, unit, _vl(ctx), load_prompt_set(data.task.prompts))
+def key_parts(ctx: RunContext, data: TaskData, unit: UnitId) -> dict:
+    """What the unit key hashes beside the plan and the shared parts (benchmark/runner.py): the
+    text side (not its folder's path) and the prompts."""
+    text = {k: v for k, v in _vl(ctx).describe().items() if k != "tokenizer_dir"}
+    return {"text_side": text, "prompts": load_prompt_set(data.task.prompts).describe()}
 
 
 def _prepared(ctx: RunContext, grey01: torch.Tensor) -> torch.Tensor:
@@ -99,14 +104,11 @@ def _global_embeddings(ctx: RunContext, data: TaskData, vl, ids: list[str], spec
     return torch.cat(out) if out else torch.zeros(0, 1)
 
 
-def _base_result(ctx, data, unit, vl, prompts, metrics, value, timings, extra_h, n, training) -> Result:
+def _outcome(ctx, data, vl, prompts, metrics, predictions, timings, extra_h, n, training) -> UnitOutcome:
     task: ZeroShotTaskSpec = data.task
-    header = ctx.result_header(task, unit)
-    header["encoder"]["text_side"] = vl.describe()
-    return Result(
-        **header,
-        value=float(value),
+    return UnitOutcome(
         metrics=metrics,
+        predictions=predictions,
         data={
             **{k: v for k, v in data.describe(100, 0).items() if k not in ("n_train_positive", "n_train_negative")},
             "n_train": 0,
@@ -121,14 +123,13 @@ def _base_result(ctx, data, unit, vl, prompts, metrics, value, timings, extra_h,
             "suite": ctx.suite.describe(),
             **extra_h,
         },
-        training={"best_epoch": None, "epochs_run": 0, "zero_shot": True, **training},
+        training=TrainingLog(best_epoch=None, epochs_run=0, details={"zero_shot": True, **training}),
         timings=timings,
-        flags={**ctx.flags, **({"limit": ctx.limit} if ctx.limit is not None else {})},
-        unit_key=unit_key(ctx, data, unit, vl, prompts),
+        encoder={"text_side": vl.describe()},
     )
 
 
-def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> tuple[Result, pd.DataFrame]:
+def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> UnitOutcome:
     task: ZeroShotTaskSpec = data.task
     if unit.fraction != 100:
         raise BenchmarkError(f"{task.id}: zero-shot tasks have no label fraction; use --fractions 100")
@@ -178,20 +179,18 @@ def _classification(ctx, data, unit, vl, prompts):
         "n_test": len(ids["test"]),
         "test_ids_sha256": ids_hash(ids["test"]),
     }
-    result = _base_result(
+    return _outcome(
         ctx,
         data,
-        unit,
         vl,
         prompts,
         metrics,
-        metrics[task.metric],
+        predictions,
         timings,
         {"preprocess": spec.to_dict(), "score": "softmax over (positive, negative) cosine similarities"},
         n,
         {"thresholds": dict(zip(names, thresholds.tolist()))},
     )
-    return result, predictions
 
 
 # ---------------------------------------------------------------------------- grounding
@@ -268,14 +267,13 @@ def _grounding(ctx, data, unit, vl, prompts):
         "test_ids_sha256": ids_hash(positives["test"]),
         "images": "positive images only",
     }
-    result = _base_result(
+    return _outcome(
         ctx,
         data,
-        unit,
         vl,
         prompts,
         metrics,
-        metrics["dice"],
+        predictions,
         timings,
         {
             "input_size": size,
@@ -286,7 +284,6 @@ def _grounding(ctx, data, unit, vl, prompts):
         n,
         {"threshold": threshold},
     )
-    return result, predictions
 
 
 # ---------------------------------------------------------------------------- statistics

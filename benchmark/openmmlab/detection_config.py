@@ -1,9 +1,9 @@
 """mmdetection 3.x config for the detection family, generated in Python from (task, encoder).
 
 YOLOv3 (``YOLOV3`` + ``YOLOV3Neck`` + a YOLOv3 head, one class) on the shared
-:class:`~benchmark.openmmlab.frozen_backbone.FrozenEncoderBackbone` (layer2/3/4, strides
-8/16/32). COCO YOLOv3 anchors are scaled by input/416. Test-time post-processing: objectness
->= 0.5 (``conf_thr``), NMS IoU 0.5.
+:class:`~benchmark.openmmlab.frozen_backbone.FrozenEncoderBackbone` (the levels at strides
+8/16/32: a ResNet's layer2/3/4). COCO YOLOv3 anchors are scaled by input/416. Test-time
+post-processing: objectness >= 0.5 (``conf_thr``), NMS IoU 0.5.
 
 The head follows the recipe's ``yolo`` switch:
 
@@ -76,8 +76,11 @@ def detection_model_config(
     num_classes: int = 1,
     load_kwargs: dict | None = None,
     bn_drift: bool = False,
+    out_indices: tuple[int, ...] | None = None,
 ) -> dict:
-    """The ``model`` section. ``in_channels`` / ``strides``: of the backbone levels, shallow to deep."""
+    """The ``model`` section. ``in_channels`` / ``strides``: of the backbone levels, shallow to deep.
+    ``out_indices``: their positions in the encoder's pyramid (``detection.level_indices``);
+    default the recipe's stride-numbered levels, which are a ResNet's positions."""
     deep_first = list(reversed(in_channels))
     strides_deep_first = list(reversed(strides))
     return dict(
@@ -94,7 +97,7 @@ def detection_model_config(
         backbone=dict(
             type="FrozenEncoderBackbone",
             encoder=encoder_spec,
-            out_indices=tuple(recipe.out_indices),
+            out_indices=tuple(recipe.out_indices if out_indices is None else out_indices),
             load_kwargs=load_kwargs or {},
             bn_drift=bn_drift,
         ),

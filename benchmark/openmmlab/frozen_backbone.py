@@ -13,7 +13,10 @@ mode, so batch-norm running statistics cannot drift (MGCA's code let them drift;
 
 ``forward`` takes the mm-style normalised batch (the data preprocessor is configured as
 identity scaling: inputs arrive in [0, 1] grey-replicated) and returns the encoder pyramid
-levels selected by ``out_indices``.
+levels selected by ``out_indices``: positions in the encoder's pyramid (segmentation: all
+levels; detection: the levels at strides 8/16/32, found by stride in
+``benchmark/families/detection.py`` ``level_indices``, so (2, 3, 4) of a ResNet's five levels
+and (1, 2, 3) of a ViT's four).
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ class FrozenEncoderBackbone(BaseModule):
             parameter.requires_grad_(False)
         self.encoder.eval()
         channels = self.encoder.pyramid_channels
+        if any(not 0 <= i < len(channels) for i in self.out_indices):
+            raise ValueError(
+                f"FrozenEncoderBackbone: out_indices {list(self.out_indices)} are positions in the encoder's pyramid, "
+                f"but {getattr(self.encoder, 'arch', 'the encoder')} has {len(channels)} levels (strides "
+                f"{list(self.encoder.pyramid_strides)}); detection picks them by stride (detection.level_indices)"
+            )
         self.out_channels = tuple(channels[i] for i in self.out_indices)
         self.out_strides = tuple(self.encoder.pyramid_strides[i] for i in self.out_indices)
 

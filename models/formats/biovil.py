@@ -88,7 +88,9 @@ class BioViL(CheckpointFormat):
             "text_side_note": "BioViL's text tower (CXR-BERT-specialized) is a separate Hugging Face model",
         }
         if projector and "projector.model.3.weight" in sd:
-            info["projector"] = f"{len(projector)} tensors, joint space {int(sd['projector.model.3.weight'].shape[0])}-d"
+            info["projector"] = (
+                f"{len(projector)} tensors, joint space {int(sd['projector.model.3.weight'].shape[0])}-d"
+            )
         return backbone, info
 
 

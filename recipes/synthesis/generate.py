@@ -11,6 +11,7 @@ release), read with ``local_files_only=True``. Output (``--output OUT``) is a dr
 
     OUT/mimic-cxr-jpg/2.0.0/files/pXX/pXXXXXXXX/sXXXXXXXX/<dicom_id>.jpg   (grey JPEG, quality 95)
     OUT/mimic-cxr-jpg/2.0.0/mimic-cxr-2.0.0-{metadata,split,chexpert}.csv.gz
+    OUT/mimic-cxr-jpg/2.0.0/metadata.csv     (file_name + prompt and settings: a Hugging Face imagefolder)
     OUT/mimic-cxr/2.0.0/files -> <data root>/mimic-cxr/2.0.0/files   (the real reports; or a copy)
     OUT/synthesis_manifest.csv               (merged, one row per image, sorted by ids)
     OUT/synthesis_manifest.<i>-of-<n>.csv    (one per shard, appended as images are written)
@@ -539,6 +540,25 @@ def write_manifest(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_text(path, frame[list(MANIFEST_COLUMNS)].to_csv(index=False, lineterminator="\n"))
 
 
+IMAGEFOLDER_METADATA = "metadata.csv"
+
+
+def write_imagefolder_metadata(output: Path, merged: pd.DataFrame) -> Path:
+    """``OUT/mimic-cxr-jpg/2.0.0/metadata.csv``: one row per generated image of the merged manifest,
+    ``file_name`` (the image's path relative to that folder) first, then the manifest's ids, split,
+    prompt and generation settings (every column but ``path``), so that
+    ``datasets.load_dataset("imagefolder", data_dir=OUT/mimic-cxr-jpg/2.0.0)`` reads each image with its
+    prompt and settings. The MIMIC-CXR-JPG readers (``recipes.mimic``, the pretraining loader) open
+    the official csv.gz files and ``files/`` by name and never list this folder, so the layout they
+    read is unchanged."""
+    jpg = MimicLayout(Path(output)).jpg
+    frame = merged[[c for c in MANIFEST_COLUMNS if c != "path"]].copy()
+    frame.insert(0, "file_name", [(Path(output) / p).relative_to(jpg).as_posix() for p in merged["path"]])
+    path = jpg / IMAGEFOLDER_METADATA
+    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+    return path
+
+
 def _gzip_csv(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     frame.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
@@ -564,6 +584,7 @@ def finalize(output: Path, data_root: Path, *, reports: str = "symlink", summary
 
         real, synth = MimicLayout(data_root), MimicLayout(output)
         synth.jpg.mkdir(parents=True, exist_ok=True)
+        write_imagefolder_metadata(output, merged)
         ids = set(merged["dicom_id"].astype(str))
         studies = set(zip(merged["subject_id"].astype(int), merged["study_id"].astype(int)))
         meta = pd.read_csv(real.jpg / "mimic-cxr-2.0.0-metadata.csv.gz", dtype={"dicom_id": str})
@@ -903,4 +924,6 @@ __all__ = [
     "image_checks",
     "MANIFEST",
     "MANIFEST_COLUMNS",
+    "IMAGEFOLDER_METADATA",
+    "write_imagefolder_metadata",
 ]
