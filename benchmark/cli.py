@@ -24,7 +24,10 @@ ENCODER_HELP = """encoder to score. One of:
       ResNet state dict; Lightning checkpoints of MGCA (img_encoder_q.model.), ConVIRT
       (img_encoder.model.), GLoRIA (gloria.img_encoder.model.), BenchX (visual.model.),
       M-FLAG (encoder.), G2D (backbone.); BioViL image models (encoder.encoder.), MedKLIP and
-      KAD checkpoints (res_features.N); timm ViT state dicts; TorchScript modules
+      KAD checkpoints (res_features.N); OpenAI CLIP / CheXzero (visual.*), open_clip timm towers
+      such as BiomedCLIP (visual.trunk.*), MRM, REFERS, PTUnifier, MedCLIP (ResNet-50, Swin);
+      timm ViT state dicts; TorchScript modules
+  DIR                  a Hugging Face model folder (config.json + weights): ViT, DINOv2, Swin, CLIP
   random:ARCH[@SEED]   seeded random initialisation (the papers' "Random Init" row)
   imagenet:ARCH        torchvision ImageNet weights, from the local torch hub cache only
   MODULE:FUNCTION      a Python factory returning an encoder"""
@@ -86,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OptionParser(
         prog="run_benchmark.py",
         description="medvlp-bench: score a frozen chest X-ray image encoder on the MGCA downstream suite "
-        "(linear-probe classification on CheXpert, RSNA Pneumonia and COVIDx at 1/10/100%% of the labels).",
+        "at 1/10/100% of the labels: linear-probe classification (CheXpert, RSNA Pneumonia, COVIDx), U-Net\n"
+        "segmentation (SIIM-ACR, RSNA), YOLOv3 detection (RSNA, Object-CXR), plus zero-shot classification and\n"
+        "grounding for checkpoints with a text side.",
         formatter_class=argparse.RawTextHelpFormatter,
         epilog="subcommands:\n  run_benchmark.py leaderboard            regenerate leaderboards/ from submissions/\n"
         "  run_benchmark.py validate-submission DIR  check a submission folder\n"
@@ -197,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="zero-shot tasks: local Hugging Face BERT/tokenizer folder the checkpoint's text tower was trained with\n"
         "(needed for official MGCA/GLoRIA/ConVIRT releases; our pretraining exports record it)",
+    )
+    enc.add_argument(
+        "--input-contract",
+        metavar="PRESET|JSON",
+        help="the encoder's input normalisation when its checkpoint does not state it (the format's guess is\n"
+        "recorded otherwise): a preset (cxr, imagenet, clip, chexzero, none) or a JSON object of mean, std,\n"
+        'channels, e.g. \'{"mean": [0.4], "std": [0.33], "channels": 3}\'; recorded in every result',
     )
     enc.add_argument(
         "--trust-checkpoint",
@@ -433,10 +445,15 @@ def run(args) -> int:
         if not tasks:
             raise BenchmarkError("no task has its data present")
 
+    from models.encoder import parse_contract
     from models.loading import load_encoder
 
     loaded = load_encoder(
-        args.encoder, arch=args.arch, allow_partial=args.allow_partial_load, trust_pickle=args.trust_checkpoint
+        args.encoder,
+        arch=args.arch,
+        allow_partial=args.allow_partial_load,
+        trust_pickle=args.trust_checkpoint,
+        input_contract=parse_contract(args.input_contract) if args.input_contract else None,
     )
     loaded.encoder.to(device).eval()
     if any(t.family == "zeroshot" for t in tasks):
@@ -552,16 +569,18 @@ def inspect_main(argv: list[str]) -> int:
     return inspect_encoder_main(argv)
 
 
-SUBCOMMANDS = {"leaderboard": leaderboard_main, "validate-submission": validate_main, "inspect": inspect_main}
-
-
 def export_main(argv: list[str]) -> int:
     from .export_hf import main as export_hf_main
 
     return export_hf_main(argv)
 
 
-SUBCOMMANDS["export"] = export_main
+SUBCOMMANDS = {
+    "leaderboard": leaderboard_main,
+    "validate-submission": validate_main,
+    "inspect": inspect_main,
+    "export": export_main,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

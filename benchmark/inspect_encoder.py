@@ -400,6 +400,7 @@ def inspect(
     arch: str | None = None,
     allow_partial: bool = False,
     trust_pickle: bool = False,
+    input_contract: str | None = None,
     images: list[str] | None = None,
     train_views: int = 4,
     device: str = "cpu",
@@ -411,7 +412,10 @@ def inspect(
 
     torch_device = resolve_device(device)
     refused = None
-    kwargs = dict(arch=arch, trust_pickle=trust_pickle)
+    from models.encoder import parse_contract
+
+    contract = parse_contract(input_contract) if input_contract else None
+    kwargs = dict(arch=arch, trust_pickle=trust_pickle, input_contract=contract)
     try:
         loaded = load_encoder(spec, allow_partial=allow_partial, **kwargs)
     except CheckpointError as error:
@@ -554,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-partial-load", action="store_true", help="as for a run: load despite missing tensors")
     parser.add_argument("--trust-checkpoint", action="store_true", help="as for a run: allow full unpickling")
     parser.add_argument(
+        "--input-contract", metavar="PRESET|JSON", help="as for a run: the input normalisation (preset or JSON)"
+    )
+    parser.add_argument(
         "--train-views", type=int_option(1), default=4, help="cached views per training image (default 4, as a run)"
     )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, or auto")
@@ -567,6 +574,7 @@ def main(argv: list[str]) -> int:
         arch=args.arch,
         allow_partial=args.allow_partial_load,
         trust_pickle=args.trust_checkpoint,
+        input_contract=args.input_contract,
         images=args.image,
         train_views=args.train_views,
         device=args.device,

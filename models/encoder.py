@@ -88,6 +88,45 @@ class InputContract:
         return cls(mean=IMAGENET_MEAN, std=IMAGENET_STD, channels=3, input_size=input_size)
 
 
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# name -> (mean, std, where the values come from); all three-channel, grey replicated
+CONTRACT_PRESETS: dict[str, tuple[tuple[float, ...], tuple[float, ...], str]] = {
+    "cxr": ((0.5,) * 3, (0.5,) * 3, "the benchmark's default: [0, 1] -> [-1, 1]"),
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD, "torchvision's ImageNet statistics"),
+    "clip": (OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, "OpenAI CLIP's preprocessing"),
+    "chexzero": (
+        (101.48761 / 255,) * 3,
+        (83.43944 / 255,) * 3,
+        "CheXzero's preprocessing: Normalize(101.48761, 83.43944) on 0-255 grey pixels",
+    ),
+    "none": ((0.0,) * 3, (1.0,) * 3, "no normalisation: grey in [0, 1] (BioViL's inference transform)"),
+}
+
+
+def parse_contract(text: str) -> InputContract:
+    """``--input-contract``: a preset name (:data:`CONTRACT_PRESETS`) or a JSON object of
+    :class:`InputContract` fields, e.g. ``{"mean": [0.4], "std": [0.33], "channels": 3}``."""
+    import json
+
+    text = text.strip()
+    if text in CONTRACT_PRESETS:
+        mean, std, _ = CONTRACT_PRESETS[text]
+        return InputContract(mean=mean, std=std, channels=3)
+    if text.startswith("{"):
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"--input-contract: not valid JSON ({error})") from None
+        if not isinstance(fields, dict):
+            raise ConfigError("--input-contract: give a JSON object of mean, std, channels, input_size")
+        return InputContract.from_dict(fields)
+    raise ConfigError(
+        f"--input-contract {text!r}: expected a preset ({', '.join(CONTRACT_PRESETS)}) or a JSON object such as "
+        '\'{"mean": [0.5], "std": [0.5], "channels": 3}\''
+    )
+
+
 def merge_contract(base: InputContract, override: InputContract | None) -> InputContract:
     """Apply a user's contract on top of an architecture's.
 

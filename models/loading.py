@@ -173,7 +173,7 @@ def _load_file(path: Path, opts: LoadOptions) -> LoadedEncoder:
 def contract_origin(opts: LoadOptions, format_origin: str | None) -> str:
     """Where the encoder's input contract came from, for the load report."""
     if opts.input_contract is not None:
-        return "user (load_encoder input_contract)"
+        return "user (--input-contract)"
     return format_origin or "architecture default"
 
 

@@ -104,17 +104,23 @@ def detect_method(state: dict, record: dict | None) -> str | None:
 def applicability(loaded) -> str | None:
     """None when ``loaded`` (a LoadedEncoder) has a text side; else why zero-shot does not apply."""
     spec = str(getattr(loaded, "spec", ""))
+    text_side = (getattr(loaded, "load_report", None) or {}).get("text_side")
+    supported = ", ".join(p + "*" for p in TEXT_PREFIX.values())
+    if text_side:  # the format found a text tower the zero-shot side cannot use (CLIP, BiomedCLIP, MedCLIP ...)
+        unusable = (
+            f"encoder {spec!r} ({getattr(loaded, 'format', '?')}) has a text side ({text_side}), but the harness's "
+            f"zero-shot tasks read only the MGCA / GLoRIA / ConVIRT text towers ({supported} keys)"
+        )
+    else:
+        unusable = None
     if not Path(spec).is_file():
-        return f"encoder {spec!r} ({getattr(loaded, 'format', '?')}) is image-only: it has no text encoder"
+        return unusable or f"encoder {spec!r} ({getattr(loaded, 'format', '?')}) is image-only: it has no text encoder"
     try:
         state, record = read_checkpoint(spec)
     except NotApplicable as error:
         return str(error)
     if detect_method(state, record) is None:
-        return (
-            f"{Path(spec).name} has no text encoder (no {', '.join(p + '*' for p in TEXT_PREFIX.values())} keys): "
-            "an image-only checkpoint"
-        )
+        return unusable or f"{Path(spec).name} has no text encoder (no {supported} keys): an image-only checkpoint"
     return None
 
 

@@ -86,6 +86,7 @@ class LightningPrefixed(CheckpointFormat):
         "backbone under a method prefix (MGCA, ConVIRT, GLoRIA, BenchX, M-FLAG, "
         "G2D), Lightning checkpoint or plain state dict"
     )
+    source = "https://github.com/HKU-MedAI/MGCA (MGCA, ConVIRT, GLoRIA prefixes); https://github.com/yangzhou12/BenchX"
 
     def detect(self, obj: Any) -> bool:
         found = find_state_dict(obj)

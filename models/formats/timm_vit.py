@@ -14,6 +14,7 @@ class TimmViT(CheckpointFormat):
     name = "timm_vit"
     priority = 30
     description = "timm-style ViT state dict (global feature: CLS token)"
+    source = "https://github.com/huggingface/pytorch-image-models (timm vision_transformer.py)"
 
     def detect(self, obj: Any) -> bool:
         found = find_state_dict(obj)

@@ -18,6 +18,7 @@ class TorchScript(CheckpointFormat):
     priority = 0
     description = "TorchScript module (global feature only)"
     builds_encoder = True
+    source = "https://pytorch.org/docs/stable/jit.html (a TorchScript module carries its own code)"
 
     def detect(self, obj: Any) -> bool:
         return isinstance(obj, torch.jit.ScriptModule)

@@ -14,6 +14,7 @@ class TorchvisionResNet(CheckpointFormat):
     name = "torchvision_resnet"
     priority = 20
     description = "torchvision-style ResNet state dict"
+    source = "https://github.com/pytorch/vision (torchvision.models.resnet)"
 
     def detect(self, obj: Any) -> bool:
         found = find_state_dict(obj)
