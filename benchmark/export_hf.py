@@ -312,9 +312,11 @@ class _Unit:
     table: pd.DataFrame | None  # the predictions file (None when missing or unreadable)
 
 
-def collect(submissions_dir: Path, suites: tuple[str, ...] | None = None):
+def collect(submissions_dir: Path, suites: tuple[str, ...] | None = None, progress: bool = False):
     """(suites exported, result rows, units with their predictions tables, validation problems per
-    ``suite/submission``). Unreadable result files are skipped here; validation names them."""
+    ``suite/submission``). Unreadable result files are skipped here; validation names them.
+    ``progress``: a bar on a terminal, one line per submission in a batch log."""
+    from .progress import progress_bar
     from .protocol_versions import is_current, result_version
     from .registry import all_tasks
     from .result_checks import predictions_path
@@ -348,11 +350,10 @@ def collect(submissions_dir: Path, suites: tuple[str, ...] | None = None):
     rows: list[dict] = []
     units: list[_Unit] = []
     problems: dict[str, list[str]] = {}
-    for suite in wanted:
-        for folder in folders:
+    todo = [(suite, folder) for suite in wanted for folder in folders if (folder / "results" / suite).is_dir()]
+    with progress_bar(len(todo), "export", "submissions", enabled=progress) as bar:
+        for suite, folder in todo:
             base = folder / "results" / suite
-            if not base.is_dir():
-                continue
             found_problems = validate_submission(folder, (suite,))
             problems[f"{suite}/{folder.name}"] = found_problems
             metadata = _metadata_columns(folder)
@@ -421,6 +422,7 @@ def collect(submissions_dir: Path, suites: tuple[str, ...] | None = None):
                             "recomputed_value": recomputed.get(name),
                         }
                     )
+            bar.update(1)
     return wanted, rows, units, problems
 
 
@@ -748,6 +750,7 @@ def export_hf(
     suites: tuple[str, ...] | None = None,
     license: str = DEFAULT_LICENSE,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> Export:
     """Write the dataset into ``out`` (module docstring). The folder is built beside ``out`` and
     swapped in when complete, so a failure leaves ``out`` as it was."""
@@ -759,7 +762,7 @@ def export_hf(
     out = Path(out)
     _check_out(out, overwrite)
     submissions_dir = Path(submissions_dir or SUBMISSIONS_DIR)
-    wanted, rows, units, problems = collect(submissions_dir, suites)
+    wanted, rows, units, problems = collect(submissions_dir, suites, progress=progress)
     kinds = prediction_column_kinds(units)
     stage = out.with_name(f".{out.name}.export-{os.getpid()}")
     previous = out.with_name(f".{out.name}.previous-{os.getpid()}")
@@ -819,9 +822,14 @@ def main(argv: list[str]) -> int:
         "--license", default=DEFAULT_LICENSE, help=f"licence id in the card's metadata (default {DEFAULT_LICENSE})"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress (default: a bar on a terminal, one line per submission otherwise)",
+    )
     args = parser.parse_args(argv)
     suites = tuple(s for s in args.suite.split(",") if s) if args.suite else None
-    export = export_hf(args.out, args.submissions_dir, suites, args.license, args.overwrite)
+    export = export_hf(args.out, args.submissions_dir, suites, args.license, args.overwrite, not args.no_progress)
     print(
         f"wrote {export.out}: {export.units} units of {len(export.submissions)} submission(s), suites "
         f"{', '.join(export.suites)}; rows: " + ", ".join(f"{config} {n}" for config, n in export.rows.items())

@@ -47,12 +47,16 @@ class Pretraining(Strict):
         return value
 
     def label(self) -> str:
+        """The leaderboard's "Pretraining images" cell; pretraining on synthetic reports (e.g. the
+        SynCXR recipe's purely synthetic pairs) adds ", synthetic reports"."""
+        reports = ", synthetic reports" if self.reports == "synthetic" else ""
         if self.images in ("synthetic", "mixed"):
             generator = {"sd21": "SD 2.1", "roentgen": "RoentGen", "other": "synthetic (other generator)"}[
                 self.generator or "other"
             ]
-            return f"{generator}" if self.images == "synthetic" else f"mixed ({generator}, {self.mix_ratio})"
-        return self.images
+            images = f"{generator}" if self.images == "synthetic" else f"mixed ({generator}, {self.mix_ratio})"
+            return images + reports
+        return self.images + reports
 
 
 class Checkpoint(Strict):

@@ -23,6 +23,15 @@ and a task subset: ``--benchmark-args "--suite demo --demo-root {data_root} --ta
 Extra placeholders: {synthesis_model} {preset} {submission} {submissions_dir}. With
 ``--generator real`` the synthesis step is skipped and real images are used.
 
+Purely synthetic pairs: ``--pairs synthetic`` replaces the synthesis step by the SynCXR recipe
+(``{python} -m recipes.syncxr run``: synthetic reports from ``--report-model``, images from
+``--synthesis-model``, curation by ``--curation-model``; ``--syncxr-args`` appends options, e.g.
+``--count``), whose output root ``<work>/syncxr-root`` (``--syncxr-root``) is a drop-in MIMIC-CXR
+data root: pretraining reads it with ``--data-root <root>`` and real images (no conversion), and
+the checkpoint is also linked as ``<method>-syncxr-<generator>-<arch>.ckpt`` for the benchmark.
+The submission then records synthetic images AND synthetic reports. Extra placeholders:
+{report_model} {curation_model} {syncxr_root} {syncxr_work}.
+
 Submission: with ``--submission NAME`` the benchmark writes its results straight into
 ``<submissions-dir>/NAME/`` (``run_benchmark.py --submission``), then the chain fills in what it
 knows in ``submission.yaml`` (method, method_id, pretraining images and generator) plus every
@@ -45,6 +54,11 @@ DEFAULT_SYNTHESIS = (
     "--output {synthetic_root} --preset {preset} --steps {steps} --generator-name {generator}"
 )
 STUDY_STEPS = 50  # Study A: 50 sampling steps for SD 2.1 and RoentGen alike (RoentGen's authors used 75)
+DEFAULT_SYNCXR = (
+    "{python} -m recipes.syncxr run --data-root {data_root} --work {syncxr_work} --output {syncxr_root} "
+    "--llm {report_model} --image-model {synthesis_model} --mllm {curation_model} --preset {preset} --steps {steps} "
+    "--generator-name {generator}"
+)
 DEFAULT_BENCHMARK = "{python} {run_benchmark} --encoder {checkpoint} --data-root {data_root} {destination}"
 # one per pretraining preset (recipes.pretraining.presets.PRESET_NAMES; kept here so the chain imports no torch)
 METHOD_TITLES = {
@@ -93,6 +107,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"sampling steps of the synthesis step (default {STUDY_STEPS}: the study's setting for both generators;\n"
         "75 = RoentGen's authors' sampling); recorded in SYNTHESIS.json and the checkpoint",
+    )
+    p.add_argument(
+        "--pairs",
+        default="real",
+        choices=("real", "synthetic"),
+        help="real: MIMIC-CXR reports with real or synthetic images (default); synthetic: purely synthetic\n"
+        "image-text pairs from the SynCXR recipe (python -m recipes.syncxr run), pretrained on its root",
+    )
+    p.add_argument("--report-model", default="", help="--pairs synthetic: local causal LM folder writing the reports")
+    p.add_argument(
+        "--curation-model", default="", help="--pairs synthetic: local image-text-to-text folder curating the images"
+    )
+    p.add_argument(
+        "--syncxr-root",
+        default=None,
+        help="--pairs synthetic: existing SynCXR root (skips it); default <work>/syncxr-root",
+    )
+    p.add_argument("--syncxr-cmd", default=DEFAULT_SYNCXR, help="--pairs synthetic: SynCXR command template")
+    p.add_argument(
+        "--syncxr-args",
+        default="",
+        help='extra options (a template) appended to the SynCXR command, e.g. "--count 200000"',
     )
     p.add_argument("--synthesis-cmd", default=DEFAULT_SYNTHESIS, help="synthesis command template")
     p.add_argument("--benchmark-cmd", default=DEFAULT_BENCHMARK, help="benchmark command template")
@@ -152,13 +188,19 @@ def plan(a: argparse.Namespace) -> list[tuple[str, list[str], Path | None]]:
         raise SystemExit(f"--synthesis-steps must be >= 1, got {a.synthesis_steps}")
     work = Path(a.work)
     real = a.generator == "real"
+    pairs_synthetic = a.pairs == "synthetic"
+    if pairs_synthetic and real:
+        raise SystemExit("--pairs synthetic needs an image generator (--generator roentgen, sd21, ...), not 'real'")
     synthetic_root = Path(a.synthetic_root) if a.synthetic_root else work / "synthetic"
+    syncxr_root = Path(a.syncxr_root) if a.syncxr_root else work / "syncxr-root"
     pre_out = work / "pretrain"
-    source = "real" if real else a.generator
-    # the exported file name is <method>-<source label>-<arch>.ckpt (see TrainConfig.export_name)
+    source = "real" if real or pairs_synthetic else a.generator
+    # the exported file name is <method>-<source label>-<arch>.ckpt (see TrainConfig.export_name); a SynCXR
+    # root is read as real data, so its checkpoint is <method>-real-<arch>.ckpt, linked under a SynCXR name
     extra = [x for x in a.pretrain_args if x != "--"]
     arch = extra[extra.index("--arch") + 1] if "--arch" in extra else "resnet50"
-    checkpoint = pre_out / f"{a.method}-{source}-{arch}.ckpt"
+    exported = pre_out / f"{a.method}-{source}-{arch}.ckpt"
+    checkpoint = pre_out / f"{a.method}-syncxr-{a.generator}-{arch}.ckpt" if pairs_synthetic else exported
     submissions_dir = submissions_root(a)
     if a.submission:
         destination = f"--submission {shlex.quote(a.submission)} --submissions-dir {shlex.quote(str(submissions_dir))}"
@@ -180,9 +222,21 @@ def plan(a: argparse.Namespace) -> list[tuple[str, list[str], Path | None]]:
         submission=shlex.quote(a.submission or ""),
         submissions_dir=shlex.quote(str(submissions_dir)),
         destination=destination,
+        report_model=shlex.quote(a.report_model or "LLM_DIR"),
+        curation_model=shlex.quote(a.curation_model or "MLLM_DIR"),
+        syncxr_root=shlex.quote(str(syncxr_root)),
+        syncxr_work=shlex.quote(str(work / "syncxr")),
     )
     steps = []
-    if not real:
+    if pairs_synthetic:
+        steps.append(
+            (
+                "syncxr",
+                shlex.split(a.syncxr_cmd.format(**values)) + shlex.split(a.syncxr_args.format(**values)),
+                syncxr_root / "SYNCXR.json",
+            )
+        )
+    elif not real:
         steps.append(
             (
                 "synthesis",
@@ -202,15 +256,17 @@ def plan(a: argparse.Namespace) -> list[tuple[str, list[str], Path | None]]:
         "--method",
         a.method,
         "--data-root",
-        a.data_root,
+        str(syncxr_root) if pairs_synthetic else a.data_root,
         "--text-encoder",
         a.text_encoder,
         "--output",
         str(pre_out),
     ]
-    if not real:
+    if not real and not pairs_synthetic:
         pre += ["--image-source", "synthetic", "--synthetic-root", str(synthetic_root), "--generator", a.generator]
-    steps.append(("pretraining", pre + extra, checkpoint))
+    steps.append(("pretraining", pre + extra, exported))
+    if pairs_synthetic:  # built-in step, run in this process (shown as the equivalent command)
+        steps.append(("link-checkpoint", ["ln", "-f", str(exported), str(checkpoint)], checkpoint))
     steps.append(
         (
             "benchmark",
@@ -269,9 +325,12 @@ def _merge(base: dict, update: dict) -> dict:
     return merged
 
 
-def fill_submission(folder: Path, method: str, generator: str, meta: dict | None = None) -> Path:
+def fill_submission(
+    folder: Path, method: str, generator: str, meta: dict | None = None, *, reports: str | None = None
+) -> Path:
     """Write what the chain knows (and ``meta``) into ``folder/submission.yaml``, which the
-    benchmark's ``--submission`` run created with the harness-known fields."""
+    benchmark's ``--submission`` run created with the harness-known fields. ``reports``
+    (``synthetic`` for SynCXR pairs) sets the pretraining reports and dataset."""
     import yaml
 
     from benchmark.atomic import atomic_write_text
@@ -290,6 +349,10 @@ def fill_submission(folder: Path, method: str, generator: str, meta: dict | None
             "mix_ratio": None,
         },
     }
+    if reports is not None:
+        known["pretraining"]["reports"] = reports
+        if reports == "synthetic":
+            known["pretraining"]["dataset"] = "SynCXR synthetic image-text pairs (recipes.syncxr)"
     merged = _merge(_merge(current, known), meta or {})
     atomic_write_text(path, yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
     return path
@@ -299,7 +362,8 @@ def submission_step(a: argparse.Namespace) -> int:
     from benchmark.submissions import validate_submission
 
     folder = submissions_root(a) / a.submission
-    path = fill_submission(folder, a.method, a.generator, parse_meta(a.meta))
+    reports = "synthetic" if a.pairs == "synthetic" else None
+    path = fill_submission(folder, a.method, a.generator, parse_meta(a.meta), reports=reports)
     problems = validate_submission(folder)
     if problems:
         print(f"[chain] submission {folder} ({path.name}) is not valid yet: {len(problems)} problem(s):", flush=True)
@@ -310,14 +374,31 @@ def submission_step(a: argparse.Namespace) -> int:
     return 0
 
 
+def link_checkpoint(source: Path, target: Path) -> None:
+    """``target`` becomes a hard link to ``source`` (a copy across file systems), atomically."""
+    import os
+    import shutil
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     for name, cmd, done in plan(a):
-        if done is not None and done.exists() and name == "synthesis":
+        if done is not None and done.exists() and name in ("synthesis", "syncxr"):
             print(f"[chain] {name}: {done} exists, skipped", flush=True)
             continue
         print(f"[chain] {name}: {shlex.join(cmd)}", flush=True)
         if a.dry_run:
+            continue
+        if name == "link-checkpoint":
+            link_checkpoint(Path(cmd[-2]), Path(cmd[-1]))
             continue
         builtin = name == "submission" and not a.submission_cmd
         rc = submission_step(a) if builtin else subprocess.call(cmd)

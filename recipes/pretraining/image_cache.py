@@ -264,7 +264,8 @@ class ImageCache:
         if not shards:
             return
         import torch
-        from tqdm.auto import tqdm
+
+        from benchmark.progress import progress_bar
 
         paths = [p for _, items in shards for _, p in items]
         batches, start = [], 0
@@ -281,9 +282,8 @@ class ImageCache:
         )  # leaves torch's global RNG alone
         stream = iter(loader)
         R = self.resize
-        with tqdm(
-            total=len(paths), desc=f"image cache ({R} px)", unit="img", dynamic_ncols=True, disable=not progress
-        ) as bar:
+        # a bar on a terminal; in a batch log a line at most every 30 s (updates come per 32 images)
+        with progress_bar(len(paths), f"image cache ({R} px)", "img", enabled=progress, every=30) as bar:
             for name, items in shards:
                 atomic_write(
                     self.folder / f"{name}.npy",

@@ -33,6 +33,7 @@ def write_tiny_bert(
     from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizer
 
+    from benchmark.progress import library_bars_off
     from recipes.mimic import load_pairs
 
     directory = Path(directory)
@@ -56,7 +57,8 @@ def write_tiny_bert(
             intermediate_size=intermediate_size,
             max_position_embeddings=max_positions,
         )
-        BertModel(config, add_pooling_layer=False).save_pretrained(str(directory))
+        with library_bars_off():  # no "Writing model shards" bar in the caller's output
+            BertModel(config, add_pooling_layer=False).save_pretrained(str(directory))
     finally:
         torch.random.set_rng_state(state)
     return directory

@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import sys
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +29,7 @@ from typing import Any, Callable
 import torch
 
 from benchmark.errors import BenchmarkError, ConfigError
+from benchmark.progress import format_duration, is_terminal
 from recipes.mimic.pair_set import describe, pair_set_summary
 from recipes.pretraining.acceleration import CHANNELS_LAST, prepare
 from recipes.pretraining.data import (
@@ -425,10 +427,10 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
         return lr
 
     bar = None
-    if d.main and cfg.progress:
+    limit = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
+    if d.main and cfg.progress and is_terminal():  # a batch log gets the epoch lines only (say_epoch)
         from tqdm import tqdm
 
-        limit = min(total_steps, cfg.max_steps) if cfg.max_steps else total_steps
         bar = tqdm(
             total=limit,
             initial=min(state["step"], limit),
@@ -443,11 +445,35 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
     train_loader = _loader(train_set, sampler, cfg.workers)
     loaders = {"train": train_loader}
 
+    clock = {"start": time.perf_counter(), "first_step": state["step"]}
+    epoch_losses: list[float] = []
+
+    def say_epoch(val: float | None, best: bool) -> None:
+        """One line per finished epoch (a batch log's progress; above the bar on a terminal)."""
+        if not d.main:
+            return
+        elapsed = time.perf_counter() - clock["start"]
+        steps = state["step"] - clock["first_step"]
+        text = f"epoch {state['epoch']}/{cfg.epochs}: step {state['step']}/{limit}"
+        if epoch_losses:
+            text += f", train loss {sum(epoch_losses) / len(epoch_losses):.4f}"
+        if val is not None:
+            text += f", val loss {val:.4f}" + (" (best)" if best else "")
+        text += f", {format_duration(elapsed)} elapsed"
+        if steps > 0 and state["step"] < limit and not state["done"]:
+            text += f", ETA {format_duration(elapsed / steps * (limit - state['step']))}"
+        epoch_losses.clear()
+        if bar is not None:
+            bar.write(text)
+        else:
+            print(text, flush=True)
+
     def flush_logs(save: bool = False) -> None:
         """Write the pending steps' lines (one host sync), optionally save, then run the hooks."""
         done = steplog.flush()
         for rec, _ in done:
             log_line(rec)
+            epoch_losses.append(rec["loss"])
         if bar is not None and done:
             rec = done[-1][0]
             bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", img_s=f"{rec['img_per_s']:.1f}")
@@ -509,6 +535,7 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
             break
         # epoch finished
         state["epoch"] += 1
+        val, best = None, False
         if cfg.validate and len(valid_set) >= cfg.batch_size * W:
             if "valid" not in loaders:
                 loaders["valid"] = _loader(
@@ -529,7 +556,7 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
                         state["lr_scale"] *= hp["plateau_factor"]
                         state["plateau_bad"] = 0
             if state["best_val"] is None or val < state["best_val"]:
-                state["best_val"], state["bad_epochs"] = val, 0
+                state["best_val"], state["bad_epochs"], best = val, 0, True
                 if d.main:
                     export_checkpoint(
                         method,
@@ -546,6 +573,7 @@ def train(cfg: TrainConfig, hooks: Hooks | None = None, dist_info: Dist | None =
                 state["bad_epochs"] += 1
                 if state["bad_epochs"] >= cfg.patience:
                     state["done"] = stop = True
+        say_epoch(val, best)
         save_state()
     if bar is not None:
         bar.close()

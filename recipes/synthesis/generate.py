@@ -787,16 +787,10 @@ def generate(cfg: GenerationConfig, log=print) -> dict:
     manifest_path = shard_manifest_path(output, index, count)
     write_manifest(manifest_path, pd.DataFrame(kept, columns=list(MANIFEST_COLUMNS)))
     appender = ManifestAppender(manifest_path)
-    from tqdm.auto import tqdm
+    from benchmark.progress import progress_bar
 
-    bar = tqdm(
-        total=len(todo),
-        unit="img",
-        desc=f"shard {index}/{count}",
-        disable=not cfg.progress,
-        dynamic_ncols=True,
-        smoothing=0.05,
-    )
+    # a bar on a terminal; in a batch log one line per generated batch
+    bar = progress_bar(len(todo), f"[synthesis] shard {index}/{count}", "img", enabled=cfg.progress)
     gen_start, done = time.perf_counter(), 0
     try:
         needed = {r["dicom_id"]: r for r in todo}

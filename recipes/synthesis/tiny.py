@@ -14,6 +14,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from benchmark.progress import library_bars_off
+
 FIXTURE_TEXT = (
     "no acute cardiopulmonary process . right basilar atelectasis . small left pleural effusion . "
     "moderate cardiomegaly with pulmonary edema . possible right lower lobe pneumonia . "
@@ -192,5 +194,7 @@ def write_tiny_pipeline(
     """Build :func:`build_pipeline` and ``save_pretrained`` it to ``directory``."""
     directory = Path(directory)
     tok = write_clip_tokenizer(directory / "_fixture_tokenizer")
-    build_pipeline(architecture, seed, tok, scheduler).save_pretrained(directory, safe_serialization=True)
+    pipeline = build_pipeline(architecture, seed, tok, scheduler)
+    with library_bars_off():  # no "Writing model shards" bar in the caller's output
+        pipeline.save_pretrained(directory, safe_serialization=True)
     return directory
