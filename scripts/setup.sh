@@ -37,6 +37,16 @@ TXRV_PIN="torchxrayvision==1.5.7"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
+# ---------------------------------------------------------------- 0. disk
+# A fresh .venv takes about 6.9 GB (torch's CUDA build; measured 2026-12-01) and the tests
+# write up to ~1 GB more; a full disk surfaces later as unrelated-looking failures.
+if [ ! -x "$VENV/bin/python" ]; then
+  FREE_KB=$(df -Pk "$ROOT" | awk 'NR==2 {print $4}')
+  if [ -n "$FREE_KB" ] && [ "$FREE_KB" -lt 8000000 ]; then
+    say "WARNING: only $((FREE_KB / 1000000)) GB free on $(df -P "$ROOT" | awk 'NR==2 {print $6}'); set-up and tests need about 8 GB"
+  fi
+fi
+
 # ---------------------------------------------------------------- 1. venv
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating virtual environment $VENV ($("$PYTHON" --version))"
