@@ -17,6 +17,7 @@ detection files counted from 0) and every result carries the same training field
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,10 @@ def unit_paths(output: Path, unit: UnitId) -> tuple[Path, Path]:
 def write_result(output: Path, result: Result, predictions: pd.DataFrame | None) -> Path:
     json_path, pred_path = unit_paths(output, result.unit)
     if predictions is not None:  # atomic: a failed write (full disk) leaves no temp file behind
-        atomic_write(
-            pred_path, lambda tmp: predictions.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
-        )
+        # gzip.compress writes no file name and, with mtime 0, no time into the header: the same
+        # predictions give the same bytes (pandas' gzip writer stores the temporary file's name)
+        csv_bytes = predictions.to_csv(index=False, lineterminator="\n").encode()
+        atomic_write(pred_path, lambda tmp: tmp.write_bytes(gzip.compress(csv_bytes, compresslevel=9, mtime=0)))
         result.predictions_file = pred_path.name
     # the JSON is written last: its presence means the unit is complete
     atomic_write_text(json_path, result.model_dump_json(indent=2) + "\n")
