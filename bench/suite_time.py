@@ -350,12 +350,11 @@ def measure_segmentation(ctx, tasks: dict, settings: dict) -> dict:
     from benchmark.families import segmentation
     from benchmark.families.segmentation import (
         PyramidStore,
-        data_samples,
-        image_seed,
-        shift_scale_rotate,
+        augment_batch,
         to_input,
+        train_step,
+        validation_loss,
     )
-    from benchmark.features import autocast_context
     from benchmark.openmmlab.segmentation_config import build_segmentor, segmentation_config
 
     device, encoder = ctx.device, ctx.encoder
@@ -384,25 +383,14 @@ def measure_segmentation(ctx, tasks: dict, settings: dict) -> dict:
         ids = [f"stand-in-{k}" for k in range(batch)]
         epoch = iter(range(10**6))
 
-        def train_step() -> None:  # the body of run_unit's training loop, for one batch
-            e = next(epoch)
-            augmented, augmented_masks = [], []
-            for k in range(batch):
-                image, mask = shift_scale_rotate(
-                    images[k], masks[k], recipe.augmentation, np.random.default_rng(image_seed(0, e, ids[k]))
-                )
-                augmented.append(image)
-                augmented_masks.append(mask)
+        def one_step() -> None:  # the body of run_unit's training loop, for one batch
             model.train()
-            with autocast_context(device):
-                losses = model.loss(
-                    to_input(np.stack(augmented), device), data_samples(np.stack(augmented_masks), device)
-                )
-            loss, _ = model.parse_losses(losses)
-            optim_wrapper.update_params(loss)
-            float(loss.detach())  # the loop reads every step's loss
+            augmented, augmented_masks = augment_batch(
+                images, masks, np.arange(batch), ids, recipe.augmentation, 0, next(epoch)
+            )
+            float(train_step(model, optim_wrapper, augmented, augmented_masks, device).detach())  # read every step
 
-        step_s = timed(train_step, device, settings["warmup"], settings["seg_steps"])
+        step_s = timed(one_step, device, settings["warmup"], settings["seg_steps"])
 
         # validation: the decoder on cached pyramids (run_unit's val_loss), per image
         n_val = settings["seg_val_images"] or eval_batch
@@ -419,20 +407,7 @@ def measure_segmentation(ctx, tasks: dict, settings: dict) -> dict:
         val_masks = np.repeat(masks[:1], n_val, axis=0)
 
         def validation() -> None:
-            total = 0.0
-            with torch.no_grad():
-                for start in range(0, n_val, chunk):
-                    index = np.arange(start, min(start + chunk, n_val))
-                    feats = store.batch(index, device)
-                    with autocast_context(device):
-                        logits = model.decode_head(feats)
-                    for sub in range(0, len(index), batch):
-                        part = index[sub : sub + batch]
-                        losses = model.decode_head.loss_by_feat(
-                            logits[sub : sub + batch].float(), data_samples(val_masks[part], device)
-                        )
-                        loss, _ = model.parse_losses(losses)
-                        total += float(loss) * len(part)
+            validation_loss(model, lambda index: store.batch(index, device), val_masks, chunk, batch, device)
 
         val_s = timed(validation, device, 1, settings["val_repeats"])
         out[task_id] = {

@@ -310,6 +310,57 @@ class _null:
 
 
 # ---------------------------------------------------------------------------- training
+def augment_batch(
+    images: np.ndarray,
+    masks: np.ndarray,
+    index: np.ndarray,
+    ids: list[str],
+    augmentation: ShiftScaleRotate,
+    seed: int,
+    epoch: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training images ``index`` and their masks through shift-scale-rotate, each image with its
+    own generator seeded by (seed, epoch, image id): the same augmentation whatever the batch."""
+    pairs = [
+        shift_scale_rotate(images[k], masks[k], augmentation, np.random.default_rng(image_seed(seed, epoch, ids[k])))
+        for k in index
+    ]
+    return np.stack([image for image, _ in pairs]), np.stack([mask for _, mask in pairs])
+
+
+def train_step(model, optim_wrapper, images: np.ndarray, masks: np.ndarray, device: torch.device) -> torch.Tensor:
+    """One optimiser step on an augmented batch: the frozen encoder's forward on it, the decoder's
+    forward and backward, the optimiser's update. Returns the loss (on the device)."""
+    with autocast_context(device):
+        losses = model.loss(to_input(images, device), data_samples(masks, device))
+    loss, _ = model.parse_losses(losses)
+    optim_wrapper.update_params(loss)
+    return loss
+
+
+def validation_loss(
+    model, features, masks: np.ndarray, eval_batch: int, batch_size: int, device: torch.device
+) -> float:
+    """Mean loss over the ``len(masks)`` validation images; ``features(index)`` gives the pyramid
+    of images ``index``. The decoder runs on chunks of ``eval_batch`` images (eval-mode batch norm:
+    batch independent); the loss, whose soft Dice is batch-level, on training-size batches."""
+    total, count = 0.0, len(masks)
+    with torch.no_grad():
+        for start in range(0, count, eval_batch):
+            index = np.arange(start, min(start + eval_batch, count))
+            feats = features(index)
+            with autocast_context(device):
+                logits = model.decode_head(feats)
+            for sub in range(0, len(index), batch_size):
+                part = index[sub : sub + batch_size]
+                losses = model.decode_head.loss_by_feat(
+                    logits[sub : sub + batch_size].float(), data_samples(masks[part], device)
+                )
+                loss, _ = model.parse_losses(losses)
+                total += float(loss) * len(part)
+    return total / max(1, count)
+
+
 def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> UnitOutcome:
     from mmengine.optim import build_optim_wrapper
     from mmengine.runner import set_random_seed
@@ -386,23 +437,9 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> UnitOutcome:
 
     def val_loss() -> float:
         model.eval()
-        total = 0.0
-        # the decoder runs on chunks of eval_batch images (eval-mode batch norm: batch
-        # independent); the loss, whose soft Dice is batch-level, on training-size batches
-        with torch.no_grad():
-            for start in range(0, len(val_ids), eval_batch):
-                index = np.arange(start, min(start + eval_batch, len(val_ids)))
-                feats = eval_features("val", val_images, index)
-                with autocast_context(device):
-                    logits = model.decode_head(feats)
-                for sub in range(0, len(index), batch_size):
-                    part = index[sub : sub + batch_size]
-                    losses = model.decode_head.loss_by_feat(
-                        logits[sub : sub + batch_size].float(), data_samples(val_masks[part], device)
-                    )
-                    loss, _ = model.parse_losses(losses)
-                    total += float(loss) * len(part)
-        return total / max(1, len(val_ids))
+        return validation_loss(
+            model, lambda index: eval_features("val", val_images, index), val_masks, eval_batch, batch_size, device
+        )
 
     # ---- training loop
     rng = np.random.default_rng(unit.seed)
@@ -431,22 +468,12 @@ def run_unit(ctx: RunContext, data: TaskData, unit: UnitId) -> UnitOutcome:
             ):  # batch norm needs two samples; fold a lone tail into the epoch's next use
                 continue
             ta = time.perf_counter()
-            images, masks = [], []
-            for k in index:
-                image, mask = shift_scale_rotate(
-                    train_images[k],
-                    train_masks[k],
-                    recipe.augmentation,
-                    np.random.default_rng(image_seed(unit.seed, epoch, train_ids[k])),
-                )
-                images.append(image)
-                masks.append(mask)
+            images, masks = augment_batch(
+                train_images, train_masks, index, train_ids, recipe.augmentation, unit.seed, epoch
+            )
             phase["augment"] += time.perf_counter() - ta
             ts = time.perf_counter()
-            with autocast_context(device):
-                losses = model.loss(to_input(np.stack(images), device), data_samples(np.stack(masks), device))
-            loss, _ = model.parse_losses(losses)
-            optim_wrapper.update_params(loss)
+            loss = train_step(model, optim_wrapper, images, masks, device)
             phase["train_steps"] += time.perf_counter() - ts
             running += float(loss.detach()) * len(index)
             seen += len(index)
