@@ -102,7 +102,11 @@ PYEOF
     SRC="$BUILD/mmcv-$MMCV_VERSION"
     sed -i -E 's/-std=c\+\+1[47]/-std=c++20/g' "$SRC/setup.py"
     grep -q -- '-std=c++20' "$SRC/setup.py" || { echo "could not raise mmcv's C++ standard"; exit 1; }
-    ( cd "$SRC" && MMCV_WITH_OPS=1 FORCE_CUDA=$FORCE_CUDA MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+    # mmcv's setup.py compiles its CUDA kernels whenever torch sees a GPU, FORCE_CUDA=0 or not:
+    # the CPU variant hides the GPU from the build.
+    HIDE_GPU=()
+    [ "$FORCE_CUDA" = "0" ] && HIDE_GPU=(CUDA_VISIBLE_DEVICES=)
+    ( cd "$SRC" && env ${HIDE_GPU[@]+"${HIDE_GPU[@]}"} MMCV_WITH_OPS=1 FORCE_CUDA=$FORCE_CUDA MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
         PATH="$BUILD/venv/bin:$PATH" "$BPY" -m pip wheel -q --no-build-isolation --no-deps -w "$BUILD/dist" . )
     mkdir -p "$WHEEL_DIR"
     mv "$BUILD"/dist/mmcv-*.whl "$WHEEL_DIR/"
