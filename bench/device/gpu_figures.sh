@@ -11,7 +11,8 @@
 #      from mmcv's setup.py (CUDA_VISIBLE_DEVICES=), which otherwise compiles every CUDA kernel
 #      whenever torch sees a GPU; the harness needs none of them (about 4.5 min on 16 cores);
 #   3. the bench scripts, each under a time limit that keeps the call inside $BUDGET_S:
-#      suite_time --quick, pretraining_throughput (real sizes, batch 72, bf16), batched_probe
+#      suite_time --quick, pretraining_throughput (its CUDA defaults: real sizes, batch 72, bf16,
+#      30 steps), batched_probe
 #      (real sizes, batched mode), suite_time at full length.
 # .device/ is git-ignored and survives between calls while the machine stays warm, so a second
 # call skips the finished phases and benches (markers in .device/done/). The project runs from
@@ -87,8 +88,7 @@ bench() {
   say "$name: exit $rc after $(( $(date +%s) - STARTED ))s total (124: its time limit)"
 }
 bench suite_time_quick 200 "$PY" bench/suite_time.py --device "$DEVICE" --quick --json "$OUT/suite_time_quick.json"
-bench pretraining_throughput 120 "$PY" bench/pretraining_throughput.py --device "$DEVICE" --batch 72 --steps 30 \
-  ${SIZE:+--size "$SIZE"}
+bench pretraining_throughput 120 "$PY" bench/pretraining_throughput.py --device "$DEVICE" ${SIZE:+--size "$SIZE"}
 bench batched_probe 150 "$PY" bench/batched_probe.py --device "$DEVICE" --scale "${PROBE_SCALE:-1.0}" --modes batched
 bench suite_time 600 "$PY" bench/suite_time.py --device "$DEVICE" --json "$OUT/suite_time.json"
 say "finished; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"
