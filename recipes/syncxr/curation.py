@@ -41,11 +41,10 @@ from .steps import (
     folder_lock,
     log,
     model_record,
-    my_shard,
     progress_bar,
     provenance,
     read_manifest,
-    shard_batches,
+    start_batched_step,
     write_manifest,
 )
 
@@ -211,11 +210,9 @@ def run(cfg: CurationConfig) -> dict | None:
         "images_settings_sha256": images_manifest["settings_sha256"],
     }
     out = folder(cfg.work)
-    store = BatchStore(out, settings, STEP)
-    n_batches = batch_count(len(table), cfg.batch_size)
-    index, count = my_shard(cfg.shard)
-    done, todo = store.plan(shard_batches(n_batches, index, count), cfg.overwrite)
-    store.write_settings()
+    store, (n_batches, index, count, done, todo) = start_batched_step(
+        out, settings, STEP, len(table), cfg.batch_size, cfg.shard, cfg.overwrite
+    )
     log(
         f"curate: {len(table)} images in {n_batches} batches; shard {index}/{count}: {len(done)} done, "
         f"{len(todo)} to do"

@@ -33,10 +33,9 @@ from .steps import (
     file_sha256,
     folder_lock,
     log,
-    my_shard,
     progress_bar,
     provenance,
-    shard_batches,
+    start_batched_step,
     write_manifest,
 )
 
@@ -124,11 +123,9 @@ def run(cfg: EntitiesConfig) -> dict | None:
         "reports_total": len(studies),
     }
     out = folder(cfg.work)
-    store = BatchStore(out, settings, STEP)
-    n_batches = batch_count(len(studies), cfg.chunk_size)
-    index, count = my_shard(cfg.shard)
-    done, todo = store.plan(shard_batches(n_batches, index, count), cfg.overwrite)
-    store.write_settings()
+    store, (n_batches, index, count, done, todo) = start_batched_step(
+        out, settings, STEP, len(studies), cfg.chunk_size, cfg.shard, cfg.overwrite
+    )
     log(
         f"entities: {len(studies)} reports in {n_batches} chunks (lexicon {lexicon.version[:12]}); "
         f"shard {index}/{count}: {len(done)} chunks done, {len(todo)} to do"

@@ -55,11 +55,10 @@ from .steps import (
     folder_lock,
     log,
     model_record,
-    my_shard,
     progress_bar,
     provenance,
     read_manifest,
-    shard_batches,
+    start_batched_step,
     write_manifest,
 )
 
@@ -477,11 +476,9 @@ def run(cfg: ReportsConfig) -> dict | None:
     lexicon = load_lexicon(cfg.lexicon)
     settings = step_settings(cfg, source["samples_sha256"], lexicon)
     out = folder(cfg.work)
-    store = BatchStore(out, settings, STEP)
-    n_batches = batch_count(len(samples), cfg.batch_size)
-    index, count = my_shard(cfg.shard)
-    done, todo = store.plan(shard_batches(n_batches, index, count), cfg.overwrite)
-    store.write_settings()
+    store, (n_batches, index, count, done, todo) = start_batched_step(
+        out, settings, STEP, len(samples), cfg.batch_size, cfg.shard, cfg.overwrite
+    )
     name = settings["generator"].get("model", {}).get("name", settings["generator"].get("kind", "generator"))
     log(
         f"reports: {len(samples)} entity sets in {n_batches} batches of {cfg.batch_size}; shard {index}/{count}: "

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from benchmark.atomic import atomic_write_text, remove_stale_temp_files
 from benchmark.errors import BenchmarkError, ConfigError
@@ -80,6 +81,17 @@ def batch_count(items: int, batch_size: int) -> int:
 def shard_batches(n_batches: int, index: int, count: int) -> list[int]:
     """The global batches of shard ``index`` of ``count``: ``index, index + count, ...``."""
     return list(range(index, n_batches, count))
+
+
+class ShardWork(NamedTuple):
+    """This process's share of a batched step: the step's batch count, the shard, and that
+    shard's batches already done (same settings) and still to do."""
+
+    n_batches: int
+    index: int
+    count: int
+    done: list[int]
+    todo: list[int]
 
 
 @contextlib.contextmanager
@@ -204,3 +216,16 @@ class Timer:
 
 def log(message: str) -> None:
     print(f"[syncxr] {message}", flush=True)
+
+
+def start_batched_step(
+    folder: Path, settings: dict, step: str, n_items: int, batch_size: int, shard: str | None, overwrite: bool
+) -> tuple[BatchStore, ShardWork]:
+    """The start every batched step shares: open its batch store, plan this shard's batches
+    (batch files made with other settings are refused unless ``overwrite``) and record the settings."""
+    store = BatchStore(folder, settings, step)
+    n_batches = batch_count(n_items, batch_size)
+    index, count = my_shard(shard)
+    done, todo = store.plan(shard_batches(n_batches, index, count), overwrite)
+    store.write_settings()
+    return store, ShardWork(n_batches, index, count, done, todo)
